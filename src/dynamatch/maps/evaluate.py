@@ -1,0 +1,172 @@
+"""Score maps and models on a dataset: the 4A-2A paper's protocol, and a held-out protocol it lacks.
+
+* :func:`score_map` — predict every selected pair with the map at its (mode, peak reduction) and score it.
+* :func:`paper_protocol` — fit every setting (the paper's "GT" column), build maps from the knots
+  40, 50, …, 100 only, and score linear and spline interpolation at the held-out settings 45, …, 95;
+  written as CSV in the shape of the paper's ``comp.csv`` / ``limit.csv``.
+* :func:`held_out_protocol` — fit on the first part of each file, score on the rest (the paper
+  fits and scores on the same audio).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..data.datasets import PairDataset
+from ..metrics import score
+from ..models.compressor import PARAMETER_NAMES, Compressor
+from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio, map_from_fits
+from .parameter_map import ParameterMap
+
+FAST_METRICS = ("esr", "delta_ldr_db", "mae")
+PAPER_COLUMNS = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
+
+
+def score_compressor(
+    compressor: Compressor, dry: np.ndarray, wet: np.ndarray, sample_rate: float,
+    metrics: Sequence[str] = FAST_METRICS,
+) -> dict[str, float]:
+    """Metrics of ``compressor``'s prediction of ``wet`` from ``dry``."""
+    return score(compressor.process(dry, sample_rate), wet, sample_rate, metrics=tuple(metrics))
+
+
+def score_map(
+    model: ParameterMap | Compressor,
+    dataset: PairDataset,
+    *,
+    label: str = "model",
+    split: str | None = None,
+    modes: Iterable[str] | None = None,
+    peak_reductions: Iterable[float] | None = None,
+    start_seconds: float = 0.0,
+    duration_seconds: float | None = None,
+    metrics: Sequence[str] = FAST_METRICS,
+    on_pair: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per pair: model, mode, peak_reduction, pair name, metrics."""
+    pairs = dataset.pairs(split=split, mode=list(modes) if modes else None,
+                          peak_reduction=list(peak_reductions) if peak_reductions is not None else None)
+    rows = []
+    for index, pair in enumerate(pairs):
+        dry, wet = dataset.read(pair, start_seconds=start_seconds, duration_seconds=duration_seconds)
+        compressor = model if isinstance(model, Compressor) else model.compressor(pair.peak_reduction, pair.mode)
+        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row.update(score_compressor(compressor, dry, wet, dataset.sample_rate, metrics))
+        rows.append(row)
+        if on_pair:
+            on_pair(index + 1, len(pairs))
+    return rows
+
+
+def paper_protocol(
+    dataset: PairDataset,
+    output_dir: str | os.PathLike,
+    *,
+    modes: Sequence[str] = ("compress", "limit"),
+    split: str | None = "train",
+    session: str | None = None,
+    max_seconds: float | None = None,
+    method: str = "newton",
+    on_setting: Callable[[SettingFit, int, int], None] | None = None,
+) -> dict[str, Path]:
+    """Fit all settings 100→40, then score interpolation from the even knots at the odd settings.
+
+    Writes ``map.json`` (all settings), ``comp.csv`` / ``limit.csv`` (the paper's shape) and
+    ``scores.csv`` (ESR and ΔLDR per method, mode and setting) into ``output_dir``.
+    """
+    output_dir = Path(output_dir)
+    full = fit_map(dataset, output_dir / "map.json", modes=modes, chain=DEFAULT_CHAIN, split=split,
+                   session=session, method=method, max_seconds=max_seconds, on_setting=on_setting)
+    written = {"map": output_dir / "map.json"}
+    score_rows: list[dict[str, Any]] = []
+    for mode in modes:
+        if mode not in full.modes:
+            continue
+        knots = full.knots(mode)
+        even = np.array([pr for pr in knots if round(pr) % 10 == 0])
+        table = {name: full.modes[mode][name] for name in ("peak_reduction",) + PARAMETER_NAMES}
+        sub = {c: np.array([v for pr, v in zip(knots, table[c]) if pr in even]) for c in table}
+        sparse = {kind: ParameterMap({mode: sub}, kind) for kind in ("linear", "spline")}
+        fit_esr = {s["peak_reduction"]: s["esr"] for s in full.fit_statistics.get(mode, [])}
+        lines = []
+        for pr in knots:
+            row: dict[str, Any] = {"peak_reduction": pr, "fit_esr": fit_esr.get(pr)}
+            pairs = dataset.pairs(split=split, mode=mode, peak_reduction=float(pr), session=session)
+            dry, wet = load_setting_audio(dataset, pairs, max_seconds)
+            fitted = full.compressor(pr, mode)
+            gt = score_compressor(fitted, dry, wet, dataset.sample_rate, ("esr", "delta_ldr_db"))
+            score_rows.append({"method": "fit", "mode": mode, "peak_reduction": pr, **gt})
+            if pr not in even:
+                for kind, m in sparse.items():
+                    s = score_compressor(m.compressor(pr, mode), dry, wet, dataset.sample_rate, ("esr", "delta_ldr_db"))
+                    row[f"{kind}_esr"] = s["esr"]
+                    score_rows.append({"method": f"{kind} interpolation", "mode": mode, "peak_reduction": pr, **s})
+            row.update(fitted.to_dict())
+            lines.append(row)
+        name = "comp.csv" if mode == "compress" else f"{mode}.csv"
+        written[mode] = write_paper_csv(output_dir / name, lines)
+    written["scores"] = write_rows(output_dir / "scores.csv", score_rows)
+    return written
+
+
+def held_out_protocol(
+    dataset: PairDataset,
+    output_dir: str | os.PathLike,
+    *,
+    fit_seconds: float,
+    score_seconds: float | None = None,
+    modes: Sequence[str] = ("compress", "limit"),
+    split: str | None = "train",
+    session: str | None = None,
+    method: str = "newton",
+    metrics: Sequence[str] = FAST_METRICS,
+    on_setting: Callable[[SettingFit, int, int], None] | None = None,
+) -> dict[str, Path]:
+    """Fit each setting on its first ``fit_seconds``; score on the audio after it (in-sample too)."""
+    output_dir = Path(output_dir)
+    fitted = fit_map(dataset, output_dir / "map.json", modes=modes, split=split, session=session,
+                     method=method, max_seconds=fit_seconds, on_setting=on_setting)
+    rows = []
+    for part, start, duration in (("in-sample", 0.0, fit_seconds), ("held-out", fit_seconds, score_seconds)):
+        for row in score_map(fitted, dataset, label="fit", split=split, modes=modes, start_seconds=start,
+                             duration_seconds=duration, metrics=metrics):
+            rows.append({"part": part, **row})
+    return {"map": output_dir / "map.json", "scores": write_rows(output_dir / "held_out.csv", rows)}
+
+
+def write_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write dict rows as CSV (columns in first-seen order), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def write_paper_csv(path: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+    """The two-line header layout of the 4A-2A paper's comp.csv / limit.csv."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fmt = lambda v: "" if v is None else repr(float(v))  # noqa: E731
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Peak Reduction", "ESR", "", "", "Threshold (dB)", "Ratio", "Attack (ms)", "Release (ms)",
+                         " Make-up Gain (dB)"])
+        writer.writerow(["", "GT", "Linear Interpolation", "Spline Interpolation", "", "", "", "", ""])
+        for line in lines:
+            writer.writerow([f"{line['peak_reduction']:g}", fmt(line.get("fit_esr")), fmt(line.get("linear_esr")),
+                             fmt(line.get("spline_esr"))] + [fmt(line[c]) for c in PAPER_COLUMNS])
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,170 @@
+"""Fit a parameter map over a dataset: one Newton fit per knob setting, chained and resumable.
+
+As in the 4A-2A paper, settings are fitted in a chain (default peak reduction 100, 95, …, 40), each
+warm-started from its neighbour's result; the first one starts from the default point.  Progress is
+saved atomically after every setting in ``<output>.progress.json``: a killed run, restarted with the
+same command, continues where it stopped without refitting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..data.datasets import PairDataset, PairInfo
+from ..errors import DatasetError
+from ..fitting import fit_arrays
+from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.model_file import write_json_atomic
+from .parameter_map import ParameterMap
+
+DEFAULT_CHAIN: tuple[float, ...] = tuple(float(v) for v in range(100, 35, -5))
+PROGRESS_FORMAT = "dynamatch.fit_map_progress"
+
+
+@dataclass(frozen=True)
+class SettingFit:
+    """The fit at one (mode, peak reduction) setting."""
+
+    mode: str
+    peak_reduction: float
+    compressor: Compressor
+    esr: float
+    iterations: int
+    success: bool
+    elapsed_seconds: float
+    files: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "peak_reduction": self.peak_reduction, "parameters": self.compressor.to_dict(),
+            "esr": self.esr, "iterations": self.iterations, "success": self.success,
+            "elapsed_seconds": self.elapsed_seconds, "files": list(self.files),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SettingFit":
+        return cls(d["mode"], float(d["peak_reduction"]), Compressor(**d["parameters"]), float(d["esr"]),
+                   int(d["iterations"]), bool(d["success"]), float(d["elapsed_seconds"]), tuple(d["files"]))
+
+
+def progress_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".progress.json")
+
+
+def read_progress(output: str | os.PathLike, settings_key: dict[str, Any]) -> dict[tuple[str, float], SettingFit]:
+    """Completed settings of an earlier run with the same settings (else nothing)."""
+    path = progress_path(output)
+    if not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if document.get("format") != PROGRESS_FORMAT or document.get("settings") != settings_key:
+        return {}
+    fits = [SettingFit.from_dict(d) for d in document.get("fits", [])]
+    return {(f.mode, f.peak_reduction): f for f in fits}
+
+
+def load_setting_audio(
+    dataset: PairDataset, pairs: Sequence[PairInfo], max_seconds: float | None, start_seconds: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the pairs of one setting (each limited to ``max_seconds`` from ``start_seconds``)."""
+    dry_parts, wet_parts = [], []
+    for pair in pairs:
+        dry, wet = dataset.read(pair, start_seconds=start_seconds, duration_seconds=max_seconds)
+        dry_parts.append(dry)
+        wet_parts.append(wet)
+    return np.concatenate(dry_parts), np.concatenate(wet_parts)
+
+
+def fit_map(
+    dataset: PairDataset,
+    output: str | os.PathLike,
+    *,
+    modes: Iterable[str] = ("compress", "limit"),
+    chain: Sequence[float] = DEFAULT_CHAIN,
+    split: str | None = "train",
+    session: str | None = None,
+    method: str = "newton",
+    interpolation: str = "linear",
+    max_seconds: float | None = None,
+    start_seconds: float = 0.0,
+    max_iterations: int = 50,
+    on_setting: Callable[[SettingFit, int, int], None] | None = None,
+    on_start: Callable[[str, float, int, int], None] | None = None,
+) -> ParameterMap:
+    """Fit every setting in ``chain`` for each mode and write the map to ``output``.
+
+    ``on_start(mode, pr, index, total)`` and ``on_setting(fit, index, total)`` report progress.
+    Settings absent from the dataset are skipped (the chain continues from the last fitted one).
+    """
+    modes = list(modes)
+    settings_key = {
+        "root": str(dataset.root), "modes": modes, "chain": [float(v) for v in chain], "split": split,
+        "session": session, "method": method, "max_seconds": max_seconds, "start_seconds": start_seconds,
+    }
+    done = read_progress(output, settings_key)
+    plan: list[tuple[str, float, list[PairInfo]]] = []
+    for mode in modes:
+        for pr in chain:
+            pairs = dataset.pairs(split=split, mode=mode, peak_reduction=float(pr), session=session)
+            if pairs:
+                plan.append((mode, float(pr), pairs))
+    if not plan:
+        raise DatasetError(
+            f"{dataset.root}: no pairs for modes {modes} at peak reductions {list(chain)} in split {split!r}; "
+            "check the dataset and the --split/--session options"
+        )
+    fits: dict[tuple[str, float], SettingFit] = dict(done)
+    previous: dict[str, Compressor] = {}
+    for index, (mode, pr, pairs) in enumerate(plan):
+        key = (mode, pr)
+        if key in fits:
+            previous[mode] = fits[key].compressor
+            continue
+        if on_start:
+            on_start(mode, pr, index, len(plan))
+        dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
+        started = time.perf_counter()
+        result = fit_arrays(dry, wet, dataset.sample_rate, method=method, initial=previous.get(mode),
+                            max_iterations=max_iterations)
+        fit = SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
+                         time.perf_counter() - started, tuple(p.name for p in pairs))
+        fits[key] = fit
+        previous[mode] = fit.compressor
+        write_json_atomic(progress_path(output), {
+            "format": PROGRESS_FORMAT, "settings": settings_key, "fits": [f.to_dict() for f in fits.values()],
+        })
+        if on_setting:
+            on_setting(fit, index, len(plan))
+    parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
+                                  provenance={"dataset": str(dataset.root), **settings_key})
+    parameter_map.save(output)
+    return parameter_map
+
+
+def map_from_fits(
+    fits: Sequence[SettingFit], interpolation: str, sample_rate: float | None, provenance: dict[str, Any]
+) -> ParameterMap:
+    """Assemble per-setting fits into a :class:`ParameterMap`."""
+    modes: dict[str, dict[str, list[float]]] = {}
+    statistics: dict[str, list[dict[str, Any]]] = {}
+    for fit in sorted(fits, key=lambda f: (f.mode, f.peak_reduction)):
+        table = modes.setdefault(fit.mode, {"peak_reduction": [], **{n: [] for n in PARAMETER_NAMES}})
+        table["peak_reduction"].append(fit.peak_reduction)
+        for name, value in fit.compressor.to_dict().items():
+            table[name].append(value)
+        statistics.setdefault(fit.mode, []).append({
+            "peak_reduction": fit.peak_reduction, "esr": fit.esr, "iterations": fit.iterations,
+            "success": fit.success, "elapsed_seconds": round(fit.elapsed_seconds, 3), "files": list(fit.files),
+        })
+    return ParameterMap(modes, interpolation, sample_rate, statistics, provenance)

@@ -1,0 +1,185 @@
+"""Knob → compressor-parameter maps (the 4A-2A paper's main result, for any device).
+
+A map holds, per mode ("compress"/"limit"), knots of the knob (peak reduction) and the five compressor
+parameters in real units fitted at each knot.  Between knots each parameter is interpolated
+independently in real units (threshold dB, ratio, attack ms, release ms, make-up dB), linearly or with
+a not-a-knot cubic spline (as the paper); outside the knots the end values are held (clamped), so a
+knob anywhere in 0–100 gives a valid compressor.
+
+File format (JSON, ``format_version`` 1)::
+
+    {"format": "dynamatch.parameter_map", "format_version": 1, "knob": "peak_reduction",
+     "interpolation": "linear" | "spline", "sample_rate": 44100,
+     "modes": {"compress": {"peak_reduction": [...], "threshold_db": [...], ...}, "limit": {...}},
+     "fit_statistics": {"compress": [{"peak_reduction": 40, "esr": ...}, ...], ...},
+     "provenance": {...}}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+from ..errors import ModelFileError, ParameterError
+from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.model_file import read_json_document, write_json_atomic
+
+MAP_FORMAT = "dynamatch.parameter_map"
+MAP_FORMAT_VERSION = 1
+INTERPOLATIONS = ("linear", "spline")
+MODES = ("compress", "limit")
+PRESETS = ("la2a",)
+
+
+@dataclass(frozen=True)
+class ParameterMap:
+    """Per-mode knots of peak reduction → (threshold_db, ratio, attack_ms, release_ms, makeup_db)."""
+
+    modes: dict[str, dict[str, np.ndarray]]
+    interpolation: str = "linear"
+    sample_rate: float | None = None
+    fit_statistics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ParameterError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if not self.modes:
+            raise ParameterError("a parameter map needs at least one mode")
+        clean: dict[str, dict[str, np.ndarray]] = {}
+        for mode, table in self.modes.items():
+            columns = ("peak_reduction",) + PARAMETER_NAMES
+            missing = [c for c in columns if c not in table]
+            if missing:
+                raise ParameterError(f"mode {mode!r} of the map lacks {missing}")
+            arrays = {c: np.asarray(table[c], dtype=float) for c in columns}
+            order = np.argsort(arrays["peak_reduction"])
+            arrays = {c: a[order] for c, a in arrays.items()}
+            knots = arrays["peak_reduction"]
+            if knots.ndim != 1 or knots.size < 1 or any(a.shape != knots.shape for a in arrays.values()):
+                raise ParameterError(f"mode {mode!r}: every column needs one value per knot")
+            if np.any(np.diff(knots) <= 0):
+                raise ParameterError(f"mode {mode!r}: knots must be distinct, got {knots.tolist()}")
+            if not all(np.all(np.isfinite(a)) for a in arrays.values()):
+                raise ParameterError(f"mode {mode!r}: the map contains non-finite values")
+            clean[mode] = arrays
+        object.__setattr__(self, "modes", clean)
+        object.__setattr__(self, "_splines", {})
+
+    # -- evaluation --------------------------------------------------------------------------
+    def knots(self, mode: str = "compress") -> np.ndarray:
+        """Peak-reduction values at which the map was fitted."""
+        return self._table(mode)["peak_reduction"].copy()
+
+    def parameters(self, peak_reduction: float | np.ndarray, mode: str = "compress") -> np.ndarray:
+        """Interpolated parameters in real units, shape (..., 5) in PARAMETER_NAMES order."""
+        table = self._table(mode)
+        knots = table["peak_reduction"]
+        pr = np.clip(np.asarray(peak_reduction, dtype=float), knots[0], knots[-1])
+        if knots.size == 1:
+            return np.broadcast_to(np.array([table[n][0] for n in PARAMETER_NAMES]), pr.shape + (5,)).copy()
+        if self.interpolation == "linear" or knots.size < 4:
+            columns = [np.interp(pr, knots, table[n]) for n in PARAMETER_NAMES]
+        else:
+            columns = [self._spline(mode, n)(pr) for n in PARAMETER_NAMES]
+        return np.stack(columns, axis=-1)
+
+    def compressor(self, peak_reduction: float, mode: str = "compress") -> Compressor:
+        """The compressor at one knob setting (parameters clamped to valid ranges)."""
+        if not np.isfinite(peak_reduction):
+            raise ParameterError(f"peak_reduction must be finite, got {peak_reduction}")
+        values = self.parameters(float(peak_reduction), mode)
+        values[1] = max(values[1], 1.0)
+        values[2] = max(values[2], 1e-3)
+        values[3] = max(values[3], 1e-3)
+        return Compressor.from_vector(values)
+
+    def spline_segments(self, mode: str = "compress") -> dict[str, np.ndarray]:
+        """Piecewise-cubic coefficients of every parameter for a C++ port.
+
+        Returns ``{"breakpoints": x (n,), name: c (4, n-1)}`` such that on [x_k, x_{k+1}]
+        ``p(v) = c[0,k] d³ + c[1,k] d² + c[2,k] d + c[3,k]`` with ``d = v − x_k`` (scipy's PPoly layout);
+        for linear interpolation the cubic and quadratic rows are zero.
+        """
+        table = self._table(mode)
+        knots = table["peak_reduction"]
+        out: dict[str, np.ndarray] = {"breakpoints": knots.copy()}
+        for name in PARAMETER_NAMES:
+            values = table[name]
+            if knots.size == 1:
+                out[name] = np.array([[0.0], [0.0], [0.0], [values[0]]])
+            elif self.interpolation == "spline" and knots.size >= 4:
+                out[name] = self._spline(mode, name).c.copy()
+            else:
+                slope = np.diff(values) / np.diff(knots)
+                zeros = np.zeros_like(slope)
+                out[name] = np.stack([zeros, zeros, slope, values[:-1]])
+        return out
+
+    def with_interpolation(self, interpolation: str) -> "ParameterMap":
+        """The same knots with another interpolation."""
+        return ParameterMap(self.modes, interpolation, self.sample_rate, self.fit_statistics, self.provenance)
+
+    # -- files -------------------------------------------------------------------------------
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "format": MAP_FORMAT,
+            "format_version": MAP_FORMAT_VERSION,
+            "knob": "peak_reduction",
+            "interpolation": self.interpolation,
+            "sample_rate": self.sample_rate,
+            "modes": {m: {c: a.tolist() for c, a in t.items()} for m, t in self.modes.items()},
+            "fit_statistics": self.fit_statistics,
+            "provenance": self.provenance,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the map as versioned JSON, atomically."""
+        return write_json_atomic(path, self.to_document())
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], source: str = "<map>") -> "ParameterMap":
+        try:
+            return cls(
+                modes=document["modes"],
+                interpolation=document.get("interpolation", "linear"),
+                sample_rate=document.get("sample_rate"),
+                fit_statistics=document.get("fit_statistics", {}),
+                provenance=document.get("provenance", {}),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{source}: malformed parameter map ({error}); re-export it") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ParameterMap":
+        """Read a map file written by :meth:`save` (or a shipped preset file)."""
+        return cls.from_document(read_json_document(path, MAP_FORMAT, MAP_FORMAT_VERSION), str(path))
+
+    @classmethod
+    def preset(cls, name: str = "la2a", interpolation: str | None = None) -> "ParameterMap":
+        """A built-in map. ``"la2a"``: the 4A-2A paper's published LA-2A fits (see its provenance)."""
+        if name not in PRESETS:
+            raise ParameterError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+        with resources.as_file(resources.files("dynamatch") / "presets" / f"{name}.json") as path:
+            loaded = cls.load(path)
+        return loaded if interpolation is None else loaded.with_interpolation(interpolation)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _table(self, mode: str) -> dict[str, np.ndarray]:
+        if mode not in self.modes:
+            raise ParameterError(f"mode {mode!r} is not in this map (it has: {', '.join(self.modes)})")
+        return self.modes[mode]
+
+    def _spline(self, mode: str, name: str) -> CubicSpline:
+        key = (mode, name)
+        cache = self._splines  # type: ignore[attr-defined]
+        if key not in cache:
+            table = self._table(mode)
+            cache[key] = CubicSpline(table["peak_reduction"], table[name], bc_type="not-a-knot")
+        return cache[key]

@@ -1,0 +1,37 @@
+"""Open any model source the CLI accepts: a fitted compressor file, a parameter map file or a preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ModelFileError
+from .maps.parameter_map import MAP_FORMAT, ParameterMap
+from .models.compressor import Compressor
+from .models.model_file import COMPRESSOR_FORMAT, load_compressor
+
+
+def load_processor(
+    source: str | Path,
+    *,
+    peak_reduction: float = 50.0,
+    mode: str = "compress",
+    interpolation: str | None = None,
+) -> Compressor:
+    """The compressor described by ``source``: ``preset:NAME``, a map file (evaluated at the knob) or a model file."""
+    source = str(source)
+    if source.startswith("preset:"):
+        return ParameterMap.preset(source.split(":", 1)[1], interpolation).compressor(peak_reduction, mode)
+    path = Path(source)
+    try:
+        kind = json.loads(path.read_text()).get("format") if path.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        kind = None
+    if kind == MAP_FORMAT:
+        parameter_map = ParameterMap.load(path)
+        if interpolation:
+            parameter_map = parameter_map.with_interpolation(interpolation)
+        return parameter_map.compressor(peak_reduction, mode)
+    if kind == COMPRESSOR_FORMAT or kind is None:
+        return load_compressor(path)
+    raise ModelFileError(f"{path}: a '{kind}' file cannot be used here; give a compressor or parameter-map file")

@@ -1,0 +1,1 @@
+"""Plots and text summaries (matplotlib, Agg backend; files only, no windows)."""

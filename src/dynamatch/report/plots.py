@@ -1,0 +1,140 @@
+"""PNG figures for fits, maps and evaluations (matplotlib with the Agg backend)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..units import gain_to_db
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> np.ndarray:
+    """Short-term RMS level in dB (moving average of x² over ``window_ms``)."""
+    n = max(1, int(round(window_ms * 1e-3 * sample_rate)))
+    power = np.convolve(np.asarray(x, dtype=float) ** 2, np.ones(n) / n, mode="same")
+    return 10.0 * np.log10(np.maximum(power, 1e-20))
+
+
+def plot_fit(
+    path: str | os.PathLike,
+    dry: np.ndarray,
+    wet: np.ndarray,
+    prediction: np.ndarray,
+    sample_rate: float,
+    *,
+    model_gain: np.ndarray | None = None,
+    reference_gain_reduction_db: np.ndarray | None = None,
+    title: str = "",
+    max_seconds: float = 30.0,
+) -> Path:
+    """Target vs prediction levels, their error, and gain-reduction curves over time."""
+    plt = _pyplot()
+    n = min(len(dry), int(max_seconds * sample_rate))
+    t = np.arange(n) / sample_rate
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    axes[0].plot(t, envelope_db(dry[:n], sample_rate), lw=0.7, color="0.6", label="dry (input)")
+    axes[0].plot(t, envelope_db(wet[:n], sample_rate), lw=0.9, label="target (device)")
+    axes[0].plot(t, envelope_db(prediction[:n], sample_rate), lw=0.9, ls="--", label="prediction (model)")
+    axes[0].set_ylabel("level (dB, 10 ms RMS)")
+    axes[0].set_ylim(bottom=-80)
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[1].plot(t, wet[:n], lw=0.4, label="target")
+    axes[1].plot(t, wet[:n] - prediction[:n], lw=0.4, color="C3", label="target − prediction")
+    axes[1].set_ylabel("amplitude")
+    axes[1].legend(loc="lower right", fontsize=8)
+    if reference_gain_reduction_db is not None:
+        axes[2].plot(t, reference_gain_reduction_db[:n], lw=0.9, label="device gain reduction")
+    else:
+        apparent = envelope_db(wet[:n], sample_rate, 20.0) - envelope_db(dry[:n], sample_rate, 20.0)
+        axes[2].plot(t, apparent, lw=0.6, color="0.5", label="apparent gain (target/dry, 20 ms)")
+    if model_gain is not None:
+        axes[2].plot(t, gain_to_db(model_gain[:n]), lw=0.9, ls="--", label="model gain (before make-up)")
+    axes[2].set_ylabel("gain (dB)")
+    axes[2].set_xlabel("time (s)")
+    axes[2].legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_parameter_curves(
+    path: str | os.PathLike,
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    knots: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    *,
+    title: str = "",
+) -> Path:
+    """Parameters against peak reduction: ``curves[label] = (peak_reduction, params (n, 5))``."""
+    from ..models.compressor import PARAMETER_NAMES
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4))
+    for index, name in enumerate(PARAMETER_NAMES):
+        ax = axes[index]
+        for label, (pr, values) in curves.items():
+            ax.plot(pr, np.asarray(values)[:, index], label=label)
+        for label, (pr, values) in (knots or {}).items():
+            ax.plot(pr, np.asarray(values)[:, index], "o", ms=3, label=f"{label} (fits)")
+        ax.set_title(name)
+        ax.set_xlabel("peak reduction")
+        if name in ("attack_ms", "release_ms"):
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_scores(
+    path: str | os.PathLike,
+    rows: Sequence[Mapping[str, object]],
+    *,
+    metrics: Sequence[str] = ("esr", "delta_ldr_db"),
+    group_by: str = "model",
+    title: str = "",
+) -> Path:
+    """A metric per peak-reduction setting, one line per model (the 4A-2A paper's figures)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
+    groups = sorted({(str(r[group_by]), str(r.get("mode", ""))) for r in rows})
+    for ax, metric in zip(axes[0], metrics):
+        for model, mode in groups:
+            sel = sorted(
+                (float(r["peak_reduction"]), float(r[metric]))
+                for r in rows
+                if str(r[group_by]) == model and str(r.get("mode", "")) == mode and r.get(metric) not in (None, "")
+            )
+            if sel:
+                x, y = zip(*sel)
+                ax.plot(x, y, marker="o", ms=3, label=f"{model} {mode}".strip())
+        ax.set_xlabel("peak reduction")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
