@@ -191,6 +191,201 @@ def process(paths, preset, peak_reduction, mode, interpolation):
     console.print(f"{in_path} → {out_path} with {compressor}")
 
 
+# -- datasets and maps ----------------------------------------------------------------------------
+
+
+def _chain(text: str) -> list[float]:
+    """'100:40:5' → 100, 95, …, 40; or a comma list '100,90,80'."""
+    if ":" in text:
+        start, stop, step = (float(v) for v in text.split(":"))
+        step = -abs(step) if stop < start else abs(step)
+        return [float(v) for v in np.arange(start, stop + step / 2, step)]
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("compress", "limit")]
+    if bad:
+        raise click.BadParameter(f"unknown mode(s) {bad}; use compress and/or limit")
+    return modes
+
+
+def _map_progress(total_label: str):
+    """A rich progress display: one overall bar over settings, one line for the current fit."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=False)
+    overall = progress.add_task(total_label, total=None)
+    state = {"label": ""}
+
+    def on_start(mode, pr, index, total):
+        state["label"] = f"{mode} PR {pr:g}"
+        progress.update(overall, total=total, completed=index, description=f"{total_label}: {state['label']}")
+
+    def callback(intermediate):
+        if intermediate.history:
+            r = intermediate.history[-1]
+            progress.update(overall, description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
+
+    def on_setting(fit, index, total):
+        progress.update(overall, total=total, completed=index + 1)
+        progress.console.print(f"  {fit.mode:>8} PR {fit.peak_reduction:>5g}: ESR {fit.esr:.5g} ({fit.iterations} it, "
+                               f"{fit.elapsed_seconds:.1f} s)  {fit.compressor}")
+
+    return progress, on_start, callback, on_setting
+
+
+@main.command("generate-dataset")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--duration-seconds", type=float, default=60.0, show_default=True)
+@click.option("--chain", "chain_text", default="40:100:5", show_default=True, help="Peak reductions (start:stop:step or list).")
+@click.option("--modes", "modes_text", default="compress,limit", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_handle_errors
+def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
+    """Write a small SignalTrain-layout dataset rendered by the built-in virtual opto levelling amplifier."""
+    from .data.generate import generate_signaltrain_like
+
+    path = generate_signaltrain_like(root, duration_seconds=duration_seconds, peak_reductions=_chain(chain_text),
+                                     modes=tuple(_modes(modes_text)), seed=seed)
+    console.print(f"dataset → {path}")
+
+
+@main.command("fit-map")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("map.json"), show_default=True)
+@click.option("--modes", "modes_text", default="compress,limit", show_default=True)
+@click.option("--chain", "chain_text", default="100:40:5", show_default=True,
+              help="Fit order (each setting warm-starts from the previous): start:stop:step or a list.")
+@click.option("--split", default="train", show_default=True, help="train, val, test or all.")
+@click.option("--session", default=None, help="SignalTrain session (2c or 3c); default all.")
+@click.option("--method", type=click.Choice(["newton", "lm", "adam"]), default="newton", show_default=True)
+@click.option("--interpolation", type=click.Choice(["linear", "spline"]), default="linear", show_default=True)
+@click.option("--max-seconds", type=float, default=None, help="Use at most this much audio of each file.")
+@click.option("--plot/--no-plot", default=True, show_default=True)
+@_handle_errors
+def fit_map_command(dataset, output, modes_text, chain_text, split, session, method, interpolation, max_seconds, plot):
+    """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable."""
+    from .data.datasets import open_dataset
+    from .maps.fit_map import fit_map
+
+    ds = open_dataset(dataset)
+    progress, on_start, callback, on_setting = _map_progress("fit-map")
+    with progress:
+        parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
+                                split=None if split == "all" else split, session=session, method=method,
+                                interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
+                                callback=callback, on_setting=on_setting)
+    console.print(f"map → {output}")
+    if plot:
+        png = plot_map(parameter_map, output.with_suffix(".png"))
+        console.print(f"plot → {png}")
+
+
+def plot_map(parameter_map, path: Path) -> Path:
+    from .report.plots import plot_parameter_curves
+
+    curves, knots = {}, {}
+    for mode in parameter_map.modes:
+        grid = np.linspace(parameter_map.knots(mode)[0], parameter_map.knots(mode)[-1], 200)
+        curves[f"{mode} ({parameter_map.interpolation})"] = (grid, parameter_map.parameters(grid, mode))
+        knots[mode] = (parameter_map.knots(mode), parameter_map.parameters(parameter_map.knots(mode), mode))
+    return plot_parameter_curves(path, curves, knots, title="parameters vs peak reduction")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("evaluation"), show_default=True)
+@click.option("--model", "model_source", default="preset:la2a", show_default=True,
+              help="Map/model file, preset:la2a, or a trained neural model (protocol 'score').")
+@click.option("--protocol", type=click.Choice(["score", "paper", "held-out"]), default="score", show_default=True,
+              help="score: score MODEL; paper: fit 100→40, interpolate held-out settings 45…95; "
+                   "held-out: fit on the first --fit-seconds of each file, score on the rest.")
+@click.option("--split", default=None, help="train, val or test (default: all for score, train otherwise).")
+@click.option("--session", default=None)
+@click.option("--modes", "modes_text", default="compress,limit", show_default=True)
+@click.option("--max-seconds", type=float, default=None, help="Use at most this much audio of each file.")
+@click.option("--fit-seconds", type=float, default=None, help="held-out protocol: seconds of each file used for fitting.")
+@click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
+              help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
+@_handle_errors
+def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, metrics_text):
+    """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
+    from .data.datasets import open_dataset
+    from .maps import evaluate as ev
+    from .report.plots import plot_scores
+
+    ds = open_dataset(dataset)
+    modes = _modes(modes_text)
+    metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
+    if protocol == "score":
+        rows = _score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
+        path = ev.write_rows(output_dir / "scores.csv", rows)
+        plot_scores(output_dir / "scores.png", rows, metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1])
+        _print_rows(rows, metrics)
+        console.print(f"scores → {path}")
+        return
+    progress, on_start, callback, on_setting = _map_progress(protocol)
+    with progress:
+        if protocol == "paper":
+            written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session,
+                                        max_seconds=max_seconds, on_setting=on_setting)
+        else:
+            if fit_seconds is None:
+                raise click.UsageError("--protocol held-out needs --fit-seconds")
+            written = ev.held_out_protocol(ds, output_dir, fit_seconds=fit_seconds, score_seconds=max_seconds,
+                                           modes=modes, split=split or "train", session=session, metrics=metrics,
+                                           on_setting=on_setting)
+    from .maps import ParameterMap
+
+    plot_map(ParameterMap.load(written["map"]), output_dir / "parameters.png")
+    import csv
+
+    rows = list(csv.DictReader(open(written["scores"])))
+    group = "method" if protocol == "paper" else "part"
+    plot_scores(output_dir / "scores.png", rows, metrics=("esr", "delta_ldr_db"), group_by=group)
+    for name, path in written.items():
+        console.print(f"{name} → {path}")
+
+
+def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
+    """Score a grey-box model (file/preset) or a trained neural model on a dataset."""
+    from .maps import evaluate as ev
+    from .maps.parameter_map import MAP_FORMAT, ParameterMap
+    from .model_loading import load_processor
+
+    kind = None
+    if not str(model_source).startswith("preset:"):
+        try:
+            kind = json.loads(Path(model_source).read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+    if kind is not None and kind.startswith("dynamatch.neural"):
+        from .neural.evaluate import score_neural
+
+        return score_neural(model_source, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
+    if str(model_source).startswith("preset:"):
+        model = ParameterMap.preset(str(model_source).split(":", 1)[1])
+    elif kind == MAP_FORMAT:
+        model = ParameterMap.load(model_source)
+    else:
+        model = load_processor(model_source)
+    return ev.score_map(model, ds, label=Path(str(model_source)).stem, split=split, modes=modes,
+                        duration_seconds=duration_seconds, metrics=metrics)
+
+
+def _print_rows(rows, metrics) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("mode", "peak_reduction", "pair", *metrics):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{row[c]:.5g}" if isinstance(row[c], float) else str(row[c])
+                        for c in ("mode", "peak_reduction", "pair", *metrics)))
+    console.print(table)
+
+
 # -- warmup ---------------------------------------------------------------------------------------
 
 

@@ -101,10 +101,12 @@ def fit_map(
     max_iterations: int = 50,
     on_setting: Callable[[SettingFit, int, int], None] | None = None,
     on_start: Callable[[str, float, int, int], None] | None = None,
+    callback: Callable | None = None,
 ) -> ParameterMap:
     """Fit every setting in ``chain`` for each mode and write the map to ``output``.
 
-    ``on_start(mode, pr, index, total)`` and ``on_setting(fit, index, total)`` report progress.
+    ``on_start(mode, pr, index, total)``, ``on_setting(fit, index, total)`` and the optimiser
+    ``callback(intermediate_result)`` report progress.
     Settings absent from the dataset are skipped (the chain continues from the last fitted one).
     """
     modes = list(modes)
@@ -136,7 +138,7 @@ def fit_map(
         dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
         started = time.perf_counter()
         result = fit_arrays(dry, wet, dataset.sample_rate, method=method, initial=previous.get(mode),
-                            max_iterations=max_iterations)
+                            max_iterations=max_iterations, callback=callback)
         fit = SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
                          time.perf_counter() - started, tuple(p.name for p in pairs))
         fits[key] = fit
