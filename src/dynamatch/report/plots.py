@@ -67,7 +67,7 @@ def plot_fit(
     axes[1].set_ylabel("amplitude")
     axes[1].legend(loc="lower right", fontsize=8)
     if reference_gain_reduction_db is not None:
-        axes[2].plot(t, reference_gain_reduction_db[:n], lw=0.9, label="device gain reduction")
+        axes[2].plot(t, -np.asarray(reference_gain_reduction_db[:n]), lw=0.9, label="device gain (−gain reduction)")
     else:
         apparent = envelope_db(wet[:n], sample_rate, 20.0) - envelope_db(dry[:n], sample_rate, 20.0)
         axes[2].plot(t, apparent, lw=0.6, color="0.5", label="apparent gain (target/dry, 20 ms)")

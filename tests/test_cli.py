@@ -1,0 +1,87 @@
+"""The command line: the built-in default job, processing, and one-line errors with exit status 2."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from dynamatch import Compressor
+from dynamatch.cli import main
+from dynamatch.maps import ParameterMap
+
+SAMPLE_RATE = 44100
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def noise_bursts(seconds=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    env = np.repeat(rng.uniform(0.01, 0.9, 40), -(-n // 40))[:n]
+    return (rng.standard_normal(n) * env * 0.3).clip(-0.95, 0.95)
+
+
+def test_default_job_writes_model_summary_and_plot(tmp_path):
+    result = run("fit", "-o", tmp_path / "model.json")
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["format"] == "dynamatch.compressor"
+    assert document["fit"]["esr"] < 0.2
+    assert (tmp_path / "model.summary.txt").stat().st_size > 100
+    assert (tmp_path / "model.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fit_files_recovers_a_known_compressor(tmp_path):
+    x = noise_bursts()
+    truth = Compressor(-24, 5, 3, 150, 2)
+    sf.write(tmp_path / "dry.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "wet.wav", truth.process(x, SAMPLE_RATE), SAMPLE_RATE, subtype="FLOAT")
+    result = run("fit", tmp_path / "dry.wav", tmp_path / "wet.wav", "-o", tmp_path / "m.json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    fitted = json.loads((tmp_path / "m.json").read_text())["parameters"]
+    for name, value in truth.to_dict().items():
+        assert fitted[name] == pytest.approx(value, rel=5e-3, abs=5e-3), name
+
+
+def test_process_with_preset_matches_python_render(tmp_path):
+    x = noise_bursts(2.0)
+    sf.write(tmp_path / "in.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    result = run("process", "--preset", "la2a", "--peak-reduction", 65, "--mode", "limit", tmp_path / "in.wav", tmp_path / "out.wav")
+    assert result.exit_code == 0, result.output
+    y, sample_rate = sf.read(tmp_path / "out.wav")
+    expected = ParameterMap.preset("la2a").compressor(65, "limit").process(x.astype(np.float32).astype(float), SAMPLE_RATE)
+    assert sample_rate == SAMPLE_RATE
+    np.testing.assert_allclose(y.squeeze(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["missing", "nan", "silent", "corrupt", "unrelated", "one-file"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, case):
+    x = noise_bursts(3.0)
+    dry, wet = tmp_path / "dry.wav", tmp_path / "wet.wav"
+    sf.write(dry, x, SAMPLE_RATE, subtype="FLOAT")
+    y = Compressor(-20, 4, 5, 100, 0).process(x, SAMPLE_RATE)
+    if case == "nan":
+        y[1000] = np.nan
+    if case == "silent":
+        y[:] = 0
+    if case == "unrelated":
+        y = noise_bursts(3.0, seed=7)
+    sf.write(wet, y, SAMPLE_RATE, subtype="FLOAT")
+    if case == "corrupt":
+        wet.write_bytes(b"RIFF not really a wav file")
+    args = {"missing": ("fit", dry, tmp_path / "nope.wav"), "one-file": ("fit", dry)}.get(case, ("fit", dry, wet))
+    result = run(*args, "-o", tmp_path / "m.json", "--no-plot")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines[-1].lower().startswith(("error", "usage", "try")) or "Error" in lines[-1], result.output
+    if case not in ("one-file",):
+        error_lines = [line for line in lines if line.startswith("error:")]
+        assert len(error_lines) == 1, result.output
+        assert "Traceback" not in result.output
+        expected_name = "nope.wav" if case == "missing" else ("wet.wav" if case in ("nan", "silent", "corrupt") else "wav")
+        assert expected_name in error_lines[0]
