@@ -1,0 +1,176 @@
+r"""Bounded reparametrisation: optimise an unconstrained vector u, evaluate the kernel parameters q(u).
+
+The map is elementwise.  A bounded component is a scaled logistic sigmoid, a free one is the identity:
+
+.. math::
+
+    q_i = \ell_i + (h_i - \ell_i)\,\sigma(u_i), \qquad \sigma(u) = 1 / (1 + e^{-u}),
+
+so for the 4A-2A compressor (the reference parametrisation) threshold_db = u0, ratio in
+[ratio_lo, ratio_hi], the attack and release *coefficients* between α(t_hi) and α(t_lo) with
+α(t) = 1 − exp(−2200 / (t·sample_rate)) (the sigmoid lives in coefficient space), and makeup_db = u4.
+
+The chain rule for f(u) = F(q(u)) with a diagonal Jacobian J = diag(q'(u)):
+
+.. math::
+
+    \nabla_u f = J\,\nabla_q F, \qquad
+    \nabla_u^2 f = J\,\nabla_q^2 F\,J + \operatorname{diag}(\nabla_q F \odot q''(u)),
+
+with σ' = σ(1 − σ) and σ'' = σ(1 − σ)(1 − 2σ).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, logit
+
+from ..errors import ParameterError
+from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..units import ms_to_coefficient
+
+INSIDE_MARGIN = 1e-6  # from_kernel keeps sigmoid fractions in [margin, 1 - margin] (|u| <= 13.8)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Ranges for the bounded compressor parameters, in real units (threshold and make-up are free)."""
+
+    ratio: tuple[float, float] = (1.0, 20.0)
+    attack_ms: tuple[float, float] = (0.1, 100.0)
+    release_ms: tuple[float, float] = (10.0, 1000.0)
+
+    def __post_init__(self) -> None:
+        for name in ("ratio", "attack_ms", "release_ms"):
+            pair = getattr(self, name)
+            try:
+                low, high = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise ParameterError(f"Bounds.{name} must be a (low, high) pair of numbers, got {pair!r}") from None
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ParameterError(f"Bounds.{name} must be finite with low < high, got ({low}, {high})")
+            object.__setattr__(self, name, (low, high))
+        if self.ratio[0] < 1.0:
+            raise ParameterError(f"Bounds.ratio must start at >= 1 (1 = no compression), got {self.ratio[0]}")
+        if self.attack_ms[0] <= 0.0 or self.release_ms[0] <= 0.0:
+            raise ParameterError(
+                f"Bounds.attack_ms and Bounds.release_ms must be > 0 ms, got {self.attack_ms} and {self.release_ms}"
+            )
+
+    def kernel_limits(self, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) kernel-parameter limits in :data:`PARAMETER_NAMES` order; ±inf for free ones.
+
+        A longer time gives a smaller coefficient, so the lower coefficient limit is α(longest time).
+        """
+        if not (math.isfinite(sample_rate) and sample_rate > 0):
+            raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+        attack = ms_to_coefficient(np.array(self.attack_ms), sample_rate)
+        release = ms_to_coefficient(np.array(self.release_ms), sample_rate)
+        lower = np.array([-np.inf, self.ratio[0], attack[1], release[1], -np.inf])
+        upper = np.array([np.inf, self.ratio[1], attack[0], release[0], np.inf])
+        return lower, upper
+
+
+class Parametrization:
+    """Elementwise map between unconstrained u and kernel parameters q (sigmoid where bounded)."""
+
+    def __init__(self, lower, upper) -> None:
+        lower = np.asarray(lower, dtype=float).ravel()
+        upper = np.asarray(upper, dtype=float).ravel()
+        if lower.shape != upper.shape:
+            raise ParameterError(f"lower and upper limits differ in length: {lower.size} and {upper.size}")
+        self.bounded = np.isfinite(lower) & np.isfinite(upper)
+        free = np.isneginf(lower) & np.isposinf(upper)
+        if not np.all(self.bounded | free) or np.any(lower[self.bounded] >= upper[self.bounded]):
+            raise ParameterError("each parameter must be either free (-inf, inf) or bounded with finite low < high")
+        self.lower = np.where(self.bounded, lower, 0.0)
+        self.width = np.where(self.bounded, upper - lower, 1.0)
+
+    @classmethod
+    def for_compressor(cls, bounds: Bounds, sample_rate: float) -> "Parametrization":
+        """The 4A-2A reference parametrisation for ``bounds`` at ``sample_rate``."""
+        return cls(*bounds.kernel_limits(sample_rate))
+
+    @classmethod
+    def for_objective(cls, objective, bounds: Bounds | None) -> "Parametrization":
+        """The compressor parametrisation at ``objective.sample_rate``, or the identity when ``bounds`` is None."""
+        n_parameters = int(objective.n_parameters)
+        if bounds is None:
+            return cls.identity(n_parameters)
+        sample_rate = getattr(objective, "sample_rate", None)
+        if n_parameters != len(PARAMETER_NAMES) or sample_rate is None:
+            raise ParameterError(
+                f"bounds apply to 5-parameter compressor objectives with a sample_rate (this one has "
+                f"{n_parameters} parameters); pass bounds=None to optimise without bounds"
+            )
+        return cls.for_compressor(bounds, sample_rate)
+
+    @classmethod
+    def identity(cls, n_parameters: int) -> "Parametrization":
+        """No bounds: u = q."""
+        return cls(np.full(n_parameters, -np.inf), np.full(n_parameters, np.inf))
+
+    @property
+    def n_parameters(self) -> int:
+        return self.lower.size
+
+    def to_kernel(self, u) -> np.ndarray:
+        """q(u)."""
+        u = self._check(u)
+        return np.where(self.bounded, self.lower + self.width * expit(u), u)
+
+    def from_kernel(self, q) -> np.ndarray:
+        """u with q(u) = q, bounded components first clipped strictly inside their range."""
+        q = self._check(q)
+        fraction = np.clip((q - self.lower) / self.width, INSIDE_MARGIN, 1.0 - INSIDE_MARGIN)
+        return np.where(self.bounded, logit(fraction), q)
+
+    def derivatives(self, u) -> tuple[np.ndarray, np.ndarray]:
+        """(q'(u), q''(u)), elementwise."""
+        u = self._check(u)
+        s = expit(u)
+        first = np.where(self.bounded, self.width * s * (1.0 - s), 1.0)
+        second = np.where(self.bounded, self.width * s * (1.0 - s) * (1.0 - 2.0 * s), 0.0)
+        return first, second
+
+    def transform(self, u, f: float, g_q, h_q=None) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """Loss, gradient and Hessian with respect to u from those with respect to q = q(u).
+
+        ``h_q`` may be None (gradient only); the returned Hessian is then None as well.
+        """
+        first, second = self.derivatives(u)
+        g_q = np.asarray(g_q, dtype=float)
+        g_u = first * g_q
+        if h_q is None:
+            return f, g_u, None
+        h_u = first[:, None] * np.asarray(h_q, dtype=float) * first[None, :] + np.diag(g_q * second)
+        return f, g_u, h_u
+
+    def limit_step(self, step: np.ndarray, max_logit_step: float, max_free_step: float) -> tuple[np.ndarray, float]:
+        """Scale ``step`` (keeping its direction) so no bounded component moves more than
+        ``max_logit_step`` and no free one more than ``max_free_step``; returns (step, scale <= 1)."""
+        limits = np.where(self.bounded, max_logit_step, max_free_step)
+        excess = np.max(np.abs(step) / limits)
+        scale = 1.0 / excess if excess > 1.0 else 1.0
+        return step * scale, scale
+
+    def _check(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=float).ravel()
+        if v.shape != self.lower.shape:
+            raise ParameterError(f"expected {self.n_parameters} parameters, got {v.size}")
+        return v
+
+
+def start_kernel_params(objective, q0) -> np.ndarray:
+    """The starting kernel-parameter vector: ``q0`` itself, or the kernel parameters of a Compressor."""
+    if isinstance(q0, Compressor):
+        q0 = objective.kernel_params(q0, objective.sample_rate)
+    q = np.asarray(q0, dtype=float).ravel()
+    if q.size != int(objective.n_parameters):
+        raise ParameterError(f"the start has {q.size} parameters, the objective takes {objective.n_parameters}")
+    if not np.all(np.isfinite(q)):
+        raise ParameterError(f"the start must be finite, got {q.tolist()}")
+    return q
