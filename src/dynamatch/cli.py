@@ -362,7 +362,7 @@ def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
             kind = json.loads(Path(model_source).read_text()).get("format")
         except (OSError, ValueError, AttributeError):
             kind = None
-    if kind is not None and kind.startswith("dynamatch.neural"):
+    if kind is not None and "neural" in kind:
         from .neural.evaluate import score_neural
 
         return score_neural(model_source, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
@@ -384,6 +384,61 @@ def _print_rows(rows, metrics) -> None:
         table.add_row(*(f"{row[c]:.5g}" if isinstance(row[c], float) else str(row[c])
                         for c in ("mode", "peak_reduction", "pair", *metrics)))
     console.print(table)
+
+
+# -- neural models ------------------------------------------------------------------------------
+
+
+@main.command("train")
+@click.argument("model")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: checkpoints, model.json (+ safetensors); rerun the same command to resume.")
+@click.option("--loss", type=click.Choice(["mae+stft", "esr"]), default="mae+stft", show_default=True)
+@click.option("--max-epochs", type=float, default=None, help="Epochs (the papers: 60).")
+@click.option("--max-steps", type=int, default=None, help="Optimiser steps (overrides --max-epochs).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--chunk-samples", type=int, default=65536, show_default=True)
+@click.option("--data-fraction", type=float, default=1.0, show_default=True, help="Use this fraction of each file (paper: 0.01, 0.1).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--precision", default="32-true", show_default=True, help="Lightning precision, e.g. bf16-mixed on GPU.")
+@click.option("--accelerator", default="auto", show_default=True)
+@click.option("--restart", is_flag=True, help="Ignore checkpoints in OUTPUT_DIR and start over.")
+@_handle_errors
+def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch_size, learning_rate, chunk_samples,
+                  data_fraction, seed, precision, accelerator, restart):
+    """Train neural MODEL (tcn-300-c, tcn-324-n, lstm-32, s4-c32-f4, …) on DATASET."""
+    from .neural.train import train
+
+    if max_steps is None and max_epochs is None:
+        max_epochs = 60.0
+    result = train(model, dataset, output_dir, loss=loss, max_epochs=max_epochs, max_steps=max_steps,
+                   batch_size=batch_size, learning_rate=learning_rate, chunk_samples=chunk_samples,
+                   data_fraction=data_fraction, seed=seed, precision=precision, accelerator=accelerator,
+                   resume=not restart)
+    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+
+
+@main.command("train-hybrid")
+@click.argument("map_source")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--max-epochs", type=float, default=None)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_handle_errors
+def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, seed):
+    """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or preset:la2a)."""
+    from .maps import ParameterMap
+    from .neural.hybrid import train_hybrid
+
+    parameter_map = (ParameterMap.preset(map_source.split(":", 1)[1]) if map_source.startswith("preset:")
+                     else ParameterMap.load(map_source))
+    if max_steps is None and max_epochs is None:
+        max_epochs = 60.0
+    result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed)
+    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
 
 
 # -- warmup ---------------------------------------------------------------------------------------

@@ -58,3 +58,7 @@ class DatasetError(DynamatchError, ValueError):
 
 class ExportError(DynamatchError, RuntimeError):
     """An export or plugin build that failed."""
+
+
+class TrainingError(DynamatchError, FloatingPointError):
+    """A training run that cannot go on (its loss became NaN or infinite)."""
