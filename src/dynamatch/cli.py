@@ -441,6 +441,53 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
     console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
 
 
+# -- export -------------------------------------------------------------------------------------
+
+
+@main.group()
+def export() -> None:
+    """Export models (real-time plugins)."""
+
+
+@export.command("plugin")
+@click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--preset", type=click.Choice(["la2a"]), help="Use a built-in map instead of a map file.")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
+              show_default=True)
+@click.option("--name", default="dynamatch LA-2A", show_default=True)
+@click.option("--format", "formats", multiple=True, type=click.Choice(["vst3", "lv2", "clap"]),
+              default=("vst3", "lv2", "clap"), show_default=True)
+@click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
+@click.option("--expert", is_flag=True, help="Add the five raw compressor parameters.")
+@click.option("--gru", "gru_model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A trained 4A-2A-G GRU stage (model.json from train-hybrid) to run after the compressor.")
+@click.option("--jobs", type=int, default=2, show_default=True)
+@_handle_errors
+def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
+    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
+    from .export import build_plugin
+    from .maps import ParameterMap
+
+    if (map_path is None) == (preset is None):
+        raise click.UsageError("give a MAP file or --preset, not both")
+    parameter_map = ParameterMap.preset(preset) if preset else ParameterMap.load(map_path)
+    if interpolation:
+        parameter_map = parameter_map.with_interpolation(interpolation)
+    gru_weights = None
+    if gru_model is not None:
+        from .neural.gru import gru_weights_dict
+        from .neural.registry import load_model
+
+        gru_weights = gru_weights_dict(load_model(gru_model))
+    console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
+    build = build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
+                         gru_weights=gru_weights, jobs=jobs)
+    for (fmt, channels), path in sorted(build.bundles.items()):
+        console.print(f"{fmt:5s} {'mono  ' if channels == 1 else 'stereo'} {path}")
+    if not build.rebuilt:
+        console.print("(up to date, nothing rebuilt)")
+
+
 # -- warmup ---------------------------------------------------------------------------------------
 
 
