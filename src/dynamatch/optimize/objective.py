@@ -77,11 +77,7 @@ class CompressorObjective:
         """ESR and its exact gradient (5,) in kernel space."""
         q = self._check(q)
         s = self._sums(gradient_sums, q)
-        m = math.exp(DB_TO_LOG * q[4])
-        grad = np.empty(5)
-        grad[:4] = 2.0 * m * s[4:8]
-        grad[4] = 2.0 * DB_TO_LOG * m * s[3]
-        return float(s[0] / self.target_energy), grad / self.target_energy
+        return float(s[0] / self.target_energy), _gradient(s, q) / self.target_energy
 
     def loss_grad_hess(self, q: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """ESR, exact gradient (5,) and exact symmetric Hessian (5, 5) in kernel space."""
@@ -89,16 +85,13 @@ class CompressorObjective:
         s = self._sums(hessian_sums, q)
         c = DB_TO_LOG
         m = math.exp(c * q[4])
-        grad = np.empty(5)
-        grad[:4] = 2.0 * m * s[4:8]
-        grad[4] = 2.0 * c * m * s[3]
         hess = np.empty((5, 5))
         for k, (i, j) in enumerate(PAIRS):
             hess[i, j] = hess[j, i] = 2.0 * m * m * s[12 + k] + 2.0 * m * s[22 + k]
         hess[:4, 4] = hess[4, :4] = 2.0 * c * m * (m * s[8:12] + s[4:8])
         hess[4, 4] = 2.0 * c * c * m * (m * s[1] + s[3])
         e = self.target_energy
-        return float(s[0] / e), grad / e, hess / e
+        return float(s[0] / e), _gradient(s, q) / e, hess / e
 
     # -- real units -----------------------------------------------------------------------------
     def esr(self, compressor: Compressor) -> float:
@@ -151,3 +144,12 @@ class CompressorObjective:
         """Kernel sums at already validated ``q``."""
         return driver(self._dry, self._level_log, self._target, q[0], q[1], q[2], q[3], math.exp(DB_TO_LOG * q[4]),
                       self.chunk_samples, self.warmup_samples, self._zero, self._pole)
+
+
+def _gradient(s: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Unnormalised gradient of ``L`` from the gradient sums ``s`` at ``q``."""
+    m = math.exp(DB_TO_LOG * q[4])
+    grad = np.empty(5)
+    grad[:4] = 2.0 * m * s[4:8]
+    grad[4] = 2.0 * DB_TO_LOG * m * s[3]
+    return grad
