@@ -59,7 +59,16 @@ HESSIAN_SUMS = GRADIENT_SUMS + 2 * len(PAIRS)
 
 def detector_log_level(x: np.ndarray) -> np.ndarray:
     """Natural log of the 4A-2A detector level, ``ln max(|x|, EPSILON)`` (float64, same shape)."""
-    return np.log(np.maximum(np.abs(np.asarray(x, dtype=np.float64)), EPSILON))
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    _log_level(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+@kernel(parallel=True)
+def _log_level(x, out):
+    for n in numba.prange(x.size):
+        out[n] = np.log(max(abs(x[n]), EPSILON))
 
 
 @kernel
