@@ -23,3 +23,13 @@ def anchors_dir() -> Path:
     if not ANCHORS.is_dir():
         pytest.skip(f"published 4A-2A anchors not found at {ANCHORS}")
     return ANCHORS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Two pytest workers on two cores: more torch threads than that only contend (10-30x slower)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)

@@ -85,3 +85,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case):
         assert "Traceback" not in result.output
         expected_name = "nope.wav" if case == "missing" else ("wet.wav" if case in ("nan", "silent", "corrupt") else "wav")
         assert expected_name in error_lines[0]
+
+
+def test_bench_rtf_writes_csv_and_plot(tmp_path):
+    pytest.importorskip("torch")
+    result = run("bench", "rtf", "--models", "gru-8", "--frames", "512,2048", "--duration-seconds", 0.3,
+                 "--repeats", 1, "--threads", 1, "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "rtf.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 2  # header + (gru-8, 4a2a) × 2 frame sizes
+    assert (tmp_path / "rtf.png").read_bytes()[:4] == b"\x89PNG"

@@ -25,7 +25,7 @@ PEAK_REDUCTIONS = list(range(40, 101, 5))
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("signaltrain")
-    return generate_signaltrain_like(root, duration_seconds=30.0, peak_reductions=PEAK_REDUCTIONS, modes=("compress",))
+    return generate_signaltrain_like(root, duration_seconds=60.0, peak_reductions=PEAK_REDUCTIONS, modes=("compress",))
 
 
 @pytest.fixture(scope="module")

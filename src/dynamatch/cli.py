@@ -441,6 +441,44 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
     console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
 
 
+@main.group()
+def bench() -> None:
+    """Measure speed (real-time factors)."""
+
+
+@bench.command("rtf")
+@click.option("--models", default=None, help="Comma-separated presets (default: all) plus the fitted compressor.")
+@click.option("--compressor", "compressor_source", default=None,
+              help="Grey-box model to time beside them: model/map file or preset:la2a (default: preset LA-2A at PR 65).")
+@click.option("--frames", default="all", show_default=True, help="Comma-separated frame sizes or 'all' (32…65536).")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--duration-seconds", type=float, default=3.0, show_default=True)
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("rtf"), show_default=True)
+@_handle_errors
+def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repeats, output_dir):
+    """Real-time factor of every neural model and the fitted compressor, block by block (CSV + PNG)."""
+    from .model_loading import load_processor
+    from .neural.rtf import FRAME_SIZES, rtf_table
+
+    frame_sizes = FRAME_SIZES if frames == "all" else tuple(int(f) for f in frames.split(","))
+    compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = rtf_table([m for m in models.split(",") if m] if models else None, compressor=compressor,
+                     frame_sizes=frame_sizes, duration_seconds=duration_seconds, threads=threads, repeats=repeats,
+                     csv_path=output_dir / "rtf.csv", plot_path=output_dir / "rtf.png")
+    table = Table(title="real-time factor (audio seconds per wall second)", header_style="bold")
+    names = list(dict.fromkeys(r.name for r in rows))
+    table.add_column("frame")
+    for name in names:
+        table.add_column(name, justify="right")
+    for frame in frame_sizes:
+        by_name = {r.name: r for r in rows if r.frame_samples == frame}
+        table.add_row(str(frame), *(f"{by_name[n].rtf:.3g}" if n in by_name else "" for n in names))
+    console.print(table)
+    console.print(f"CSV → {output_dir / 'rtf.csv'}, plot → {output_dir / 'rtf.png'}")
+
+
 # -- export -------------------------------------------------------------------------------------
 
 

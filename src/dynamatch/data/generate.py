@@ -137,6 +137,7 @@ def generate_signaltrain_like(
     _claim(dataset)
     written: set[Path] = set()
     length_samples = int(round(duration_seconds * sample_rate))
+    train_stimulus = None  # the same for every train pair: generated once
     for done, (split, mode, pr) in enumerate(jobs, start=1):
         pair_id = FIRST_ID + done - 1
         folder = dataset / SPLIT_FOLDERS[split]
@@ -146,7 +147,9 @@ def generate_signaltrain_like(
         complete = [_is_complete(p, sample_rate, length_samples) for p in (input_path, target_path)]
         if not all(complete):
             if split == "train":
-                x = capture_stimulus(sample_rate, duration_seconds=duration_seconds, seed=seed)
+                if train_stimulus is None:
+                    train_stimulus = capture_stimulus(sample_rate, duration_seconds=duration_seconds, seed=seed)
+                x = train_stimulus
             else:
                 x = programme_like(sample_rate, duration_seconds, seed + pair_id)
             x = np.asarray(x, dtype=np.float64)[:length_samples]
