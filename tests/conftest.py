@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# installed presets go to a throw-away folder, never the user's own
+os.environ["DYNAMATCH_PRESETS_DIR"] = tempfile.mkdtemp(prefix="dynamatch-presets-")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LA2A = SHARED / "la2a"

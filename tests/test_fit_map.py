@@ -108,3 +108,26 @@ def test_killed_run_resumes_without_refitting(dataset_root, tmp_path):
     uninterrupted = fit_map(ds, tmp_path / "fresh.json", modes=["compress"], chain=chain)
     for name, values in uninterrupted.modes["compress"].items():
         np.testing.assert_allclose(resumed.modes["compress"][name], values, rtol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("looks_real", [False, True])
+def test_fitting_the_real_signaltrain_layout_replaces_the_la2a_preset(tmp_path, monkeypatch, looks_real):
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+    from dynamatch.data.generate import GENERATED_MARKER
+
+    monkeypatch.setenv("DYNAMATCH_PRESETS_DIR", str(tmp_path / "presets"))
+    root = generate_signaltrain_like(tmp_path / "st", duration_seconds=10.0, peak_reductions=[60, 80])
+    if looks_real:
+        (root / GENERATED_MARKER).unlink()
+    result = CliRunner().invoke(main, ["fit-map", str(root), "-o", str(tmp_path / "map.json"), "--chain", "80,60", "--no-plot"])
+    assert result.exit_code == 0, result.output
+    installed = tmp_path / "presets" / "la2a.json"
+    assert installed.exists() == looks_real
+    expected = ParameterMap.load(tmp_path / "map.json") if looks_real else None
+    preset = ParameterMap.preset("la2a")
+    if looks_real:
+        np.testing.assert_allclose(preset.parameters(70.0, "limit"), expected.parameters(70.0, "limit"))
+    else:
+        assert preset.knots("compress")[0] == 40.0  # still the shipped published map

@@ -102,3 +102,16 @@ def test_compressor_file_round_trip_and_loader(tmp_path):
     assert load_processor("preset:la2a", peak_reduction=65, mode="limit") == ParameterMap.preset("la2a").compressor(65, "limit")
     with pytest.raises(ModelFileError, match="no such model file"):
         load_compressor(tmp_path / "missing.json")
+
+
+def test_installed_preset_replaces_the_shipped_one(tmp_path, monkeypatch):
+    from dynamatch.maps.parameter_map import available_presets, install_preset
+
+    monkeypatch.setenv("DYNAMATCH_PRESETS_DIR", str(tmp_path))
+    shipped = ParameterMap.preset("la2a")
+    install_preset(small_map(), "la2a")
+    np.testing.assert_allclose(ParameterMap.preset("la2a").parameters(70.0), small_map().parameters(70.0))
+    install_preset(small_map("spline"), "my-comp")
+    assert {"la2a", "my-comp"} <= set(available_presets())
+    (tmp_path / "la2a.json").unlink()
+    np.testing.assert_allclose(ParameterMap.preset("la2a").parameters(70.0), shipped.parameters(70.0))

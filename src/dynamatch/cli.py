@@ -265,11 +265,21 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default="linear", show_default=True)
 @click.option("--max-seconds", type=float, default=None, help="Use at most this much audio of each file.")
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@click.option("--install-preset", "preset_name", default=None,
+              help="Also install the map as this preset name (a fit of the real SignalTrain set installs as 'la2a').")
 @_handle_errors
-def fit_map_command(dataset, output, modes_text, chain_text, split, session, method, interpolation, max_seconds, plot):
-    """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable."""
+def fit_map_command(dataset, output, modes_text, chain_text, split, session, method, interpolation, max_seconds, plot,
+                    preset_name):
+    """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable.
+
+    A fit of the real SignalTrain LA2A set (both modes) replaces the shipped 'la2a' preset for
+    ``dynamatch process --preset la2a`` and ``export plugin --preset la2a``.
+    """
     from .data.datasets import open_dataset
+    from .data.generate import GENERATED_MARKER
+    from .data.signaltrain import SignalTrainDataset
     from .maps.fit_map import fit_map
+    from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
     progress, on_start, callback, on_setting = _map_progress("fit-map")
@@ -279,6 +289,11 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, met
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=callback, on_setting=on_setting)
     console.print(f"map → {output}")
+    generated = (ds.root / GENERATED_MARKER).exists()
+    if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:
+        preset_name = "la2a"
+    if preset_name:
+        console.print(f"installed as preset '{preset_name}' → {install_preset(parameter_map, preset_name)}")
     if plot:
         png = plot_map(parameter_map, output.with_suffix(".png"))
         console.print(f"plot → {png}")

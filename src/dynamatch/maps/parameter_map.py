@@ -31,6 +31,7 @@ from ..models.compressor import PARAMETER_NAMES, Compressor
 from ..models.model_file import read_json_document, write_json_atomic
 
 MAP_FORMAT = "dynamatch.parameter_map"
+PRESETS_DIR_VARIABLE = "DYNAMATCH_PRESETS_DIR"
 MAP_FORMAT_VERSION = 1
 INTERPOLATIONS = ("linear", "spline")
 MODES = ("compress", "limit")
@@ -163,11 +164,19 @@ class ParameterMap:
 
     @classmethod
     def preset(cls, name: str = "la2a", interpolation: str | None = None) -> "ParameterMap":
-        """A built-in map. ``"la2a"``: the 4A-2A paper's published LA-2A fits (see its provenance)."""
-        if name not in PRESETS:
-            raise ParameterError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-        with resources.as_file(resources.files("dynamatch") / "presets" / f"{name}.json") as path:
-            loaded = cls.load(path)
+        """A built-in map, or the user's own fit installed under that name (see :func:`install_preset`).
+
+        ``"la2a"``: the 4A-2A paper's published LA-2A fits (see its provenance), until a fit of the real
+        SignalTrain set is installed in its place.
+        """
+        user_file = user_presets_dir() / f"{name}.json"
+        if user_file.is_file():
+            loaded = cls.load(user_file)
+        elif name in PRESETS:
+            with resources.as_file(resources.files("dynamatch") / "presets" / f"{name}.json") as path:
+                loaded = cls.load(path)
+        else:
+            raise ParameterError(f"unknown preset {name!r}; available: {', '.join(available_presets())}")
         return loaded if interpolation is None else loaded.with_interpolation(interpolation)
 
     # -- internals ---------------------------------------------------------------------------
@@ -183,3 +192,23 @@ class ParameterMap:
             table = self._table(mode)
             cache[key] = CubicSpline(table["peak_reduction"], table[name], bc_type="not-a-knot")
         return cache[key]
+
+
+def user_presets_dir() -> Path:
+    """Where installed presets live: ``$DYNAMATCH_PRESETS_DIR`` or ``~/.local/share/dynamatch/presets``."""
+    configured = os.environ.get(PRESETS_DIR_VARIABLE)
+    return Path(configured) if configured else Path.home() / ".local" / "share" / "dynamatch" / "presets"
+
+
+def available_presets() -> list[str]:
+    """Shipped presets and installed ones."""
+    directory = user_presets_dir()
+    installed = [p.stem for p in directory.glob("*.json")] if directory.is_dir() else []
+    return sorted(set(PRESETS) | set(installed))
+
+
+def install_preset(parameter_map: ParameterMap, name: str) -> Path:
+    """Install ``parameter_map`` as preset ``name`` (it then replaces a shipped preset of that name)."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ParameterError(f"preset names are letters, digits, - and _; got {name!r}")
+    return parameter_map.save(user_presets_dir() / f"{name}.json")
