@@ -95,3 +95,20 @@ def test_bench_rtf_writes_csv_and_plot(tmp_path):
     rows = (tmp_path / "rtf.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 2  # header + (gru-8, 4a2a) × 2 frame sizes
     assert (tmp_path / "rtf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_capture_workflow_with_a_third_party_compressor(tmp_path):
+    """stimulus → a real plugin (pedalboard's compressor) with 37 samples latency and inverted polarity → fit."""
+    pedalboard = pytest.importorskip("pedalboard")
+    assert run("stimulus", tmp_path / "stimulus.wav", "--duration-seconds", 20).exit_code == 0
+    x, sample_rate = sf.read(tmp_path / "stimulus.wav")
+    plugin = pedalboard.Compressor(threshold_db=-24, ratio=4, attack_ms=5, release_ms=100)
+    y = plugin(x.astype(np.float32), sample_rate).astype(float)
+    recorded = -np.concatenate([np.zeros(37), y])[: x.size]
+    sf.write(tmp_path / "recorded.wav", recorded, sample_rate, subtype="FLOAT")
+    result = run("fit", tmp_path / "stimulus.wav", tmp_path / "recorded.wav", "-o", tmp_path / "m.json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    fit = json.loads((tmp_path / "m.json").read_text())["fit"]
+    assert fit["alignment"]["polarity"] == -1
+    assert fit["alignment"]["lag_samples"] == pytest.approx(37.0, abs=0.05)
+    assert fit["esr"] < 0.05

@@ -161,6 +161,24 @@ def fit(dry, wet, output, method, max_iterations, no_align, warm_start, sample_r
         console.print(f"plot → {png}")
 
 
+@main.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--duration-seconds", type=float, default=60.0, show_default=True)
+@click.option("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_handle_errors
+def stimulus(output, duration_seconds, sample_rate, seed):
+    """Write the capture stimulus: play it through the device, record the output, then `fit` the pair."""
+    from .data.audio import write_audio
+    from .data.stimulus import capture_stimulus, stimulus_segments
+
+    x = capture_stimulus(sample_rate, duration_seconds=duration_seconds, seed=seed)
+    write_audio(output, x, sample_rate, subtype="FLOAT")
+    for segment in stimulus_segments(sample_rate, duration_seconds):
+        console.print(f"  {segment.start_seconds:7.2f} s  {segment.duration_seconds:6.2f} s  {segment.name}")
+    console.print(f"stimulus → {output} ({duration_seconds:g} s at {sample_rate} Hz, 32-bit float)")
+
+
 # -- process --------------------------------------------------------------------------------------
 
 
