@@ -18,7 +18,6 @@ import resource
 import time
 
 import numba
-import numpy as np
 
 from bench_objective import SAMPLE_RATE, _run_worker, programme
 from dynamatch import Compressor
@@ -67,7 +66,7 @@ def main() -> None:
     per_sample = figures["seconds"] / row["samples"]
     torch_fit = per_sample * dry.size * hessians
     print(f"torchcomp + autograd Hessian (1 thread): {per_sample * 1e9:.0f} ns/sample measured on "
-          f"{args.torch_seconds:g} s, peak {figures['peak_extra_mib']:.0f} MiB for that piece")
+          f"{args.torch_seconds:g} s (memory: see bench_objective.py)")
     print(f"  the same {hessians} Hessian evaluations on all {args.minutes:g} min: ≈ {torch_fit:.0f} s "
           f"(extrapolated; line-search losses not counted)")
     print(f"speed-up of the whole fit: ≥ {torch_fit / elapsed:.0f}× "

@@ -169,6 +169,12 @@ def main() -> None:
     numba_ns, numba_mib_per_sample = per_sample[("loss+grad+hess", 1)]
     print(f"\nHessian speed-up in CPU time, 1 thread each: {torch_ns / numba_ns:.0f}x "
           f"(torch {torch_ns:.0f} ns/sample vs numba {numba_ns:.1f} ns/sample)")
+    walls = {(name, row["threads"]): row[name]["seconds"] / row["samples"] * 1e9
+             for row in rows for name in row if isinstance(row[name], dict)}
+    best_numba = min(v for (name, _), v in walls.items() if name == "loss+grad+hess")
+    print(f"Hessian speed-up in wall time, all {args.threads} cores for numba vs torch on 1 thread: "
+          f"{walls[('torch hessian', 1)] / best_numba:.0f}x "
+          f"(torch {walls[('torch hessian', 1)]:.0f} ns/sample vs numba {best_numba:.1f} ns/sample)")
     torch_12s_mib = torch_mib_per_sample * 12 * SAMPLE_RATE
     print(f"torch Hessian peak memory: {torch_12s_mib:.0f} MiB per 12 s chunk, "
           f"{torch_mib_per_sample * rows[0]['samples'] / 1024:.1f} GiB extrapolated to {args.minutes:g} min; "

@@ -85,6 +85,24 @@ def main() -> None:
         print(f"  {label:27s}: {seconds * 1e3:8.1f} ms  real-time factor {duration / seconds:8.0f}x"
               f"  ({seconds / x.size * 1e9:.1f} ns/sample)")
     print(f"  plugin / Python speed ratio: {stream_seconds / vst3_seconds:.1f}")
+    neural_beside(args.block, duration / vst3_seconds)
+
+
+def neural_beside(block: int, plugin_rtf: float) -> None:
+    """The neural models' RTF at the same block size on one thread, when torch is installed."""
+    try:
+        from dynamatch.neural.registry import build_model
+        from dynamatch.neural.rtf import measure_rtf
+        from dynamatch.neural.streaming import StreamingProcessor
+    except ImportError:
+        print("  (neural models not installed: pip install 'dynamatch[nn]' to time them beside the plugin)")
+        return
+    print(f"  neural models in the same run ({block}-sample blocks, 1 thread):")
+    for name in ("tcn-300-c", "lstm-32", "s4-c32-f4", "gru-8"):
+        model = build_model(name).eval()
+        row = measure_rtf(lambda: StreamingProcessor(model, (0.0, 0.5)), name=name, frame_sizes=(block,),
+                          duration_seconds=2.0, threads=1, repeats=2)[0]
+        print(f"    {name:12s} real-time factor {row.rtf:8.2f}x   plugin is {plugin_rtf / row.rtf:,.0f}x faster")
 
 
 if __name__ == "__main__":

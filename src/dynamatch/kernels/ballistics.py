@@ -33,21 +33,25 @@ def static_gain(level_db, threshold_db, ratio):
 
 
 @kernel
+def linked_peak(x, n):
+    """Detector input of linked channels: max over channels of |x[c, n]|."""
+    peak = 0.0
+    for c in range(x.shape[0]):
+        a = abs(x[c, n])
+        if a > peak:
+            peak = a
+    return peak
+
+
+@kernel
 def gain_linked(x, threshold_db, ratio, alpha_attack, alpha_release, gain_start, out_gain):
     """Smoothed linear gain of a block ``x`` of shape (channels, samples) with linked detection.
 
     Writes the gain into ``out_gain`` (length = samples) and returns the last gain (the state).
     """
-    channels, samples = x.shape
     g = gain_start
-    for n in range(samples):
-        peak = 0.0
-        for c in range(channels):
-            a = abs(x[c, n])
-            if a > peak:
-                peak = a
-        if peak < EPSILON:
-            peak = EPSILON
+    for n in range(x.shape[1]):
+        peak = max(linked_peak(x, n), EPSILON)
         target = static_gain(20.0 * np.log10(peak), threshold_db, ratio)
         alpha = alpha_attack if target < g else alpha_release
         g = alpha * target + (1.0 - alpha) * g

@@ -205,7 +205,6 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio
     c = DB_TO_LOG
     slope = 1.0 - 1.0 / ratio
     inv_ratio2 = 1.0 / (ratio * ratio)
-    inv_ratio3 = inv_ratio2 / ratio
     threshold_log = c * threshold_db
     # smoothed gain and its sensitivities (first order i, second order ij in PAIRS order)
     g = 1.0

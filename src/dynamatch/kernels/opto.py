@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba import kernel
-from .ballistics import DB_TO_LOG
+from .ballistics import DB_TO_LOG, linked_peak
 
 NEPER_TO_DB = 20.0 / np.log(10.0)  # 20*log10(v) == NEPER_TO_DB * ln(v)
 MAX_REDUCTION_DB = 300.0  # cap on the cell target (also catches overflow to inf); keeps the gain above 1e-21
@@ -66,7 +66,7 @@ def opto_gain(
 
     Coefficients and time constants are per sample (the model converts from ms); ``exponent`` is an int.
     """
-    channels, samples = x.shape
+    samples = x.shape[1]
     light = state[STATE_LIGHT]
     fast_db = state[STATE_FAST_DB]
     slow_db = state[STATE_SLOW_DB]
@@ -75,12 +75,7 @@ def opto_gain(
     slow_share = 1.0 - fast_fraction
     slow_samples_span = slow_samples_long - slow_samples_short
     for n in range(samples):
-        peak = 0.0
-        for c in range(channels):
-            a = abs(x[c, n])
-            if a > peak:
-                peak = a
-        drive = sidechain_gain * peak * g
+        drive = sidechain_gain * linked_peak(x, n) * g
         light = light * panel_decay
         if drive > light:
             light = drive

@@ -20,7 +20,7 @@ import numpy as np
 from ..data.datasets import PairDataset
 from ..metrics import score
 from ..models.compressor import PARAMETER_NAMES, Compressor
-from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio, map_from_fits
+from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio
 from .parameter_map import ParameterMap
 
 FAST_METRICS = ("esr", "delta_ldr_db", "mae")

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import AudioError, ParameterError
+from ..errors import ParameterError
 from ..kernels.ballistics import gain_linked
 from ..units import db_to_gain, ms_to_coefficient
+from .shapes import as_channel_block, channels_of, check_sample_rate
 
 PARAMETER_NAMES: tuple[str, ...] = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
 
@@ -69,7 +70,7 @@ class Compressor:
     # -- processing -------------------------------------------------------------------------
     def coefficients(self, sample_rate: float) -> tuple[float, float]:
         """(attack, release) one-pole coefficients at ``sample_rate``."""
-        _check_sample_rate(sample_rate)
+        check_sample_rate(sample_rate)
         return float(ms_to_coefficient(self.attack_ms, sample_rate)), float(
             ms_to_coefficient(self.release_ms, sample_rate)
         )
@@ -81,7 +82,7 @@ class Compressor:
         x = np.asarray(x)
         if x.ndim == 3:
             return np.stack([self.stream(sample_rate, x.shape[1]).gain(item) for item in x])
-        return self.stream(sample_rate, channels=_channels_of(x)).gain(x)
+        return self.stream(sample_rate, channels=channels_of(x)).gain(x)
 
     def process(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         """Compress ``x``: shape (samples,) mono, (channels, samples) stereo-linked, or
@@ -89,7 +90,7 @@ class Compressor:
         x = np.asarray(x)
         if x.ndim == 3:
             return np.stack([self.stream(sample_rate, x.shape[1]).process(item) for item in x])
-        return self.stream(sample_rate, channels=_channels_of(x)).process(x)
+        return self.stream(sample_rate, channels=channels_of(x)).process(x)
 
     __call__ = process
 
@@ -108,7 +109,7 @@ class CompressorStream:
     state_gain: float = field(default=1.0)
 
     def __post_init__(self) -> None:
-        _check_sample_rate(self.sample_rate)
+        check_sample_rate(self.sample_rate)
         self._alpha_attack, self._alpha_release = self.compressor.coefficients(self.sample_rate)
         self._makeup = float(db_to_gain(self.compressor.makeup_db))
 
@@ -118,7 +119,7 @@ class CompressorStream:
 
     def gain(self, block: np.ndarray) -> np.ndarray:
         """Advance the state over ``block`` and return its smoothed linear gain (no make-up)."""
-        x2d = self._as_2d(block)
+        x2d = as_channel_block(block, self.channels)
         out = np.empty(x2d.shape[1], dtype=np.float64)
         c = self.compressor
         self.state_gain = gain_linked(
@@ -131,21 +132,3 @@ class CompressorStream:
         x = np.asarray(block, dtype=np.float64)
         return x * (self.gain(x) * self._makeup)
 
-    def _as_2d(self, block: np.ndarray) -> np.ndarray:
-        x = np.asarray(block, dtype=np.float64)
-        x2d = x[None, :] if x.ndim == 1 else x
-        if x2d.ndim != 2 or x2d.shape[0] != self.channels:
-            raise AudioError(
-                f"expected a block of shape (samples,) or ({self.channels}, samples), got {x.shape}"
-            )
-        return np.ascontiguousarray(x2d)
-
-
-def _channels_of(x) -> int:
-    shape = np.shape(x)
-    return 1 if len(shape) == 1 else shape[-2]
-
-
-def _check_sample_rate(sample_rate: float) -> None:
-    if not (math.isfinite(sample_rate) and sample_rate > 0):
-        raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate}")

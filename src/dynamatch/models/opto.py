@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import AudioError, NonFiniteAudioError, ParameterError
+from ..errors import NonFiniteAudioError, ParameterError
 from ..kernels.opto import initial_state, opto_gain
 from ..units import RISE_TIME_CONSTANT, db_to_gain, ms_to_coefficient
+from .shapes import as_channel_block, channels_of, check_sample_rate
 
 MODES: tuple[str, ...] = ("compress", "limit")
 EXPONENTS = {"compress": 2, "limit": 10}  # steady-state ratio is 1 + exponent
@@ -96,13 +97,13 @@ class OptoLevellingAmplifier:
 
     def process(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         """Level ``x``: (samples,) mono or (channels, samples) stereo-linked; float64, same shape."""
-        return self.stream(sample_rate, channels=_channels_of(x)).process(x)
+        return self.stream(sample_rate, channels=channels_of(x)).process(x)
 
     __call__ = process
 
     def gain_reduction_db(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         """Gain reduction (dB, ≥ 0, before the output gain) over time, shape (samples,)."""
-        return self.stream(sample_rate, channels=_channels_of(x)).gain_reduction_db(x)
+        return self.stream(sample_rate, channels=channels_of(x)).gain_reduction_db(x)
 
     def stream(self, sample_rate: float, channels: int = 1) -> "OptoStream":
         """A stateful processor for block-by-block use (output identical for any block size)."""
@@ -119,8 +120,7 @@ class OptoStream:
     state: np.ndarray = field(default_factory=initial_state)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sample_rate) and self.sample_rate > 0):
-            raise ParameterError(f"sample_rate must be a positive number of Hz, got {self.sample_rate}")
+        check_sample_rate(self.sample_rate)
         if self.channels < 1:
             raise ParameterError(f"channels must be >= 1, got {self.channels}")
         rate, exponent = self.sample_rate, self.device.exponent
@@ -168,19 +168,9 @@ class OptoStream:
         return x * (self.gain(x) * self._output_gain)
 
     def _as_2d(self, block: np.ndarray) -> np.ndarray:
-        x = np.asarray(block, dtype=np.float64)
-        x2d = x[None, :] if x.ndim == 1 else x
-        if x2d.ndim != 2 or x2d.shape[0] != self.channels:
-            raise AudioError(
-                f"expected a block of shape (samples,) or ({self.channels}, samples), got {x.shape}"
-            )
+        x2d = as_channel_block(block, self.channels)
         if not np.isfinite(x2d).all():
             raise NonFiniteAudioError(
                 "input contains NaN or infinite samples; replace them before processing"
             )
-        return np.ascontiguousarray(x2d)
-
-
-def _channels_of(x) -> int:
-    shape = np.shape(x)
-    return 1 if len(shape) == 1 else shape[0]
+        return x2d
