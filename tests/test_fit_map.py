@@ -129,3 +129,34 @@ def test_fitting_the_real_signaltrain_layout_replaces_the_la2a_preset(tmp_path, 
         np.testing.assert_allclose(preset.parameters(70.0, "limit"), expected.parameters(70.0, "limit"))
     else:
         assert preset.knots("compress")[0] == 40.0  # still the shipped published map
+
+
+@pytest.mark.parametrize("protocol", ["paper", "held-out", "score"])
+def test_evaluate_command_writes_tables_and_plots(tmp_path, protocol):
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+
+    root = generate_signaltrain_like(tmp_path / "st", duration_seconds=12.0, peak_reductions=[40, 45, 50],
+                                     modes=("limit",))
+    args = ["evaluate", str(root), "-o", str(tmp_path / "out"), "--protocol", protocol, "--modes", "limit"]
+    if protocol == "held-out":
+        args += ["--fit-seconds", "8"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    if protocol == "paper":
+        rows = list(csv.reader(open(out / "limit.csv")))
+        assert [r[0] for r in rows[2:]] == ["40", "45", "50"]
+        assert rows[3][2] and rows[3][3] and not rows[2][2]  # 45 is interpolated from 40 and 50
+    if protocol == "held-out":
+        rows = list(csv.DictReader(open(out / "held_out.csv")))
+        parts = {r["part"] for r in rows}
+        assert parts == {"in-sample", "held-out"}
+        assert all(float(r["esr"]) < 0.1 for r in rows)
+    if protocol != "score":
+        assert (out / "parameters.png").read_bytes()[:4] == b"\x89PNG"
+    else:
+        rows = list(csv.DictReader(open(out / "scores.csv")))
+        assert len(rows) == 3 + 2  # train settings + val + test pairs, scored with the shipped la2a preset

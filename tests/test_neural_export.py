@@ -121,3 +121,31 @@ def test_rtf_table_writes_csv_and_plot(tmp_path):
         table = list(csv.DictReader(handle))
     assert [float(r["rtf"]) for r in table] == pytest.approx([r.rtf for r in rows])
     assert (tmp_path / "rtf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_exports_a_saved_model_to_onnx_and_torchscript(tmp_path):
+    import onnxruntime
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+    from dynamatch.neural.registry import build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("tcn-100-c").eval()
+    path = save_model(model, tmp_path / "model.json")
+    x = torch.randn(1, 1, 4096) * 0.3
+    cond = torch.tensor([[1.0, 0.65]])
+    with torch.no_grad():
+        expected = model(x, cond).numpy()
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", "neural", str(path), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    (onnx_out,) = session.run(None, {"audio": x.numpy(), "cond": cond.numpy()})
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
+    result = runner.invoke(main, ["export", "neural", str(path), "-o", str(tmp_path / "m.pt"), "--format", "torchscript",
+                                  "--mode", "limit", "--peak-reduction", "65"])
+    assert result.exit_code == 0, result.output
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    with torch.no_grad():
+        np.testing.assert_allclose(scripted(x).numpy(), expected, atol=1e-5)

@@ -559,6 +559,28 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
         console.print("(up to date, nothing rebuilt)")
 
 
+@export.command("neural")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (.onnx or .pt).")
+@click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True,
+              help="TorchScript only: the controls are fixed at export.")
+@click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True)
+@_handle_errors
+def export_neural(model_path, output, export_format, mode, peak_reduction):
+    """Export a trained neural model to ONNX (inputs audio, cond) or TorchScript (controls fixed)."""
+    from .neural.export import export_onnx, export_torchscript
+    from .neural.registry import load_model
+
+    model = load_model(model_path)
+    if export_format == "onnx":
+        path = export_onnx(model, output)
+    else:
+        path = export_torchscript(model, output, (1.0 if mode == "limit" else 0.0, peak_reduction / 100.0))
+    console.print(f"{export_format} → {path}")
+
+
 # -- warmup ---------------------------------------------------------------------------------------
 
 
