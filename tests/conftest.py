@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
-
-# installed presets go to a throw-away folder, never the user's own
-os.environ["DYNAMATCH_PRESETS_DIR"] = tempfile.mkdtemp(prefix="dynamatch-presets-")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LA2A = SHARED / "la2a"
@@ -38,3 +34,9 @@ def one_torch_thread():
     except ImportError:
         return
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def throw_away_presets_dir(tmp_path_factory):
+    """Installed presets go to a throw-away folder (inherited by subprocesses), never the user's own."""
+    os.environ["DYNAMATCH_PRESETS_DIR"] = str(tmp_path_factory.mktemp("presets"))

@@ -81,8 +81,8 @@ def fit_arrays(
     """Fit the compressor to aligned mono arrays (no validation beyond shapes).
 
     Long signals (> :data:`COARSE_MIN_SECONDS`, or ``coarse=True``) are fitted coarse-to-fine: first on
-    evenly spaced 12 s excerpts covering 1/8 of the audio (the far-from-optimum iterations are the
-    same work on less audio), then on all of it from that point.  The result is the optimum of the
+    evenly spaced 12 s excerpts covering 1/8 of the audio, from ``initial`` or the default start (the
+    far-from-optimum iterations are the same work on less audio), then on all of it from that point.  The result is the optimum of the
     full objective either way; ``coarse=False`` switches the first pass off.  ``options`` go to the
     optimiser (e.g. ``decrement_tolerance``).
     """
@@ -92,7 +92,7 @@ def fit_arrays(
     if method != "adam":
         options.setdefault("decrement_tolerance", DECREMENT_TOLERANCE)
     if coarse is None:
-        coarse = dry.size > COARSE_MIN_SECONDS * sample_rate and initial is None
+        coarse = dry.size > COARSE_MIN_SECONDS * sample_rate
     coarse_result = None
     if coarse:
         excerpt_dry, excerpt_wet = coarse_excerpts(dry, wet, sample_rate)

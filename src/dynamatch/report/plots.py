@@ -104,8 +104,9 @@ def plot_parameter_curves(
         if name in ("attack_ms", "release_ms"):
             ax.set_yscale("log")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     return _save(fig, path)
 
 
