@@ -78,6 +78,8 @@ def load_setting_audio(
     dataset: PairDataset, pairs: Sequence[PairInfo], max_seconds: float | None, start_seconds: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate the pairs of one setting (each limited to ``max_seconds`` from ``start_seconds``)."""
+    if len(pairs) == 1:
+        return dataset.read(pairs[0], start_seconds=start_seconds, duration_seconds=max_seconds)
     dry_parts, wet_parts = [], []
     for pair in pairs:
         dry, wet = dataset.read(pair, start_seconds=start_seconds, duration_seconds=max_seconds)
