@@ -70,11 +70,15 @@ def parameter_table(compressor, title: str = "fitted parameters") -> Table:
 def progress_printer():
     """Optimiser callback printing one line per iteration: loss (= pre-filtered ESR), gradient, step, time."""
     console.print(f"{'iter':>4}  {'ESR':>11}  {'|grad|':>9}  {'step':>7}  {'time s':>7}")
+    seen = {"iterations": 0}
 
     def callback(intermediate) -> None:
         if not intermediate.history:
             return
         record = intermediate.history[-1]
+        if record.iteration <= 1 and seen["iterations"] > 1:
+            console.print("  (coarse pass on excerpts done; refining on the whole signal)")
+        seen["iterations"] = record.iteration
         console.print(
             f"{record.iteration:>4}  {record.loss:>11.6g}  {record.gradient_norm:>9.3g}  "
             f"{record.step_size:>7.3g}  {record.elapsed_seconds:>7.2f}"
