@@ -112,3 +112,21 @@ def test_capture_workflow_with_a_third_party_compressor(tmp_path):
     assert fit["alignment"]["polarity"] == -1
     assert fit["alignment"]["lag_samples"] == pytest.approx(37.0, abs=0.05)
     assert fit["esr"] < 0.05
+
+
+def test_missing_optional_dependency_is_one_line_naming_the_extra(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.delitem(__import__("sys").modules, "dynamatch.neural.train", raising=False)
+    result = run("train", "tcn-300-c", tmp_path, "-o", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert "pip install 'dynamatch[nn]'" in result.output
+    assert "Traceback" not in result.output

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import DynamatchError
@@ -32,13 +33,13 @@ def _handle_errors(command):
         debug = ctx.find_root().params.get("debug", False)
         try:
             return command(*args, **kwargs)
-        except (DynamatchError, ModuleNotFoundError) as error:
+        except (DynamatchError, ImportError) as error:
             if debug:
                 raise
             message = str(error)
             if isinstance(error, ModuleNotFoundError):
                 message = f"{error}; install the optional extras: pip install 'dynamatch[nn]'"
-            console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
             sys.exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/] (completed work was saved; run the same command to resume)")
