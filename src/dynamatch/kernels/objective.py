@@ -94,7 +94,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, a
     slope = 1.0 - 1.0 / ratio
     threshold_log = DB_TO_LOG * threshold_db
     g = 1.0
-    u_prev = 0.0
+    w = 0.0
     z = 0.0
     r2 = 0.0
     z2 = 0.0
@@ -107,8 +107,8 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, a
         alpha = alpha_attack if gh < g else alpha_release
         g = alpha * gh + (1.0 - alpha) * g
         u = xn * g
-        z = u - zero * u_prev + pole * z
-        u_prev = u
+        z = u + w
+        w = pole * z - zero * u
         if n >= count_from:
             tn = t[n]
             r = makeup_gain * z - tn
@@ -131,7 +131,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, threshold_db, rati
     threshold_log = c * threshold_db
     g = 1.0
     g0 = g1 = g2 = g3 = 0.0
-    u_prev = u0_prev = u1_prev = u2_prev = u3_prev = 0.0
+    w = w0 = w1 = w2 = w3 = 0.0
     z = z0 = z1 = z2 = z3 = 0.0
     r2 = zz = zt = rz = 0.0
     rz0 = rz1 = rz2 = rz3 = 0.0
@@ -164,12 +164,16 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, threshold_db, rati
         u1 = xn * g1
         u2 = xn * g2
         u3 = xn * g3
-        z = u - zero * u_prev + pole * z
-        z0 = u0 - zero * u0_prev + pole * z0
-        z1 = u1 - zero * u1_prev + pole * z1
-        z2 = u2 - zero * u2_prev + pole * z2
-        z3 = u3 - zero * u3_prev + pole * z3
-        u_prev, u0_prev, u1_prev, u2_prev, u3_prev = u, u0, u1, u2, u3
+        z = u + w
+        w = pole * z - zero * u
+        z0 = u0 + w0
+        w0 = pole * z0 - zero * u0
+        z1 = u1 + w1
+        w1 = pole * z1 - zero * u1
+        z2 = u2 + w2
+        w2 = pole * z2 - zero * u2
+        z3 = u3 + w3
+        w3 = pole * z3 - zero * u3
         if n >= count_from:
             tn = t[n]
             r = makeup_gain * z - tn
@@ -210,10 +214,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio
     g = 1.0
     g0 = g1 = g2 = g3 = 0.0
     g00 = g01 = g02 = g03 = g11 = g12 = g13 = g22 = g23 = g33 = 0.0
-    # pre-filter states: previous input u and output z of each signal
-    u_prev = u0_prev = u1_prev = u2_prev = u3_prev = 0.0
-    u00_prev = u01_prev = u02_prev = u03_prev = u11_prev = 0.0
-    u12_prev = u13_prev = u22_prev = u23_prev = u33_prev = 0.0
+    # pre-filter states (transposed direct form II, one per signal: z = u + w; w = pole·z − zero·u) and outputs z
+    w = w0 = w1 = w2 = w3 = 0.0
+    w00 = w01 = w02 = w03 = w11 = w12 = w13 = w22 = w23 = w33 = 0.0
     z = z0 = z1 = z2 = z3 = 0.0
     z00 = z01 = z02 = z03 = z11 = z12 = z13 = z22 = z23 = z33 = 0.0
     # running sums
@@ -288,24 +291,36 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio
         u22 = xn * g22
         u23 = xn * g23
         u33 = xn * g33
-        z = u - zero * u_prev + pole * z
-        z0 = u0 - zero * u0_prev + pole * z0
-        z1 = u1 - zero * u1_prev + pole * z1
-        z2 = u2 - zero * u2_prev + pole * z2
-        z3 = u3 - zero * u3_prev + pole * z3
-        z00 = u00 - zero * u00_prev + pole * z00
-        z01 = u01 - zero * u01_prev + pole * z01
-        z02 = u02 - zero * u02_prev + pole * z02
-        z03 = u03 - zero * u03_prev + pole * z03
-        z11 = u11 - zero * u11_prev + pole * z11
-        z12 = u12 - zero * u12_prev + pole * z12
-        z13 = u13 - zero * u13_prev + pole * z13
-        z22 = u22 - zero * u22_prev + pole * z22
-        z23 = u23 - zero * u23_prev + pole * z23
-        z33 = u33 - zero * u33_prev + pole * z33
-        u_prev, u0_prev, u1_prev, u2_prev, u3_prev = u, u0, u1, u2, u3
-        u00_prev, u01_prev, u02_prev, u03_prev, u11_prev = u00, u01, u02, u03, u11
-        u12_prev, u13_prev, u22_prev, u23_prev, u33_prev = u12, u13, u22, u23, u33
+        z = u + w
+        w = pole * z - zero * u
+        z0 = u0 + w0
+        w0 = pole * z0 - zero * u0
+        z1 = u1 + w1
+        w1 = pole * z1 - zero * u1
+        z2 = u2 + w2
+        w2 = pole * z2 - zero * u2
+        z3 = u3 + w3
+        w3 = pole * z3 - zero * u3
+        z00 = u00 + w00
+        w00 = pole * z00 - zero * u00
+        z01 = u01 + w01
+        w01 = pole * z01 - zero * u01
+        z02 = u02 + w02
+        w02 = pole * z02 - zero * u02
+        z03 = u03 + w03
+        w03 = pole * z03 - zero * u03
+        z11 = u11 + w11
+        w11 = pole * z11 - zero * u11
+        z12 = u12 + w12
+        w12 = pole * z12 - zero * u12
+        z13 = u13 + w13
+        w13 = pole * z13 - zero * u13
+        z22 = u22 + w22
+        w22 = pole * z22 - zero * u22
+        z23 = u23 + w23
+        w23 = pole * z23 - zero * u23
+        z33 = u33 + w33
+        w33 = pole * z33 - zero * u33
 
         if n >= count_from:
             tn = t[n]
