@@ -392,45 +392,27 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio
 
 
 @kernel(parallel=True)
-def loss_sums(x, level_log, t, threshold_db, ratio, alpha_attack, alpha_release, makeup_gain,
-              chunk_samples, warmup_samples, zero, pole):
-    """Loss sums (``LOSS_SUMS``) of the chunked prediction of ``x`` (detector ``level_log``) against
-    the pre-filtered target ``t``; ``makeup_gain`` is linear, ``zero``/``pole`` define the filter."""
-    total = x.shape[0]
-    chunks = chunk_count(total, chunk_samples, warmup_samples)
-    per_chunk = np.zeros((chunks, LOSS_SUMS))
-    for k in numba.prange(chunks):
-        start, stop, count_from = _chunk_bounds(k, total, chunk_samples, warmup_samples)
-        _loss_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack, alpha_release,
-                    makeup_gain, zero, pole, per_chunk[k])
-    return _sum_rows(per_chunk)
-
-
-@kernel(parallel=True)
-def gradient_sums(x, level_log, t, threshold_db, ratio, alpha_attack, alpha_release, makeup_gain,
-                  chunk_samples, warmup_samples, zero, pole):
-    """Loss and first-order sums (``GRADIENT_SUMS``); arguments as :func:`loss_sums`."""
-    total = x.shape[0]
-    chunks = chunk_count(total, chunk_samples, warmup_samples)
-    per_chunk = np.zeros((chunks, GRADIENT_SUMS))
-    for k in numba.prange(chunks):
-        start, stop, count_from = _chunk_bounds(k, total, chunk_samples, warmup_samples)
-        _gradient_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack, alpha_release,
-                        makeup_gain, zero, pole, per_chunk[k])
-    return _sum_rows(per_chunk)
-
-
-@kernel(parallel=True)
-def hessian_sums(x, level_log, t, threshold_db, ratio, alpha_attack, alpha_release, makeup_gain,
+def chunked_sums(order, x, level_log, t, threshold_db, ratio, alpha_attack, alpha_release, makeup_gain,
                  chunk_samples, warmup_samples, zero, pole):
-    """Loss, first- and second-order sums (``HESSIAN_SUMS``); arguments as :func:`loss_sums`."""
+    """Sums of the chunked prediction of ``x`` (detector ``level_log``) against the pre-filtered target
+    ``t``, summed over chunks in parallel: ``order`` 0 = loss (``LOSS_SUMS``), 1 = + first-order
+    (``GRADIENT_SUMS``), 2 = + second-order (``HESSIAN_SUMS``).  ``makeup_gain`` is linear and
+    ``zero``/``pole`` define the pre-filter."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
-    per_chunk = np.zeros((chunks, HESSIAN_SUMS))
+    width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)
+    per_chunk = np.zeros((chunks, width))
     for k in numba.prange(chunks):
         start, stop, count_from = _chunk_bounds(k, total, chunk_samples, warmup_samples)
-        _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack, alpha_release,
-                       makeup_gain, zero, pole, per_chunk[k])
+        if order == 0:
+            _loss_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack,
+                        alpha_release, makeup_gain, zero, pole, per_chunk[k])
+        elif order == 1:
+            _gradient_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack,
+                            alpha_release, makeup_gain, zero, pole, per_chunk[k])
+        else:
+            _hessian_chunk(x, level_log, t, start, stop, count_from, threshold_db, ratio, alpha_attack,
+                           alpha_release, makeup_gain, zero, pole, per_chunk[k])
     return _sum_rows(per_chunk)
 
 

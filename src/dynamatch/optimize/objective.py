@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import AudioError, LengthMismatchError, ParameterError, SilentAudioError
 from ..kernels.ballistics import DB_TO_LOG
-from ..kernels.objective import PAIRS, detector_log_level, gradient_sums, hessian_sums, loss_sums
+from ..kernels.objective import PAIRS, chunked_sums, detector_log_level
 from ..kernels.prefilter import PREFILTER_POLE, prefilter as prefilter_signal
 from ..models.compressor import Compressor
 from ..units import coefficient_to_ms
@@ -71,18 +71,18 @@ class CompressorObjective:
     # -- objective ------------------------------------------------------------------------------
     def loss(self, q: np.ndarray) -> float:
         """Pre-filtered ESR at kernel parameters ``q``."""
-        return float(self._sums(loss_sums, self._check(q))[0] / self.target_energy)
+        return float(self._sums(0, self._check(q))[0] / self.target_energy)
 
     def loss_grad(self, q: np.ndarray) -> tuple[float, np.ndarray]:
         """ESR and its exact gradient (5,) in kernel space."""
         q = self._check(q)
-        s = self._sums(gradient_sums, q)
+        s = self._sums(1, q)
         return float(s[0] / self.target_energy), _gradient(s, q) / self.target_energy
 
     def loss_grad_hess(self, q: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """ESR, exact gradient (5,) and exact symmetric Hessian (5, 5) in kernel space."""
         q = self._check(q)
-        s = self._sums(hessian_sums, q)
+        s = self._sums(2, q)
         c = DB_TO_LOG
         m = math.exp(c * q[4])
         hess = np.empty((5, 5))
@@ -102,7 +102,7 @@ class CompressorObjective:
         """Make-up (dB) that makes the RMS of the (pre-filtered, counted) prediction equal the target's."""
         q = self.kernel_params(compressor, self.sample_rate)
         q[4] = 0.0
-        prediction_energy = self._sums(loss_sums, self._check(q))[1]
+        prediction_energy = self._sums(0, self._check(q))[1]
         if not prediction_energy > 0.0:
             raise SilentAudioError("the compressor's prediction has no energy: lower the ratio or raise the threshold")
         return float(10.0 * math.log10(self.target_energy / prediction_energy))
@@ -140,9 +140,9 @@ class CompressorObjective:
             raise ParameterError(f"alpha_attack and alpha_release must be in (0, 1], got {q[2]} and {q[3]}")
         return q
 
-    def _sums(self, driver, q: np.ndarray) -> np.ndarray:
-        """Kernel sums at already validated ``q``."""
-        return driver(self._dry, self._level_log, self._target, q[0], q[1], q[2], q[3], math.exp(DB_TO_LOG * q[4]),
+    def _sums(self, order: int, q: np.ndarray) -> np.ndarray:
+        """Kernel sums of ``order`` (0 loss, 1 gradient, 2 Hessian) at already validated ``q``."""
+        return chunked_sums(order, self._dry, self._level_log, self._target, q[0], q[1], q[2], q[3], math.exp(DB_TO_LOG * q[4]),
                       self.chunk_samples, self.warmup_samples, self._zero, self._pole)
 
 
