@@ -79,3 +79,55 @@ def torchcomp_esr(dry: np.ndarray, target_filtered: np.ndarray):
         return torch.sum((z - t) ** 2) / target_energy
 
     return esr, prefilter_torch
+
+
+def render_naive(compressor, x, sample_rate):
+    """Output (before make-up) and linked gain of any family member, one sample at a time in plain
+    Python: its equations (``spec.step`` / ``spec.output``) run with floats, not the generated kernels.
+    ``x`` is (samples,) or (channels, samples); the detector sees the channel sample of largest
+    magnitude, the output stage runs per channel."""
+    import math
+    from types import SimpleNamespace
+
+    from dynamatch.models.blocks import FloatOps
+
+    spec = compressor.spec
+    x2d = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    q = SimpleNamespace(**{p.kernel_name: float(p.to_kernel(compressor.to_dict()[p.name], sample_rate))
+                           for p in spec.parameters[:-1]})
+    state = dict(spec.states)
+    output_states = [dict(spec.output_states) for _ in range(x2d.shape[0])]
+    out = np.empty_like(x2d)
+    gain = np.empty(x2d.shape[1])
+    for n in range(x2d.shape[1]):
+        column = x2d[:, n]
+        detector = float(column[int(np.argmax(np.abs(column)))])
+        level_log = math.log(max(abs(detector), 1e-10))
+        state, g = spec.step(FloatOps, q, SimpleNamespace(**state), detector, level_log)
+        gain[n] = g
+        for c in range(x2d.shape[0]):
+            u = float(x2d[c, n]) * g
+            if spec.output is not None:
+                output_states[c], u = spec.output(FloatOps, q, SimpleNamespace(**output_states[c]), u)
+            out[c, n] = u
+    return out.reshape(np.shape(x)), gain
+
+
+def chunked_esr_model_naive(dry, wet, compressor, sample_rate, chunk_samples, warmup_samples):
+    """The chunked pre-filtered ESR of any family member, from :func:`render_naive` per chunk
+    (rest state at each chunk start), scipy's pre-filter and plain numpy sums."""
+    target = prefilter_naive(wet)
+    makeup = 10.0 ** (compressor.makeup_db / 20.0)
+    predicted, counted = [], []
+    start = 0
+    while True:
+        stop = min(start + chunk_samples, dry.size)
+        z = prefilter_naive(makeup * render_naive(compressor, dry[start:stop], sample_rate)[0])
+        skip = 0 if start == 0 else warmup_samples
+        predicted.append(z[skip:])
+        counted.append(target[start + skip:stop])
+        if stop == dry.size:
+            break
+        start += chunk_samples - warmup_samples
+    z, t = np.concatenate(predicted), np.concatenate(counted)
+    return float(np.sum((z - t) ** 2) / np.sum(t**2))

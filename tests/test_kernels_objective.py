@@ -10,7 +10,7 @@ from naive import chunked_esr_naive, chunked_prediction_naive, prefilter_naive, 
 
 from dynamatch import Compressor
 from dynamatch.errors import AudioError, LengthMismatchError, ParameterError, SilentAudioError
-from dynamatch.kernels.objective import chunk_count
+from dynamatch.kernels.chunks import chunk_count
 from dynamatch.kernels.prefilter import PREFILTER_POLE, prefilter, prefilter_block
 from dynamatch.optimize.objective import CompressorObjective
 
@@ -53,9 +53,8 @@ def point(pair):
     """Kernel parameters away from the truth, with the threshold in a gap between sample levels."""
     dry, _ = pair
     threshold_db = knee_free_threshold_db(dry, -21.0, -19.0)
-    return CompressorObjective.kernel_params(
-        Compressor(threshold_db=threshold_db, ratio=3.0, attack_ms=2.0, release_ms=80.0, makeup_db=2.5), SAMPLE_RATE
-    )
+    return Compressor(threshold_db=threshold_db, ratio=3.0, attack_ms=2.0, release_ms=80.0,
+                      makeup_db=2.5).kernel_vector(SAMPLE_RATE)
 
 
 # -- pre-filter ----------------------------------------------------------------------------------
@@ -96,7 +95,7 @@ def test_chunked_loss_matches_naive_rendering(pair, seconds, prefilter_on):
     expected = chunked_esr_naive(dry, wet, model, SAMPLE_RATE, objective.chunk_samples, objective.warmup_samples,
                                  prefilter=prefilter_on)
     assert chunk_count(dry.size, objective.chunk_samples, objective.warmup_samples) > 1
-    q = objective.kernel_params(model, SAMPLE_RATE)
+    q = objective.kernel_params(model)
     assert objective.esr(model) == pytest.approx(expected, rel=1e-10)
     assert objective.loss_grad(q)[0] == pytest.approx(expected, rel=1e-10)
     assert objective.loss_grad_hess(q)[0] == pytest.approx(expected, rel=1e-10)
@@ -143,7 +142,7 @@ def test_perfect_fit_has_zero_loss_without_cancellation():
     dry = programme(0.3, seed=7)
     truth = Compressor(-22.0, 5.0, 3.0, 100.0, 6.0)
     objective = CompressorObjective(dry, truth.process(dry, SAMPLE_RATE), SAMPLE_RATE)
-    loss, grad, _ = objective.loss_grad_hess(objective.kernel_params(truth, SAMPLE_RATE))
+    loss, grad, _ = objective.loss_grad_hess(objective.kernel_params(truth))
     assert loss < 1e-25
     assert np.all(np.abs(grad) < 1e-10)
 
@@ -211,10 +210,10 @@ def test_gradient_and_hessian_match_torchcomp_autograd(pair, point):
 # -- parameters and validation ------------------------------------------------------------------------
 def test_kernel_params_round_trip_through_real_units():
     model = Compressor(-30.0, 7.0, 0.5, 300.0, 5.0)
-    q = CompressorObjective.kernel_params(model, SAMPLE_RATE)
+    q = model.kernel_vector(SAMPLE_RATE)
     np.testing.assert_allclose(q[2:4], 1.0 - np.exp(-2200.0 / (np.array([0.5, 300.0]) * SAMPLE_RATE)), rtol=1e-12)
     assert (q[0], q[1], q[4]) == (-30.0, 7.0, 5.0)
-    back = CompressorObjective.compressor_from_kernel_params(q, SAMPLE_RATE)
+    back = Compressor.from_kernel_vector(q, SAMPLE_RATE)
     np.testing.assert_allclose(back.to_vector(), model.to_vector(), rtol=1e-12)
 
 

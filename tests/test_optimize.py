@@ -20,12 +20,14 @@ from dynamatch.optimize import (
     minimize_levenberg_marquardt,
     minimize_newton,
 )
+from dynamatch.models.family import model_spec
 from dynamatch.units import coefficient_to_ms, ms_to_coefficient
 
 LA2A = Path(__file__).resolve().parents[2] / "shared" / "la2a"
 SAMPLE_RATE = 44100.0
 ARMIJO = 1e-4
 METHODS = ["newton", "lm", "adam"]
+FF5 = model_spec("ff5")
 
 
 # -- toy problems -------------------------------------------------------------------------------
@@ -57,20 +59,24 @@ class CompressorShaped(Problem):
 
     def __init__(self, target: Compressor) -> None:
         super().__init__()
-        self.q_star = self.kernel_params(target, SAMPLE_RATE)
+        self.q_star = self.kernel_params(target)
         self.scale = np.array([10.0, 2.0, 0.01, 3e-4, 3.0])
         rng = np.random.default_rng(1)
         m = rng.standard_normal((5, 5))
         self.a = m @ m.T / 5.0 + np.eye(5)
 
     @staticmethod
-    def kernel_params(compressor, sample_rate):
+    def kernel_params(compressor):
         v = compressor.to_vector()
-        return np.array([v[0], v[1], ms_to_coefficient(v[2], sample_rate), ms_to_coefficient(v[3], sample_rate), v[4]])
+        return np.array([v[0], v[1], ms_to_coefficient(v[2], SAMPLE_RATE), ms_to_coefficient(v[3], SAMPLE_RATE), v[4]])
 
     @staticmethod
-    def compressor_from_kernel_params(q, sample_rate):
-        return Compressor(q[0], q[1], coefficient_to_ms(q[2], sample_rate), coefficient_to_ms(q[3], sample_rate), q[4])
+    def compressor(q):
+        return Compressor(q[0], q[1], coefficient_to_ms(q[2], SAMPLE_RATE), coefficient_to_ms(q[3], SAMPLE_RATE), q[4])
+
+    @staticmethod
+    def kernel_limits(bounds):
+        return bounds.kernel_limits(FF5, SAMPLE_RATE)
 
     def _derivatives(self, q):
         s = (q - self.q_star) / self.scale
@@ -170,7 +176,7 @@ def test_bounds_validation_and_kernel_limits():
         Bounds(release_ms=(0, 100))
     with pytest.raises(ParameterError):
         Bounds(ratio=(1, float("inf")))
-    lower, upper = Bounds().kernel_limits(SAMPLE_RATE)
+    lower, upper = Bounds().kernel_limits(FF5, SAMPLE_RATE)
     assert np.isneginf(lower[[0, 4]]).all() and np.isposinf(upper[[0, 4]]).all()
     assert lower[1] == 1.0 and upper[1] == 20.0
     # short time = large coefficient: the attack coefficient runs from α(100 ms) to α(0.1 ms)
@@ -180,7 +186,7 @@ def test_bounds_validation_and_kernel_limits():
 
 
 def test_to_kernel_matches_the_reference_formula_and_round_trips():
-    par = Parametrization.for_compressor(Bounds(), SAMPLE_RATE)
+    par = Parametrization(*Bounds().kernel_limits(FF5, SAMPLE_RATE))
     u = np.array([-20.0, 0.3, -1.2, 2.0, 3.5])
     q = par.to_kernel(u)
     sigmoid = 1.0 / (1.0 + np.exp(-u))
@@ -198,18 +204,18 @@ def test_to_kernel_matches_the_reference_formula_and_round_trips():
 
 
 def test_from_kernel_clips_strictly_inside_the_bounds():
-    par = Parametrization.for_compressor(Bounds(), SAMPLE_RATE)
-    outside = CompressorShaped.kernel_params(Compressor(0.0, 50.0, 0.01, 5000.0, 0.0), SAMPLE_RATE)
+    par = Parametrization(*Bounds().kernel_limits(FF5, SAMPLE_RATE))
+    outside = CompressorShaped.kernel_params(Compressor(0.0, 50.0, 0.01, 5000.0, 0.0))
     q = par.to_kernel(par.from_kernel(outside))
-    lower, upper = Bounds().kernel_limits(SAMPLE_RATE)
+    lower, upper = Bounds().kernel_limits(FF5, SAMPLE_RATE)
     assert np.all(q[1:4] > lower[1:4]) and np.all(q[1:4] < upper[1:4])
     assert q[1] == pytest.approx(20.0, rel=1e-5)
 
 
 def test_transform_matches_finite_differences_of_the_composition():
     problem = CompressorShaped(TARGET)
-    par = Parametrization.for_compressor(Bounds(), SAMPLE_RATE)
-    u = par.from_kernel(problem.kernel_params(START, SAMPLE_RATE)) + np.array([0.0, 0.4, -0.3, 0.5, 0.0])
+    par = Parametrization(*Bounds().kernel_limits(FF5, SAMPLE_RATE))
+    u = par.from_kernel(problem.kernel_params(START)) + np.array([0.0, 0.4, -0.3, 0.5, 0.0])
 
     def composed(v):
         return problem.loss(par.to_kernel(v))
@@ -231,7 +237,7 @@ def test_transform_matches_finite_differences_of_the_composition():
 
 
 def test_limit_step_keeps_direction_and_caps_each_kind():
-    par = Parametrization.for_compressor(Bounds(), SAMPLE_RATE)
+    par = Parametrization(*Bounds().kernel_limits(FF5, SAMPLE_RATE))
     capped, scale = par.limit_step(np.array([48.0, 1.0, -1.0, 0.5, 0.0]), max_logit_step=3.0, max_free_step=24.0)
     np.testing.assert_allclose(capped, [24.0, 0.5, -0.5, 0.25, 0.0])
     assert scale == 0.5
@@ -262,7 +268,7 @@ def test_second_order_methods_reach_the_known_minimum_in_real_units(method):
 
 def test_adam_reaches_the_known_minimum():
     problem = CompressorShaped(TARGET)
-    start_loss = problem._derivatives(problem.kernel_params(START, SAMPLE_RATE))[0]
+    start_loss = problem._derivatives(problem.kernel_params(START))[0]
     result = minimize_adam(problem, START, learning_rate=0.05, max_iterations=3000)
     assert result.loss < 1e-4 * start_loss
     np.testing.assert_allclose(result.params.to_vector(), TARGET.to_vector(), rtol=2e-2)
@@ -337,8 +343,8 @@ def test_every_accepted_newton_step_satisfies_armijo():
 def test_bounds_are_respected_when_the_minimum_lies_outside():
     outside = Compressor(threshold_db=-24.0, ratio=40.0, attack_ms=0.02, release_ms=150.0, makeup_db=2.0)
     problem = CompressorShaped(Compressor())
-    problem.q_star = problem.kernel_params(outside, SAMPLE_RATE)
-    lower, upper = Bounds().kernel_limits(SAMPLE_RATE)
+    problem.q_star = problem.kernel_params(outside)
+    lower, upper = Bounds().kernel_limits(FF5, SAMPLE_RATE)
     for method in METHODS:
         seen = []
         result = minimize(problem, START, method=method, max_iterations=200, callback=lambda r: seen.append(r.x))
@@ -346,7 +352,7 @@ def test_bounds_are_respected_when_the_minimum_lies_outside():
             assert np.all(q[1:4] >= lower[1:4]) and np.all(q[1:4] <= upper[1:4])
         assert result.params.ratio > 19.0 and result.params.attack_ms < 0.2
         assert 1.0 <= result.params.ratio <= 20.0 and result.params.attack_ms >= 0.1
-        assert result.loss < problem.loss(problem.kernel_params(START, SAMPLE_RATE))
+        assert result.loss < problem.loss(problem.kernel_params(START))
 
 
 # -- callbacks, failures, results ---------------------------------------------------------------
@@ -454,7 +460,7 @@ def _rms_matched_start(dry: np.ndarray, wet: np.ndarray, sample_rate: float) -> 
 
 
 def _loss_at(objective, compressor: Compressor) -> float:
-    return objective.loss(objective.kernel_params(compressor, objective.sample_rate))
+    return objective.loss(objective.kernel_params(compressor))
 
 
 @pytest.fixture(scope="module")

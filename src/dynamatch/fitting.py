@@ -1,23 +1,41 @@
-"""Fit the 4A-2A compressor to a dry/wet pair: validate, align, start, optimise.
+"""Fit a family member to a dry/wet pair: validate, align, start, optimise; or choose the member.
 
 This is the one pipeline every entry point uses (CLI, map fitting, Python API)::
 
     from dynamatch.fitting import fit_files
-    capture = fit_files("dry.wav", "wet.wav")
+    capture = fit_files("dry.wav", "wet.wav", model="opto")
     print(capture.result)              # parameters in real units, ESR, iterations
+
+Starting points.  A member with a ``parent`` (:mod:`dynamatch.models.family`) is fitted after its
+parent: the parent's optimum, with the new parameters at their neutral values and at each of their
+listed ``starts``, gives the candidate starts; the best few by loss are optimised and the best result
+kept.  For a nested member the neutral start reproduces the parent, so the fit never ends worse than
+the parent on the audio it was fitted to.  A member without a parent starts from the 4A-2A paper's
+initial point with RMS-matched make-up.
+
+Long signals (> :data:`COARSE_MIN_SECONDS`, or ``coarse=True``) are fitted coarse-to-fine: the starts
+are optimised on evenly spaced 12 s excerpts covering 1/8 of the audio (the far-from-optimum iterations
+are the same work on less audio), and only the best is refined on all of it.
+
+``model="auto"`` (:func:`select_model`) fits candidates on the first part of the audio, scores them on the
+held-back rest and keeps the best, preferring fewer parameters unless a bigger member wins clearly.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .data.alignment import Alignment, align_pair
 from .data.audio import AudioPair, check_signal, load_pair
+from .errors import ParameterError
 from .models.compressor import Compressor
+from .models.family import MODELS, model_spec
 from .optimize import Bounds, FitResult, minimize
 from .optimize.objective import CompressorObjective
 
@@ -26,30 +44,67 @@ DEFAULT_START = Compressor(threshold_db=-36.0, ratio=4.0, attack_ms=1.0, release
 #: Stop when the Newton decrement (the ESR decrease the quadratic model still predicts) is below this
 #: fraction of the ESR: further iterations would change the ESR in its seventh digit.
 DECREMENT_TOLERANCE = 1e-6
-#: Signals longer than this get a coarse first pass on evenly spaced excerpts (see :func:`fit_arrays`).
+COARSE_DECREMENT_TOLERANCE = 1e-4
+#: Signals longer than this get a coarse first pass on evenly spaced excerpts.
 COARSE_MIN_SECONDS = 240.0
 COARSE_FRACTION = 0.125
 COARSE_EXCERPT_SECONDS = 12.0
+#: How many of the candidate starts of a member with a parent are optimised.
+STARTS = 3
+AUTO = "auto"
+#: Members ``model="auto"`` chooses among, by default.
+AUTO_CANDIDATES: tuple[str, ...] = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db")
+HOLDOUT_FRACTION = 0.3
+#: A member with more parameters is chosen only when its held-out ESR is this much lower (relative).
+PARSIMONY_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class SelectionRow:
+    """One candidate of a model selection: fitted on the first part, scored on the held-back rest."""
+
+    model: str
+    parameters: int
+    fit_esr: float
+    held_out_esr: float
+    held_out_delta_ldr_db: float
+    fit_seconds: float
+    compressor: Compressor
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "parameters": self.parameters, "fit_esr": self.fit_esr,
+                "held_out_esr": self.held_out_esr, "held_out_delta_ldr_db": self.held_out_delta_ldr_db,
+                "fit_seconds": round(self.fit_seconds, 3), "values": self.compressor.to_dict()}
+
+
+@dataclass(frozen=True)
+class ModelSelection:
+    """The outcome of ``model="auto"``: every candidate's row, the choice and why."""
+
+    rows: tuple[SelectionRow, ...]
+    chosen: str
+    holdout_fraction: float
+    parsimony_margin: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": self.chosen, "reason": self.reason, "holdout_fraction": self.holdout_fraction,
+                "parsimony_margin": self.parsimony_margin, "candidates": [r.to_dict() for r in self.rows]}
 
 
 @dataclass(frozen=True)
 class CaptureFit:
-    """A fit of a recorded pair: the optimiser's result, the alignment applied and the aligned audio."""
+    """A fit of a recorded pair: the optimiser's result, the alignment applied, the aligned audio and,
+    for ``model="auto"``, the model selection."""
 
     result: FitResult
     alignment: Alignment | None
     pair: AudioPair
+    selection: ModelSelection | None = None
 
     @property
     def compressor(self) -> Compressor:
         return self.result.params
-
-
-def starting_point(objective: CompressorObjective, initial: Compressor | None = None) -> Compressor:
-    """``initial`` as given (warm start), or the default start with RMS-matched make-up."""
-    if initial is not None:
-        return initial
-    return DEFAULT_START.with_params(makeup_db=objective.matched_makeup_db(DEFAULT_START))
 
 
 def coarse_excerpts(
@@ -63,75 +118,247 @@ def coarse_excerpts(
     return (np.concatenate([dry[a:a + length] for a in starts]), np.concatenate([wet[a:a + length] for a in starts]))
 
 
+def extension_starts(base: Compressor, known: Sequence[str]) -> list[Compressor]:
+    """``base`` with every parameter not in ``known`` at its neutral value (or default) and at each of its
+    listed starts: the product of those choices."""
+    choices = []
+    for p in base.spec.parameters:
+        if p.name in known:
+            continue
+        first = p.neutral if p.neutral is not None else p.default
+        choices.append([(p.name, v) for v in dict.fromkeys((first, *p.starts))])
+    return [base.with_params(**dict(combo)) for combo in itertools.product(*choices)]
+
+
+class _Fitter:
+    """One dry/wet pair, fitted by any member; objectives share the signals, fits are cached per member."""
+
+    def __init__(self, dry, wet, sample_rate, *, method, bounds, chunk_seconds, warmup_seconds, max_iterations,
+                 coarse, starts, callback, on_stage, options) -> None:
+        self.sample_rate = float(sample_rate)
+        self.method, self.bounds, self.max_iterations = method, bounds, max_iterations
+        self.starts, self.callback, self.on_stage = starts, callback, on_stage
+        self.options = dict(options)
+        if method != "adam":
+            self.options.setdefault("decrement_tolerance", DECREMENT_TOLERANCE)
+        settings = {"chunk_seconds": chunk_seconds, "warmup_seconds": warmup_seconds}
+        self.full = CompressorObjective(dry, wet, sample_rate, **settings)
+        if coarse is None:
+            coarse = np.size(dry) > COARSE_MIN_SECONDS * sample_rate
+        self.coarse = None
+        if coarse:
+            excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry, float), np.asarray(wet, float), sample_rate)
+            self.coarse = CompressorObjective(excerpt_dry, excerpt_wet, sample_rate, **settings)
+        self.results: dict[str, FitResult] = {}
+
+    def _stage(self, text: str) -> None:
+        if self.on_stage is not None:
+            self.on_stage(text)
+
+    def _minimize(self, objective, start: Compressor, *, coarse_pass: bool) -> FitResult:
+        options = dict(self.options)
+        if coarse_pass and self.method != "adam":
+            options["decrement_tolerance"] = max(options["decrement_tolerance"], COARSE_DECREMENT_TOLERANCE)
+        return minimize(objective, start, method=self.method, bounds=self.bounds,
+                        max_iterations=self.max_iterations, callback=self.callback, **options)
+
+    def default_start(self, model: str) -> Compressor:
+        start = DEFAULT_START.as_model(model)
+        return start.with_params(makeup_db=self.full.with_model(model).matched_makeup_db(start))
+
+    def fit(self, model: str, initial: Compressor | None = None) -> FitResult:
+        """The fit of ``model`` (from ``initial``, or from its parent's fit, or the default start)."""
+        if initial is None and model in self.results:
+            return self.results[model]
+        started = time.perf_counter()
+        spec = model_spec(model)
+        parent_start = None
+        if initial is not None and initial.model == model:
+            candidates = [initial]
+        elif initial is not None:
+            candidates = extension_starts(initial.as_model(model), initial.parameter_names)
+        elif spec.parent is not None:
+            parent = self.fit(spec.parent)
+            base = parent.params.as_model(model)
+            candidates = extension_starts(base, model_spec(spec.parent).parameter_names)
+            parent_start = base if spec.nested else None
+        else:
+            candidates = [self.default_start(model)]
+        result = self._optimise(model, candidates, parent_start)
+        result = replace(result, elapsed_seconds=time.perf_counter() - started)
+        if initial is None:
+            self.results[model] = result
+        return result
+
+    def _optimise(self, model: str, candidates: list[Compressor], parent_start: Compressor | None) -> FitResult:
+        first = self.coarse if self.coarse is not None else self.full
+        objective = first.with_model(model)
+        ranked = sorted(candidates, key=objective.esr)[: self.starts]
+        attempts = []
+        for k, start in enumerate(ranked):
+            where = "excerpts" if self.coarse is not None else "the whole signal"
+            self._stage(f"{model}: start {k + 1}/{len(ranked)} on {where}" if len(ranked) > 1 else f"{model} on {where}")
+            attempts.append(self._minimize(objective, start, coarse_pass=self.coarse is not None))
+        best = min(attempts, key=lambda r: r.loss if np.isfinite(r.loss) else np.inf)
+        if self.coarse is None:
+            return _path_result(best, [], len(ranked))
+        full = self.full.with_model(model)
+        start = best.params
+        if parent_start is not None and full.esr(parent_start) < full.esr(start):
+            start = parent_start  # nested: never refine from worse than the parent's own optimum
+        self._stage(f"{model}: refining on the whole signal")
+        fine = self._minimize(full, start, coarse_pass=False)
+        return _path_result(fine, [best], len(ranked), excerpt_seconds=self.coarse._dry.size / self.sample_rate)
+
+
+def _path_result(result: FitResult, before: list[FitResult], starts: int, excerpt_seconds: float = 0.0) -> FitResult:
+    """``result`` with the iterations of the passes that led to it counted in ``nit``/``nfev``/``history``."""
+    history = []
+    for part in (*before, result):
+        offset = history[-1].iteration if history else 0
+        shift = history[-1].elapsed_seconds if history else 0.0
+        for record in part.history[(1 if history else 0):]:
+            history.append(replace(record, iteration=record.iteration + offset, elapsed_seconds=record.elapsed_seconds + shift))
+    message = result.message
+    notes = []
+    if starts > 1:
+        notes.append(f"best of {starts} starts")
+    if before:
+        notes.append(f"{before[0].nit} iterations on {excerpt_seconds:.0f} s of excerpts, then {result.nit} on the whole signal")
+    if notes:
+        message = f"{message} ({'; '.join(notes)})"
+    return replace(result, nit=len(history) - 1, nfev=result.nfev + sum(r.nfev for r in before),
+                   history=tuple(history), message=message)
+
+
 def fit_arrays(
     dry: np.ndarray,
     wet: np.ndarray,
     sample_rate: float,
     *,
+    model: str = "ff5",
     method: str = "newton",
     initial: Compressor | None = None,
-    bounds: Bounds | None = None,
+    bounds: Bounds | None = Bounds(),
     chunk_seconds: float = 12.0,
     warmup_seconds: float = 1.0,
     max_iterations: int = 50,
     coarse: bool | None = None,
+    starts: int = STARTS,
     callback: Callable[[FitResult], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **options,
 ) -> FitResult:
-    """Fit the compressor to aligned mono arrays (no validation beyond shapes).
+    """Fit family member ``model`` to aligned mono arrays (no validation beyond shapes).
 
-    Long signals (> :data:`COARSE_MIN_SECONDS`, or ``coarse=True``) are fitted coarse-to-fine: first on
-    evenly spaced 12 s excerpts covering 1/8 of the audio, from ``initial`` or the default start (the
-    far-from-optimum iterations are the same work on less audio), then on all of it from that point.  The result is the optimum of the
-    full objective either way; ``coarse=False`` switches the first pass off.  ``options`` go to the
-    optimiser (e.g. ``decrement_tolerance``).
+    ``initial`` warm-starts the fit (a compressor of another member is converted, see
+    :meth:`Compressor.as_model`); ``bounds`` overrides parameter ranges (None: unbounded);
+    ``starts`` is how many candidate starts are optimised; ``coarse`` forces the coarse-to-fine
+    path on or off; ``on_stage(text)`` reports each pass; ``options`` go to the optimiser.  For
+    ``model="auto"`` use :func:`select_model`.
     """
+    if model == AUTO:
+        raise ParameterError("fit_arrays fits one member; use select_model(...) for model='auto'")
+    model_spec(model)
+    if starts < 1:
+        raise ParameterError(f"starts must be >= 1, got {starts}")
+    fitter = _Fitter(dry, wet, sample_rate, method=method, bounds=bounds, chunk_seconds=chunk_seconds,
+                     warmup_seconds=warmup_seconds, max_iterations=max_iterations, coarse=coarse, starts=starts,
+                     callback=callback, on_stage=on_stage, options=options)
+    return fitter.fit(model, initial)
+
+
+def choose(rows: Sequence[SelectionRow], margin: float = PARSIMONY_MARGIN) -> tuple[str, str]:
+    """(model, reason): the member with the fewest parameters among those whose held-out ESR is within
+    ``margin`` (relative) of the best; ties go to the lower held-out ESR."""
+    finite = [r for r in rows if np.isfinite(r.held_out_esr)]
+    if not finite:
+        raise ParameterError("no candidate model gave a finite held-out ESR; check the recordings")
+    best = min(finite, key=lambda r: r.held_out_esr)
+    close = [r for r in finite if r.held_out_esr <= best.held_out_esr * (1.0 + margin)]
+    chosen = min(close, key=lambda r: (r.parameters, r.held_out_esr))
+    if chosen is best:
+        reason = f"lowest held-out ESR ({best.held_out_esr:.4g})"
+    else:
+        reason = (f"held-out ESR {chosen.held_out_esr:.4g} within {margin:.0%} of the best ({best.model}: "
+                  f"{best.held_out_esr:.4g}) with fewer parameters ({chosen.parameters} vs {best.parameters})")
+    return chosen.model, reason
+
+
+def select_model(
+    dry: np.ndarray,
+    wet: np.ndarray,
+    sample_rate: float,
+    *,
+    candidates: Sequence[str] = AUTO_CANDIDATES,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    parsimony_margin: float = PARSIMONY_MARGIN,
+    on_stage: Callable[[str], None] | None = None,
+    **options,
+) -> tuple[FitResult, ModelSelection]:
+    """Fit every member in ``candidates`` on the first ``1 - holdout_fraction`` of the audio, score each on
+    the held-back rest (pre-filtered ESR and ΔLDR of the whole-signal render over the held-back part),
+    choose with :func:`choose`, and refit the choice on all of the audio (warm-started)."""
+    from .metrics import delta_ldr_db, esr
+
+    candidates = list(dict.fromkeys(candidates))
+    for name in candidates:
+        model_spec(name)
+    if not 0.05 <= holdout_fraction <= 0.5:
+        raise ParameterError(f"holdout_fraction must be between 0.05 and 0.5, got {holdout_fraction}")
     dry = np.asarray(dry, dtype=float)
     wet = np.asarray(wet, dtype=float)
-    bounds = bounds or Bounds()
-    if method != "adam":
-        options.setdefault("decrement_tolerance", DECREMENT_TOLERANCE)
-    if coarse is None:
-        coarse = dry.size > COARSE_MIN_SECONDS * sample_rate
-    coarse_result = None
-    if coarse:
-        excerpt_dry, excerpt_wet = coarse_excerpts(dry, wet, sample_rate)
-        coarse_result = fit_arrays(
-            excerpt_dry, excerpt_wet, sample_rate, method=method, initial=initial, bounds=bounds,
-            chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds, max_iterations=max_iterations,
-            coarse=False, callback=callback, **{**options, "decrement_tolerance": 1e-4} if method != "adam" else options,
-        )
-        initial = coarse_result.params
-    objective = CompressorObjective(
-        dry, wet, sample_rate, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
-    )
-    start = starting_point(objective, initial)
-    q0 = CompressorObjective.kernel_params(start, sample_rate)
-    result = minimize(objective, q0, method=method, bounds=bounds, max_iterations=max_iterations,
-                      callback=callback, **options)
-    if coarse_result is None:
-        return result
-    return replace(
-        result,
-        elapsed_seconds=result.elapsed_seconds + coarse_result.elapsed_seconds,
-        message=f"{result.message} (after a coarse pass: {coarse_result.nit} iterations on "
-                f"{len(excerpt_dry) / sample_rate:.0f} s of excerpts)",
-    )
+    cut = int(round((1.0 - holdout_fraction) * dry.size))
+    fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=on_stage, **_fitter_options(options))
+    rows = []
+    for name in candidates:
+        started = time.perf_counter()
+        result = fitter.fit(name)
+        elapsed = time.perf_counter() - started
+        prediction = result.params.process(dry, sample_rate)
+        rows.append(SelectionRow(
+            name, len(result.params.parameter_names), float(result.loss), esr(prediction[cut:], wet[cut:]),
+            delta_ldr_db(prediction[cut:], wet[cut:], sample_rate), elapsed, result.params,
+        ))
+    chosen, reason = choose(rows, parsimony_margin)
+    selection = ModelSelection(tuple(rows), chosen, holdout_fraction, parsimony_margin, reason)
+    if on_stage is not None:
+        on_stage(f"chose {chosen}: {reason}; refitting on all of the audio")
+    part_fit = next(r.compressor for r in rows if r.model == chosen)
+    result = fit_arrays(dry, wet, sample_rate, model=chosen, initial=part_fit, on_stage=on_stage, **options)
+    return replace(result, message=f"{result.message}; model {chosen} chosen by held-out ESR"), selection
+
+
+def _fitter_options(options: dict) -> dict:
+    """``fit_arrays`` keyword options split into those of :class:`_Fitter` (with defaults)."""
+    options = dict(options)
+    names = {"method": "newton", "bounds": Bounds(), "chunk_seconds": 12.0, "warmup_seconds": 1.0,
+             "max_iterations": 50, "coarse": None, "starts": STARTS, "callback": None}
+    picked = {k: options.pop(k, v) for k, v in names.items()}
+    picked["options"] = options
+    return picked
 
 
 def fit_pair(
     pair: AudioPair,
     *,
     align: bool = True,
+    model: str = "ff5",
+    candidates: Sequence[str] = AUTO_CANDIDATES,
     **options,
 ) -> CaptureFit:
-    """Validate, align (latency and polarity) and fit an :class:`AudioPair`."""
+    """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects)."""
+    if model != AUTO:
+        model_spec(model)
     check_signal(pair.dry, pair.dry_name)
     check_signal(pair.wet, pair.wet_name)
     alignment = None
     if align:
         pair, alignment = align_pair(pair)
-    result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, **options)
+    if model == AUTO:
+        result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
+        return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
+    result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
     return CaptureFit(result=result, alignment=alignment, pair=pair)
 
 
@@ -146,3 +373,7 @@ def fit_files(
     """Read, validate, align and fit a dry/wet pair of audio files."""
     pair = load_pair(dry_path, wet_path, sample_rate=sample_rate)
     return fit_pair(pair, align=align, **options)
+
+
+__all__ = ["AUTO", "AUTO_CANDIDATES", "CaptureFit", "MODELS", "ModelSelection", "SelectionRow", "choose",
+           "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair", "select_model"]

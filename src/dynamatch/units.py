@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 RISE_TIME_CONSTANT = 2200.0  # 10-90 % rise time of a one-pole is 2.2 time constants, in ms units
+DB_TO_LOG = float(np.log(10.0) / 20.0)  # 10**(v/20) == exp(DB_TO_LOG * v)
+DETECTOR_FLOOR = 1e-10  # the level detectors' floor: -200 dB
 
 
 def ms_to_coefficient(time_ms, sample_rate: float):

@@ -28,13 +28,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..units import DB_TO_LOG
 from ._numba import kernel
-from .ballistics import DB_TO_LOG, linked_peak
 
 NEPER_TO_DB = 20.0 / np.log(10.0)  # 20*log10(v) == NEPER_TO_DB * ln(v)
 MAX_REDUCTION_DB = 300.0  # cap on the cell target (also catches overflow to inf); keeps the gain above 1e-21
 STATE_SIZE = 5  # light, fast_db, slow_db, memory, gain
 STATE_LIGHT, STATE_FAST_DB, STATE_SLOW_DB, STATE_MEMORY, STATE_GAIN = range(STATE_SIZE)
+
+
+@kernel
+def linked_peak(x, n):
+    """Detector input of linked channels: max over channels of |x[c, n]|."""
+    peak = 0.0
+    for c in range(x.shape[0]):
+        a = abs(x[c, n])
+        if a > peak:
+            peak = a
+    return peak
 
 
 def initial_state() -> np.ndarray:

@@ -8,7 +8,8 @@ The map is elementwise.  A bounded component is a scaled logistic sigmoid, a fre
 
 so for the 4A-2A compressor (the reference parametrisation) threshold_db = u0, ratio in
 [ratio_lo, ratio_hi], the attack and release *coefficients* between α(t_hi) and α(t_lo) with
-α(t) = 1 − exp(−2200 / (t·sample_rate)) (the sigmoid lives in coefficient space), and makeup_db = u4.
+α(t) = 1 − exp(−2200 / (t·sample_rate)) (the sigmoid lives in coefficient space), and makeup_db = u4;
+every other family member likewise, from its parameters' bounds (:class:`Bounds`).
 
 The chain rule for f(u) = F(q(u)) with a diagonal Jacobian J = diag(q'(u)):
 
@@ -23,55 +24,62 @@ with σ' = σ(1 − σ) and σ'' = σ(1 − σ)(1 − 2σ).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.special import expit, logit
 
 from ..errors import ParameterError
-from ..models.compressor import PARAMETER_NAMES, Compressor
-from ..units import ms_to_coefficient
+from ..models.compressor import Compressor
 
 INSIDE_MARGIN = 1e-6  # from_kernel keeps sigmoid fractions in [margin, 1 - margin] (|u| <= 13.8)
 
 
-@dataclass(frozen=True)
 class Bounds:
-    """Ranges for the bounded compressor parameters, in real units (threshold and make-up are free)."""
+    """Fitting ranges in real units: each parameter's own bounds (:mod:`dynamatch.models.family`), with
+    any of them replaced by a ``(low, high)`` given here, e.g. ``Bounds(ratio=(1, 40), knee_db=(0, 12))``.
+    ``None`` for a parameter makes it free.  Threshold and make-up are free by default."""
 
-    ratio: tuple[float, float] = (1.0, 20.0)
-    attack_ms: tuple[float, float] = (0.1, 100.0)
-    release_ms: tuple[float, float] = (10.0, 1000.0)
-
-    def __post_init__(self) -> None:
-        for name in ("ratio", "attack_ms", "release_ms"):
-            pair = getattr(self, name)
+    def __init__(self, **ranges: tuple[float, float] | None) -> None:
+        clean: dict[str, tuple[float, float] | None] = {}
+        for name, pair in ranges.items():
+            if pair is None:
+                clean[name] = None
+                continue
             try:
                 low, high = (float(v) for v in pair)
             except (TypeError, ValueError):
                 raise ParameterError(f"Bounds.{name} must be a (low, high) pair of numbers, got {pair!r}") from None
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 raise ParameterError(f"Bounds.{name} must be finite with low < high, got ({low}, {high})")
-            object.__setattr__(self, name, (low, high))
-        if self.ratio[0] < 1.0:
-            raise ParameterError(f"Bounds.ratio must start at >= 1 (1 = no compression), got {self.ratio[0]}")
-        if self.attack_ms[0] <= 0.0 or self.release_ms[0] <= 0.0:
-            raise ParameterError(
-                f"Bounds.attack_ms and Bounds.release_ms must be > 0 ms, got {self.attack_ms} and {self.release_ms}"
-            )
+            if name == "ratio" and low < 1.0:
+                raise ParameterError(f"Bounds.ratio must start at >= 1 (1 = no compression), got {low}")
+            if (name.endswith("_ms") and low <= 0.0) or (name.endswith("_hz") and low < 0.0):
+                raise ParameterError(f"Bounds.{name} must be > 0, got ({low}, {high})")
+            clean[name] = (low, high)
+        self._ranges = clean
 
-    def kernel_limits(self, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) kernel-parameter limits in :data:`PARAMETER_NAMES` order; ±inf for free ones.
+    def __repr__(self) -> str:
+        return f"Bounds({', '.join(f'{k}={v}' for k, v in self._ranges.items())})"
+
+    def of(self, spec) -> dict[str, tuple[float, float] | None]:
+        """Real-unit bounds of every parameter of model ``spec`` (None = free)."""
+        unknown = sorted(set(self._ranges) - set(spec.parameter_names))
+        if unknown:
+            raise ParameterError(
+                f"Bounds for {', '.join(unknown)}: model {spec.name!r} has no such parameter "
+                f"(it has {', '.join(spec.parameter_names)})"
+            )
+        return {p.name: self._ranges.get(p.name, p.bounds) for p in spec.parameters}
+
+    def kernel_limits(self, spec, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) kernel-parameter limits of model ``spec``; ±inf for free ones.
 
         A longer time gives a smaller coefficient, so the lower coefficient limit is α(longest time).
         """
         if not (math.isfinite(sample_rate) and sample_rate > 0):
             raise ParameterError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
-        attack = ms_to_coefficient(np.array(self.attack_ms), sample_rate)
-        release = ms_to_coefficient(np.array(self.release_ms), sample_rate)
-        lower = np.array([-np.inf, self.ratio[0], attack[1], release[1], -np.inf])
-        upper = np.array([np.inf, self.ratio[1], attack[0], release[0], np.inf])
-        return lower, upper
+        ranges = self.of(spec)
+        limits = [p.kernel_limits(sample_rate, ranges[p.name]) for p in spec.parameters]
+        return np.array([low for low, _ in limits]), np.array([high for _, high in limits])
 
 
 class Parametrization:
@@ -90,23 +98,19 @@ class Parametrization:
         self.width = np.where(self.bounded, upper - lower, 1.0)
 
     @classmethod
-    def for_compressor(cls, bounds: Bounds, sample_rate: float) -> "Parametrization":
-        """The 4A-2A reference parametrisation for ``bounds`` at ``sample_rate``."""
-        return cls(*bounds.kernel_limits(sample_rate))
-
-    @classmethod
     def for_objective(cls, objective, bounds: Bounds | None) -> "Parametrization":
-        """The compressor parametrisation at ``objective.sample_rate``, or the identity when ``bounds`` is None."""
+        """The bounded parametrisation of ``objective``'s model (``objective.kernel_limits``), or the
+        identity (unbounded) when ``bounds`` is None."""
         n_parameters = int(objective.n_parameters)
         if bounds is None:
             return cls.identity(n_parameters)
-        sample_rate = getattr(objective, "sample_rate", None)
-        if n_parameters != len(PARAMETER_NAMES) or sample_rate is None:
+        limits = getattr(objective, "kernel_limits", None)
+        if limits is None:
             raise ParameterError(
-                f"bounds apply to 5-parameter compressor objectives with a sample_rate (this one has "
-                f"{n_parameters} parameters); pass bounds=None to optimise without bounds"
+                "bounds apply to compressor objectives (with kernel_limits); pass bounds=None to optimise "
+                "without bounds"
             )
-        return cls.for_compressor(bounds, sample_rate)
+        return cls(*limits(bounds))
 
     @classmethod
     def identity(cls, n_parameters: int) -> "Parametrization":
@@ -167,7 +171,7 @@ class Parametrization:
 def start_kernel_params(objective, q0) -> np.ndarray:
     """The starting kernel-parameter vector: ``q0`` itself, or the kernel parameters of a Compressor."""
     if isinstance(q0, Compressor):
-        q0 = objective.kernel_params(q0, objective.sample_rate)
+        q0 = objective.kernel_params(q0)
     q = np.asarray(q0, dtype=float).ravel()
     if q.size != int(objective.n_parameters):
         raise ParameterError(f"the start has {q.size} parameters, the objective takes {objective.n_parameters}")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.compressor import Compressor
 
 
 class Status(enum.IntEnum):
@@ -63,8 +63,9 @@ class IterationRecord:
 class FitResult:
     """Outcome of a fit.
 
-    ``x`` is the kernel parameter vector (threshold_db, ratio, alpha_attack, alpha_release, makeup_db for a
-    compressor), ``params`` the fitted :class:`~dynamatch.models.compressor.Compressor` in real units or
+    ``x`` is the kernel parameter vector (threshold_db, ratio, alpha_attack, alpha_release, makeup_db for
+    FF-5; see :mod:`dynamatch.models.parameters`), ``params`` the fitted
+    :class:`~dynamatch.models.compressor.Compressor` in real units or
     None when the problem is not a compressor.  ``nfev`` counts every call to the objective (loss, loss and
     gradient, or loss, gradient and Hessian, one each).
     """
@@ -88,7 +89,9 @@ class FitResult:
             f"{self.elapsed_seconds:.3g} s",
         ]
         if self.params is not None:
-            rows = [(name, getattr(self.params, name)) for name in PARAMETER_NAMES]
+            if self.params.model != "ff5":
+                lines.append(f"  model {self.params.model}")
+            rows = list(self.params.to_dict().items())
         else:
             rows = [(f"x[{i}]", float(v)) for i, v in enumerate(np.ravel(self.x))]
         width = max(len(name) for name, _ in rows)
@@ -177,11 +180,11 @@ class FitRecorder:
 
 def _compressor_of(objective: Any, q: np.ndarray) -> Compressor | None:
     """The Compressor for kernel parameters ``q`` when the objective knows how to build one."""
-    convert = getattr(objective, "compressor_from_kernel_params", None)
+    convert = getattr(objective, "compressor", None)
     if convert is None:
         return None
     try:
-        return convert(q, objective.sample_rate)
+        return convert(q)
     except ParameterError:  # e.g. an unbounded fit that left the valid range
         return None
 

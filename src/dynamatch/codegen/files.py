@@ -1,0 +1,22 @@
+"""Which files the generator writes, and their text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..models.family import MODELS, model_spec
+from .forward import differentiate
+from .numba_module import module_source
+from .trace import trace
+
+PACKAGE = Path(__file__).resolve().parents[1]
+KERNELS_DIR = PACKAGE / "kernels" / "generated"
+
+
+def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path, str]]:
+    """(path, text) of every generated file of ``models`` (default: the whole family)."""
+    for name in models or MODELS:
+        spec = model_spec(name)
+        derived = differentiate(trace(spec))
+        yield KERNELS_DIR / f"{spec.module_name}.py", module_source(derived)

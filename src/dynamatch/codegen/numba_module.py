@@ -1,0 +1,307 @@
+"""Write the numba module of one family member: render kernel and loss / gradient / Hessian kernels.
+
+The generated objective kernels follow :mod:`dynamatch.kernels.objective`: the prediction ``u = x g`` and
+every non-zero sensitivity ``u_i = x g_i``, ``u_ij = x g_ij`` go through the same first-order pre-filter
+(transposed direct form II, one state each), and running sums over the counted samples give the loss,
+its gradient and its Hessian in closed form (make-up included).  Per-sample values live in scalars.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+from ..models.blocks import EPSILON
+from .forward import Derived, Statement, first_name, second_name
+from .printing import NumbaPrinter
+
+INDENT = "    "
+
+
+def _is_hoistable(statement: Statement, constant: set[sp.Symbol]) -> bool:
+    return statement.expression.free_symbols <= constant
+
+
+def split_prologue(derived: Derived, order: int) -> tuple[list[Statement], list[Statement]]:
+    """Statements up to ``order``, split into loop-invariant ones (parameters only) and per-sample ones."""
+    constant = set(derived.program.parameters)
+    prologue, body = [], []
+    for statement in derived.statements:
+        if statement.order > order:
+            continue
+        if _is_hoistable(statement, constant):
+            constant.add(statement.target)
+            prologue.append(statement)
+        else:
+            body.append(statement)
+    return prologue, body
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.printer = NumbaPrinter()
+
+    def line(self, text: str = "", depth: int = 0) -> None:
+        self.lines.append(INDENT * depth + text if text else "")
+
+    def assign(self, target: str, expression, depth: int) -> None:
+        self.line(f"{target} = {self.printer.doprint(sp.sympify(expression))}", depth)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _unpack_parameters(w: _Writer, derived: Derived, depth: int) -> None:
+    for i, p in enumerate(derived.program.parameters):
+        w.line(f"{p.name} = q[{i}]", depth)
+
+
+def _carry_states(w: _Writer, derived: Derived, order: int, depth: int) -> None:
+    """``<state>_prev = <new value>`` (and sensitivities) at the end of a sample."""
+    program = derived.program
+    uses_previous = any(
+        s in sp.sympify(e).free_symbols for e in program.next_states for s in program.states
+    )
+    targets = [(s.name, e) for s, e in zip(program.states, program.next_states)]
+    if order >= 1:
+        for k, s in enumerate(program.states):
+            for i in sorted(derived.state_first[k]):
+                targets.append((first_name(s, i), derived.next_first[k].get(i, 0)))
+    if order >= 2:
+        for k, s in enumerate(program.states):
+            for pair in derived.pairs:
+                if pair in derived.state_second[k]:
+                    targets.append((second_name(s, pair), derived.next_second[k].get(pair, 0)))
+    if uses_previous:  # a new value refers to an old one: compute all before overwriting any
+        for k, (target, expression) in enumerate(targets):
+            w.assign(f"carry_{k}", expression, depth)
+        for k, (target, _) in enumerate(targets):
+            w.line(f"{target} = carry_{k}", depth)
+    else:
+        for target, expression in targets:
+            w.assign(target, expression, depth)
+
+
+def _initial_states(w: _Writer, derived: Derived, order: int, depth: int) -> None:
+    spec = derived.program.spec
+    rests = [*spec.states.values(), *spec.output_states.values()]
+    for k, (s, rest) in enumerate(zip(derived.program.states, rests)):
+        w.line(f"{s.name} = {float(rest)!r}", depth)
+        if order >= 1:
+            for i in sorted(derived.state_first[k]):
+                w.line(f"{first_name(s, i)} = 0.0", depth)
+        if order >= 2:
+            for pair in derived.pairs:
+                if pair in derived.state_second[k]:
+                    w.line(f"{second_name(s, pair)} = 0.0", depth)
+
+
+def _emit_render(w: _Writer, derived: Derived) -> None:
+    program = derived.program
+    prologue, body = split_prologue(derived, 0)
+    gain_path = [st for st in body if not st.output_stage]
+    output_stage = [st for st in body if st.output_stage]
+    gain_states = program.states[: program.gain_states]
+    output_states = program.states[program.gain_states:]
+    w.line("@kernel")
+    w.line("def render(x, q, state, output_state, out, out_gain):")
+    w.line('"""Render a block ``x`` (channels, samples) into ``out`` (same shape, before make-up) and its linked', 1)
+    w.line("gain into ``out_gain`` (samples,); advances ``state`` (``REST_STATE``) and ``output_state``", 1)
+    w.line("(channels, ``len(OUTPUT_STATES)``; rest ``OUTPUT_REST_STATE``) in place.  The detector sees, per", 1)
+    w.line('sample, the channel sample of largest magnitude."""', 1)
+    _unpack_parameters(w, derived, 1)
+    for statement in prologue:
+        w.assign(statement.target.name, statement.expression, 1)
+    for k, s in enumerate(gain_states):
+        w.line(f"{s.name} = state[{k}]", 1)
+    w.line("channels = x.shape[0]", 1)
+    w.line("for n in range(x.shape[1]):", 1)
+    w.line("x_n = x[0, n]", 2)
+    w.line("for c in range(1, channels):", 2)
+    w.line("if abs(x[c, n]) > abs(x_n):", 3)
+    w.line("x_n = x[c, n]", 4)
+    if "level_log" in program.used_inputs:
+        w.line(f"level_log_n = log(max(abs(x_n), {EPSILON!r}))", 2)
+    for statement in gain_path:
+        w.assign(statement.target.name, _inputs(statement.expression), 2)
+    w.assign("gain_n", _inputs(program.gain), 2)
+    w.line("out_gain[n] = gain_n", 2)
+    for s, e in zip(gain_states, program.next_states[: program.gain_states]):
+        w.assign(s.name, _inputs(e), 2)
+    w.line("for c in range(channels):", 2)
+    w.line("x_n = x[c, n]", 3)
+    for k, s in enumerate(output_states):
+        w.line(f"{s.name} = output_state[c, {k}]", 3)
+    for statement in output_stage:
+        w.assign(statement.target.name, _inputs(statement.expression), 3)
+    w.assign("out[c, n]", _inputs(program.output), 3)
+    for k, (s, e) in enumerate(zip(output_states, program.next_states[program.gain_states:])):
+        w.assign(f"output_state[c, {k}]", _inputs(e), 3)
+    for k, s in enumerate(gain_states):
+        w.line(f"state[{k}] = {s.name}", 1)
+    w.line()
+    w.line()
+
+
+_X = sp.Symbol("x", real=True)
+_X_N = sp.Symbol("x_n", real=True)
+_LEVEL = sp.Symbol("level_log", real=True)
+_LEVEL_N = sp.Symbol("level_log_n", real=True)
+
+
+def _inputs(expression):
+    """In the kernels the per-sample inputs are the locals ``x_n`` and ``level_log_n`` (the arrays are
+    ``x`` and ``level_log``)."""
+    return sp.sympify(expression).subs({_X: _X_N, _LEVEL: _LEVEL_N})
+
+
+SUM_NAMES_LOSS = ("sum_rr", "sum_zz", "sum_zt", "sum_rz")
+
+
+def _emit_chunk(w: _Writer, derived: Derived, order: int) -> list[str]:
+    """One chunk kernel of ``order``; returns the names of its sums in output order."""
+    program = derived.program
+    n = len(program.parameters)
+    prologue, body = split_prologue(derived, order)
+    name = ("_loss_chunk", "_gradient_chunk", "_hessian_chunk")[order]
+    w.line("@kernel")
+    w.line(f"def {name}(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):")
+    _unpack_parameters(w, derived, 1)
+    for statement in prologue:
+        w.assign(statement.target.name, statement.expression, 1)
+    _initial_states(w, derived, order, 1)
+
+    signals = [("", program.output)]  # (suffix, expression) of the prediction and its sensitivities
+    if order >= 1:
+        signals += [(f"__d{i}", derived.output_first[i]) for i in range(n) if i in derived.output_first]
+    if order >= 2:
+        signals += [(f"__d{i}_{j}", derived.output_second[(i, j)]) for (i, j) in derived.pairs
+                    if (i, j) in derived.output_second]
+    for suffix, _ in signals:
+        w.line(f"w{suffix} = 0.0", 1)
+    sums = list(SUM_NAMES_LOSS)
+    if order >= 1:
+        sums += [f"sum_rz__d{i}" for i in range(n)] + [f"sum_zz__d{i}" for i in range(n)]
+    if order >= 2:
+        sums += [f"sum_zz__d{i}__d{j}" for i, j in derived.pairs] + [f"sum_rz__d{i}_{j}" for i, j in derived.pairs]
+    present = {suffix for suffix, _ in signals}
+    for s in sums:
+        w.line(f"{s} = 0.0", 1)
+
+    w.line("for n in range(start, stop):", 1)
+    w.line("x_n = x[n]", 2)
+    if "level_log" in program.used_inputs:
+        w.line("level_log_n = level_log[n]", 2)
+    for statement in body:
+        w.assign(statement.target.name, _inputs(statement.expression), 2)
+    for suffix, expression in signals:
+        w.line(f"u{suffix} = {w.printer.doprint(_inputs(sp.sympify(expression)))}", 2)
+        w.line(f"z{suffix} = u{suffix} + w{suffix}", 2)
+        w.line(f"w{suffix} = pole * z{suffix} - zero * u{suffix}", 2)
+    w.line("if n >= count_from:", 2)
+    w.line("t_n = t[n]", 3)
+    w.line("r = makeup_gain * z - t_n", 3)
+    w.line("sum_rr += r * r", 3)
+    w.line("sum_zz += z * z", 3)
+    w.line("sum_zt += z * t_n", 3)
+    w.line("sum_rz += r * z", 3)
+    if order >= 1:
+        for i in range(n):
+            if f"__d{i}" in present:
+                w.line(f"sum_rz__d{i} += r * z__d{i}", 3)
+                w.line(f"sum_zz__d{i} += z * z__d{i}", 3)
+    if order >= 2:
+        for i, j in derived.pairs:
+            if f"__d{i}" in present and f"__d{j}" in present:
+                w.line(f"sum_zz__d{i}__d{j} += z__d{i} * z__d{j}", 3)
+        for i, j in derived.pairs:
+            if f"__d{i}_{j}" in present:
+                w.line(f"sum_rz__d{i}_{j} += r * z__d{i}_{j}", 3)
+    _carry_states(_IndentedWriter(w, 2), derived, order, 0)
+    for k, s in enumerate(sums):
+        w.line(f"out[{k}] = {s}", 1)
+    w.line()
+    w.line()
+    return sums
+
+
+class _IndentedWriter:
+    """A view of a writer that indents every line by ``depth``."""
+
+    def __init__(self, writer: _Writer, depth: int) -> None:
+        self.writer, self.depth, self.printer = writer, depth, writer.printer
+
+    def line(self, text: str = "", depth: int = 0) -> None:
+        self.writer.line(text, self.depth + depth)
+
+    def assign(self, target: str, expression, depth: int) -> None:
+        self.writer.assign(target, _inputs(expression), self.depth + depth)
+
+
+def module_source(derived: Derived) -> str:
+    """The complete source of ``dynamatch/kernels/generated/<model>.py``."""
+    program = derived.program
+    spec = program.spec
+    n = len(program.parameters)
+    w = _Writer()
+    parameter_lines = "\n".join(f"    {i}  {p.kernel_name:<22} {p.name} ({p.kind})"
+                                for i, p in enumerate(spec.parameters[:-1]))
+    state_lines = "\n".join(f"    {name:<14} rest {rest!r}" for name, rest in spec.states.items())
+    w.line(f'"""Kernels of the ``{spec.name}`` model: {spec.summary}.')
+    w.line()
+    w.line("GENERATED by ``python -m dynamatch.codegen`` from :mod:`dynamatch.models.family`; do not edit.")
+    w.line()
+    w.line("Kernel parameters ``q`` (make-up is applied outside, in closed form):")
+    w.line()
+    w.line(parameter_lines)
+    w.line()
+    w.line("States:")
+    w.line()
+    w.line(state_lines)
+    w.line('"""')
+    w.line()
+    w.line("MATH_IMPORTS")
+    w.line()
+    w.line("import numba")
+    w.line("import numpy as np")
+    w.line()
+    w.line("from .._numba import kernel")
+    w.line("from ..chunks import chunk_bounds, chunk_count, sum_rows")
+    w.line()
+    w.line(f"MODEL = {spec.name!r}")
+    w.line(f"KERNEL_PARAMETERS = {tuple(p.name for p in program.parameters)!r}")
+    w.line(f"STATES = {tuple(spec.states)!r}")
+    w.line(f"REST_STATE = {tuple(float(v) for v in spec.states.values())!r}")
+    w.line(f"OUTPUT_STATES = {tuple(spec.output_states)!r}")
+    w.line(f"OUTPUT_REST_STATE = {tuple(float(v) for v in spec.output_states.values())!r}")
+    w.line(f"PAIRS = {derived.pairs!r}")
+    w.line("LOSS_SUMS = 4")
+    w.line(f"GRADIENT_SUMS = {4 + 2 * n}")
+    w.line(f"HESSIAN_SUMS = {4 + 2 * n + 2 * len(derived.pairs)}")
+    w.line()
+    w.line()
+    _emit_render(w, derived)
+    for order in range(3):
+        _emit_chunk(w, derived, order)
+    w.line("@kernel(parallel=True)")
+    w.line("def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):")
+    w.line('"""Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:', 1)
+    w.line('``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""', 1)
+    w.line("total = x.shape[0]", 1)
+    w.line("chunks = chunk_count(total, chunk_samples, warmup_samples)", 1)
+    w.line("width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)", 1)
+    w.line("per_chunk = np.zeros((chunks, width))", 1)
+    w.line("for k in numba.prange(chunks):", 1)
+    w.line("start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)", 2)
+    w.line("if order == 0:", 2)
+    w.line("_loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("elif order == 1:", 2)
+    w.line("_gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("else:", 2)
+    w.line("_hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("return sum_rows(per_chunk)", 1)
+    text = w.text()
+    used = [f for f in ("exp", "log", "sqrt") if re.search(rf"\b{f}\(", text)]
+    return text.replace("MATH_IMPORTS", f"from math import {', '.join(used)}")
