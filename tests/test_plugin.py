@@ -107,7 +107,7 @@ def test_header_follows_the_map(la2a_map):
     one_knot = ParameterMap({"compress": {"peak_reduction": [50.0], "threshold_db": [3.0], "ratio": [2.0],
                                           "attack_ms": [5.0], "release_ms": [100.0], "makeup_db": [1.0]}})
     header = generate_header(one_knot)
-    assert "#define DYNAMATCH_DEFAULT_THRESHOLD_DB 0.0f" in header  # clamped into the host range
+    assert "static const float kDefault[] = {0.0f, 2.0f, 5.0f, 100.0f, 1.0f};" in header  # clamped into the host range
     assert "kLimitBreakpoints[] = {50.0, 50.0}" in header  # compress serves both positions
     with pytest.raises(ParameterError):
         generate_header(la2a_map, name='bad "name"')
@@ -474,3 +474,51 @@ def test_expert_build_with_gru_matches_torch(tmp_path_factory, la2a_map, pedalbo
         expected = compressed + linear(hidden)[0, :, 0].numpy()
     assert np.max(np.abs(expected - compressed)) > 1e-3  # the GRU does something
     assert np.max(np.abs(y - expected)) <= TOLERANCE
+
+
+# -- any family member ---------------------------------------------------------------------------------
+def opto_map() -> ParameterMap:
+    """A two-knot opto-hp map (both modes): a model with three gain states and a per-channel output stage."""
+    def table(threshold_db, ratio):
+        return {"peak_reduction": [40.0, 90.0], "threshold_db": [threshold_db, threshold_db - 12.0],
+                "ratio": [ratio, ratio + 2.0], "attack_ms": [8.0, 5.0], "release_ms": [70.0, 90.0],
+                "release_slow_ms": [1500.0, 3000.0], "slow_share": [0.5, 0.8], "memory_ms": [500.0, 900.0],
+                "output_highpass_hz": [6.0, 8.0], "makeup_db": [1.0, 4.0]}
+    return ParameterMap({"compress": table(-20.0, 3.0), "limit": table(-24.0, 10.0)}, "linear", model="opto-hp")
+
+
+@pytest.fixture(scope="module")
+def opto_build(tmp_path_factory):
+    _require_toolchain()
+    return build_plugin(opto_map(), tmp_path_factory.mktemp("opto-plugin"), name="dynamatch opto test",
+                        formats=("vst3",), expert_mode=True, jobs=2)
+
+
+@pytest.mark.parametrize("buffer_size", [1, 77, 4096])
+def test_an_opto_hp_map_plugin_matches_the_python_render(opto_build, pedalboard, buffer_size):
+    parameter_map = opto_map()
+    plugin = pedalboard.load_plugin(str(opto_build.bundle("vst3", channels=2)))
+    plugin.raw_parameters = False
+    x = stimulus(seconds=1.0, channels=2, seed=7)
+    for mode, knob in (("compress", 65.0), ("limit", 40.0)):
+        set_params(plugin, knob, mode)
+        y = plugin.process(x, SAMPLE_RATE, buffer_size=buffer_size, reset=True)
+        ref = reference(parameter_map, x, knob, mode)
+        assert np.max(np.abs(ref - x)) > 0.05
+        assert np.max(np.abs(y - ref)) <= TOLERANCE
+
+
+def test_the_expert_mode_exposes_every_model_parameter(opto_build, pedalboard):
+    plugin = pedalboard.load_plugin(str(opto_build.bundle("vst3", channels=1)))
+    names = set(plugin.parameters)
+    assert {"release_slow_ms", "slow_share", "memory_ms", "output_highpass_hz", "makeup_db"} <= names
+    raw = Compressor(model="opto-hp", threshold_db=-30.0, ratio=6.0, attack_ms=4.0, release_ms=60.0,
+                     release_slow_ms=2500.0, slow_share=0.6, memory_ms=700.0, output_highpass_hz=10.0, makeup_db=2.0)
+    plugin.raw_parameters = True
+    for name, value in raw.to_dict().items():
+        setattr(plugin, name, value)
+    as_set = {name: float(getattr(plugin, name)) for name in raw.to_dict()}  # the host's parameter steps
+    x = stimulus(seed=8)
+    y = plugin.process(x, SAMPLE_RATE, buffer_size=512, reset=True)
+    ref = raw.with_params(**as_set).process(x[0].astype(np.float64), SAMPLE_RATE)
+    assert np.max(np.abs(y[0] - ref)) <= TOLERANCE

@@ -58,28 +58,36 @@ def main(debug: bool) -> None:
 # -- fit ------------------------------------------------------------------------------------------
 
 
-def parameter_table(compressor, title: str = "fitted parameters") -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+def parameter_table(compressor, title: str | None = None) -> Table:
+    table = Table(title=title or f"fitted parameters ({compressor.model})", show_header=True, header_style="bold")
     table.add_column("parameter")
     table.add_column("value", justify="right")
-    units = {"threshold_db": "dB", "ratio": ": 1", "attack_ms": "ms", "release_ms": "ms", "makeup_db": "dB"}
-    for name, value in compressor.to_dict().items():
-        table.add_row(name, f"{value:.4g} {units[name]}")
+    for p in compressor.spec.parameters:
+        table.add_row(p.name, f"{compressor.to_dict()[p.name]:.4g} {p.unit}".rstrip())
+    return table
+
+
+def selection_table(selection) -> Table:
+    """The candidates of ``--model auto``: held-out ESR and ΔLDR, parameters, fit time; the choice marked."""
+    table = Table(title=f"model selection (held-out: last {selection.holdout_fraction:.0%} of the audio)",
+                  header_style="bold")
+    for column in ("model", "parameters", "fit ESR", "held-out ESR", "held-out ΔLDR dB", "fit s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in selection.rows:
+        mark = " ←" if row.model == selection.chosen else ""
+        table.add_row(row.model + mark, str(row.parameters), f"{row.fit_esr:.4g}", f"{row.held_out_esr:.4g}",
+                      f"{row.held_out_delta_ldr_db:+.3f}", f"{row.fit_seconds:.1f}")
     return table
 
 
 def progress_printer():
     """Optimiser callback printing one line per iteration: loss (= pre-filtered ESR), gradient, step, time."""
     console.print(f"{'iter':>4}  {'ESR':>11}  {'|grad|':>9}  {'step':>7}  {'time s':>7}")
-    seen = {"iterations": 0}
 
     def callback(intermediate) -> None:
         if not intermediate.history:
             return
         record = intermediate.history[-1]
-        if record.iteration <= 1 and seen["iterations"] > 1:
-            console.print("  (coarse pass on excerpts done; refining on the whole signal)")
-        seen["iterations"] = record.iteration
         console.print(
             f"{record.iteration:>4}  {record.loss:>11.6g}  {record.gradient_norm:>9.3g}  "
             f"{record.step_size:>7.3g}  {record.elapsed_seconds:>7.2f}"
@@ -93,6 +101,10 @@ def progress_printer():
 @click.argument("wet", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("model.json"),
               show_default=True, help="Model file to write (a summary .txt and a .png plot go beside it).")
+@click.option("--model", default="ff5", show_default=True,
+              help="Family member to fit (see `dynamatch models`), or 'auto' to choose by held-out ESR.")
+@click.option("--candidates", default=None,
+              help="--model auto: comma-separated members to choose among (default: a standard set).")
 @click.option("--method", type=click.Choice(["newton", "lm", "adam"]), default="newton", show_default=True)
 @click.option("--max-iterations", type=int, default=50, show_default=True)
 @click.option("--no-align", is_flag=True, help="Skip latency/polarity alignment.")
@@ -103,16 +115,23 @@ def progress_printer():
 @click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @_handle_errors
-def fit(dry, wet, output, method, max_iterations, no_align, warm_start, sample_rate, chunk_seconds,
-        warmup_seconds, plot):
-    """Fit the 5-parameter 4A-2A compressor to DRY → WET.
+def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
+        chunk_seconds, warmup_seconds, plot):
+    """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
     levelling amplifier (peak reduction 65, compress), fitted, with model, summary and plot written.
     """
     from .data.audio import AudioPair
-    from .fitting import fit_pair
+    from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
+    from .models.family import model_spec
     from .models.model_file import load_compressor, save_compressor
+
+    if model != AUTO:
+        model_spec(model)
+    candidate_list = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else AUTO_CANDIDATES
+    for name in candidate_list:
+        model_spec(name)
 
     if (dry is None) != (wet is None):
         raise click.UsageError("give both DRY and WET, or neither for the built-in default")
@@ -136,18 +155,23 @@ def fit(dry, wet, output, method, max_iterations, no_align, warm_start, sample_r
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     capture = fit_pair(
-        pair, align=not no_align, method=method, initial=initial, max_iterations=max_iterations,
-        chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds, callback=progress_printer(),
+        pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
+        max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
+        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"),
     )
     elapsed = time.perf_counter() - started
     result, aligned = capture.result, capture.pair
+    if capture.selection is not None:
+        console.print(selection_table(capture.selection))
     console.print(parameter_table(result.params))
     alignment = capture.alignment
     fit_stats = {
-        "method": method, "esr": float(result.loss), "iterations": int(result.nit), "success": bool(result.success),
-        "message": result.message, "elapsed_seconds": round(elapsed, 3), "duration_seconds": len(aligned.dry) / aligned.sample_rate,
+        "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
+        "success": bool(result.success), "message": result.message, "elapsed_seconds": round(elapsed, 3),
+        "duration_seconds": len(aligned.dry) / aligned.sample_rate,
         "alignment": None if alignment is None else {
             "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
+        "selection": None if capture.selection is None else capture.selection.to_dict(),
     }
     save_compressor(output, result.params, sample_rate=aligned.sample_rate, fit=fit_stats,
                     provenance={"source": source, "dynamatch": _version()})
@@ -164,6 +188,21 @@ def fit(dry, wet, output, method, max_iterations, no_align, warm_start, sample_r
                        model_gain=gain, reference_gain_reduction_db=reference_gr_db,
                        title=f"{source['wet']}: ESR {result.loss:.4g}")
         console.print(f"plot → {png}")
+
+
+@main.command("models")
+@_handle_errors
+def models_command():
+    """List the grey-box family: every member, its parent and its parameters (real units, bounds)."""
+    from .models.family import MODELS
+
+    table = Table(title="grey-box model family", header_style="bold")
+    for column in ("model", "parent", "parameters", "what it is"):
+        table.add_column(column)
+    for spec in MODELS.values():
+        parent = "" if spec.parent is None else spec.parent + (" (nested)" if spec.nested else "")
+        table.add_row(spec.name, parent, ", ".join(spec.parameter_names), spec.summary)
+    console.print(table)
 
 
 @main.command()
@@ -284,6 +323,7 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
               help="Fit order (each setting warm-starts from the previous): start:stop:step or a list.")
 @click.option("--split", default="train", show_default=True, help="train, val, test or all.")
 @click.option("--session", default=None, help="SignalTrain session (2c or 3c); default all.")
+@click.option("--model", default="ff5", show_default=True, help="Family member fitted at every setting.")
 @click.option("--method", type=click.Choice(["newton", "lm", "adam"]), default="newton", show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default="linear", show_default=True)
 @click.option("--max-seconds", type=float, default=None, help="Use at most this much audio of each file.")
@@ -291,8 +331,8 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
 @click.option("--install-preset", "preset_name", default=None,
               help="Also install the map as this preset name (a fit of the real SignalTrain set installs as 'la2a').")
 @_handle_errors
-def fit_map_command(dataset, output, modes_text, chain_text, split, session, method, interpolation, max_seconds, plot,
-                    preset_name):
+def fit_map_command(dataset, output, modes_text, chain_text, split, session, model, method, interpolation, max_seconds,
+                    plot, preset_name):
     """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable.
 
     A fit of the real SignalTrain LA2A set (both modes) replaces the shipped 'la2a' preset for
@@ -308,7 +348,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, met
     progress, on_start, callback, on_setting = _map_progress("fit-map")
     with progress:
         parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
-                                split=None if split == "all" else split, session=session, method=method,
+                                split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=callback, on_setting=on_setting)
     console.print(f"map → {output}")
@@ -318,19 +358,10 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, met
     if preset_name:
         console.print(f"installed as preset '{preset_name}' → {install_preset(parameter_map, preset_name)}")
     if plot:
+        from .report.plots import plot_map
+
         png = plot_map(parameter_map, output.with_suffix(".png"))
         console.print(f"plot → {png}")
-
-
-def plot_map(parameter_map, path: Path) -> Path:
-    from .report.plots import plot_parameter_curves
-
-    curves, knots = {}, {}
-    for mode in parameter_map.modes:
-        grid = np.linspace(parameter_map.knots(mode)[0], parameter_map.knots(mode)[-1], 200)
-        curves[f"{mode} ({parameter_map.interpolation})"] = (grid, parameter_map.parameters(grid, mode))
-        knots[mode] = (parameter_map.knots(mode), parameter_map.parameters(parameter_map.knots(mode), mode))
-    return plot_parameter_curves(path, curves, knots, title="parameters vs peak reduction")
 
 
 @main.command()
@@ -346,10 +377,13 @@ def plot_map(parameter_map, path: Path) -> Path:
 @click.option("--modes", "modes_text", default="compress,limit", show_default=True)
 @click.option("--max-seconds", type=float, default=None, help="Use at most this much audio of each file.")
 @click.option("--fit-seconds", type=float, default=None, help="held-out protocol: seconds of each file used for fitting.")
+@click.option("--fit-model", default="ff5", show_default=True,
+              help="paper and held-out protocols: the family member fitted at each setting.")
 @click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
               help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
 @_handle_errors
-def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, metrics_text):
+def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, fit_model,
+             metrics_text):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
     from .maps import evaluate as ev
@@ -368,15 +402,16 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     progress, on_start, callback, on_setting = _map_progress(protocol)
     with progress:
         if protocol == "paper":
-            written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session,
+            written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session, model=fit_model,
                                         max_seconds=max_seconds, on_setting=on_setting)
         else:
             if fit_seconds is None:
                 raise click.UsageError("--protocol held-out needs --fit-seconds")
-            written = ev.held_out_protocol(ds, output_dir, fit_seconds=fit_seconds, score_seconds=max_seconds,
+            written = ev.held_out_protocol(ds, output_dir, fit_seconds=fit_seconds, score_seconds=max_seconds, model=fit_model,
                                            modes=modes, split=split or "train", session=session, metrics=metrics,
                                            on_setting=on_setting)
     from .maps import ParameterMap
+    from .report.plots import plot_map
 
     plot_map(ParameterMap.load(written["map"]), output_dir / "parameters.png")
     import csv

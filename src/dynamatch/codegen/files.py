@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..models.family import MODELS, model_spec
+from .cpp_header import header_source
 from .forward import differentiate
 from .numba_module import module_source
 from .trace import trace
 
 PACKAGE = Path(__file__).resolve().parents[1]
 KERNELS_DIR = PACKAGE / "kernels" / "generated"
+HEADERS_DIR = PACKAGE / "export" / "generated"
 
 
 def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path, str]]:
@@ -20,3 +22,4 @@ def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path,
         spec = model_spec(name)
         derived = differentiate(trace(spec))
         yield KERNELS_DIR / f"{spec.module_name}.py", module_source(derived)
+        yield HEADERS_DIR / f"{spec.module_name}.hpp", header_source(derived)

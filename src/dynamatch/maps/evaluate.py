@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.datasets import PairDataset
 from ..metrics import score
-from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.compressor import Compressor
 from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio
 from .parameter_map import ParameterMap
 
@@ -71,6 +71,7 @@ def paper_protocol(
     split: str | None = "train",
     session: str | None = None,
     max_seconds: float | None = None,
+    model: str = "ff5",
     method: str = "newton",
     on_setting: Callable[[SettingFit, int, int], None] | None = None,
 ) -> dict[str, Path]:
@@ -81,7 +82,7 @@ def paper_protocol(
     """
     output_dir = Path(output_dir)
     full = fit_map(dataset, output_dir / "map.json", modes=modes, chain=DEFAULT_CHAIN, split=split,
-                   session=session, method=method, max_seconds=max_seconds, on_setting=on_setting)
+                   session=session, model=model, method=method, max_seconds=max_seconds, on_setting=on_setting)
     written = {"map": output_dir / "map.json"}
     score_rows: list[dict[str, Any]] = []
     for mode in modes:
@@ -89,9 +90,9 @@ def paper_protocol(
             continue
         knots = full.knots(mode)
         even = np.array([pr for pr in knots if round(pr) % 10 == 0])
-        table = {name: full.modes[mode][name] for name in ("peak_reduction",) + PARAMETER_NAMES}
+        table = {name: full.modes[mode][name] for name in ("peak_reduction",) + full.parameter_names}
         sub = {c: np.array([v for pr, v in zip(knots, table[c]) if pr in even]) for c in table}
-        sparse = {kind: ParameterMap({mode: sub}, kind) for kind in ("linear", "spline")}
+        sparse = {kind: ParameterMap({mode: sub}, kind, model=full.model) for kind in ("linear", "spline")}
         fit_esr = {s["peak_reduction"]: s["esr"] for s in full.fit_statistics.get(mode, [])}
         lines = []
         for pr in knots:
@@ -123,6 +124,7 @@ def held_out_protocol(
     modes: Sequence[str] = ("compress", "limit"),
     split: str | None = "train",
     session: str | None = None,
+    model: str = "ff5",
     method: str = "newton",
     metrics: Sequence[str] = FAST_METRICS,
     on_setting: Callable[[SettingFit, int, int], None] | None = None,
@@ -130,7 +132,7 @@ def held_out_protocol(
     """Fit each setting on its first ``fit_seconds``; score on the audio after it (in-sample too)."""
     output_dir = Path(output_dir)
     fitted = fit_map(dataset, output_dir / "map.json", modes=modes, split=split, session=session,
-                     method=method, max_seconds=fit_seconds, on_setting=on_setting)
+                     model=model, method=method, max_seconds=fit_seconds, on_setting=on_setting)
     rows = []
     for part, start, duration in (("in-sample", 0.0, fit_seconds), ("held-out", fit_seconds, score_seconds)):
         for row in score_map(fitted, dataset, label="fit", split=split, modes=modes, start_seconds=start,
@@ -156,17 +158,20 @@ def write_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Pa
 
 
 def write_paper_csv(path: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
-    """The two-line header layout of the 4A-2A paper's comp.csv / limit.csv."""
+    """The two-line header layout of the 4A-2A paper's comp.csv / limit.csv; a model with parameters beyond
+    the paper's five gets them as further columns, named as in dynamatch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fmt = lambda v: "" if v is None else repr(float(v))  # noqa: E731
+    reserved = {"peak_reduction", "fit_esr", "linear_esr", "spline_esr", *PAPER_COLUMNS}
+    extra = [k for k in (lines[0] if lines else {}) if k not in reserved]
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Peak Reduction", "ESR", "", "", "Threshold (dB)", "Ratio", "Attack (ms)", "Release (ms)",
-                         " Make-up Gain (dB)"])
-        writer.writerow(["", "GT", "Linear Interpolation", "Spline Interpolation", "", "", "", "", ""])
+                         " Make-up Gain (dB)", *extra])
+        writer.writerow(["", "GT", "Linear Interpolation", "Spline Interpolation", "", "", "", "", ""] + [""] * len(extra))
         for line in lines:
             writer.writerow([f"{line['peak_reduction']:g}", fmt(line.get("fit_esr")), fmt(line.get("linear_esr")),
-                             fmt(line.get("spline_esr"))] + [fmt(line[c]) for c in PAPER_COLUMNS])
+                             fmt(line.get("spline_esr"))] + [fmt(line[c]) for c in (*PAPER_COLUMNS, *extra)])
     os.replace(tmp, path)
     return path

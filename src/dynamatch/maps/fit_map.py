@@ -20,7 +20,8 @@ import numpy as np
 from ..data.datasets import PairDataset, PairInfo
 from ..errors import DatasetError
 from ..fitting import fit_arrays
-from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.compressor import Compressor
+from ..models.family import model_spec
 from ..models.model_file import write_json_atomic
 from .parameter_map import ParameterMap
 
@@ -49,8 +50,8 @@ class SettingFit:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SettingFit":
-        return cls(d["mode"], float(d["peak_reduction"]), Compressor(**d["parameters"]), float(d["esr"]),
+    def from_dict(cls, d: dict[str, Any], model: str = "ff5") -> "SettingFit":
+        return cls(d["mode"], float(d["peak_reduction"]), Compressor(model=model, **d["parameters"]), float(d["esr"]),
                    int(d["iterations"]), bool(d["success"]), float(d["elapsed_seconds"]), tuple(d["files"]))
 
 
@@ -70,7 +71,12 @@ def read_progress(output: str | os.PathLike, settings_key: dict[str, Any]) -> di
         return {}
     if document.get("format") != PROGRESS_FORMAT or document.get("settings") != settings_key:
         return {}
-    fits = [SettingFit.from_dict(d) for d in document.get("fits", [])]
+    try:
+        fits = [SettingFit.from_dict(d, settings_key.get("model", "ff5")) for d in document.get("fits", [])]
+    except (KeyError, TypeError, ValueError) as error:
+        raise DatasetError(
+            f"{path}: malformed fit-map progress file ({error}); delete it to start the map afresh"
+        ) from None
     return {(f.mode, f.peak_reduction): f for f in fits}
 
 
@@ -96,6 +102,7 @@ def fit_map(
     chain: Sequence[float] = DEFAULT_CHAIN,
     split: str | None = "train",
     session: str | None = None,
+    model: str = "ff5",
     method: str = "newton",
     interpolation: str = "linear",
     max_seconds: float | None = None,
@@ -105,7 +112,7 @@ def fit_map(
     on_start: Callable[[str, float, int, int], None] | None = None,
     callback: Callable | None = None,
 ) -> ParameterMap:
-    """Fit every setting in ``chain`` for each mode and write the map to ``output``.
+    """Fit family member ``model`` at every setting in ``chain`` for each mode and write the map to ``output``.
 
     ``on_start(mode, pr, index, total)``, ``on_setting(fit, index, total)`` and the optimiser
     ``callback(intermediate_result)`` report progress.
@@ -115,6 +122,7 @@ def fit_map(
     settings_key = {
         "root": str(dataset.root), "modes": modes, "chain": [float(v) for v in chain], "split": split,
         "session": session, "method": method, "max_seconds": max_seconds, "start_seconds": start_seconds,
+        "model": model,
     }
     done = read_progress(output, settings_key)
     plan: list[tuple[str, float, list[PairInfo]]] = []
@@ -139,7 +147,7 @@ def fit_map(
             on_start(mode, pr, index, len(plan))
         dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
         started = time.perf_counter()
-        result = fit_arrays(dry, wet, dataset.sample_rate, method=method, initial=previous.get(mode),
+        result = fit_arrays(dry, wet, dataset.sample_rate, model=model, method=method, initial=previous.get(mode),
                             max_iterations=max_iterations, callback=callback)
         fit = SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
                          time.perf_counter() - started, tuple(p.name for p in pairs))
@@ -151,19 +159,21 @@ def fit_map(
         if on_setting:
             on_setting(fit, index, len(plan))
     parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
-                                  provenance={"dataset": str(dataset.root), **settings_key})
+                                  provenance={"dataset": str(dataset.root), **settings_key}, model=model)
     parameter_map.save(output)
     return parameter_map
 
 
 def map_from_fits(
-    fits: Sequence[SettingFit], interpolation: str, sample_rate: float | None, provenance: dict[str, Any]
+    fits: Sequence[SettingFit], interpolation: str, sample_rate: float | None, provenance: dict[str, Any],
+    model: str = "ff5",
 ) -> ParameterMap:
-    """Assemble per-setting fits into a :class:`ParameterMap`."""
+    """Assemble per-setting fits (all of family member ``model``) into a :class:`ParameterMap`."""
     modes: dict[str, dict[str, list[float]]] = {}
     statistics: dict[str, list[dict[str, Any]]] = {}
+    names = model_spec(model).parameter_names
     for fit in sorted(fits, key=lambda f: (f.mode, f.peak_reduction)):
-        table = modes.setdefault(fit.mode, {"peak_reduction": [], **{n: [] for n in PARAMETER_NAMES}})
+        table = modes.setdefault(fit.mode, {"peak_reduction": [], **{n: [] for n in names}})
         table["peak_reduction"].append(fit.peak_reduction)
         for name, value in fit.compressor.to_dict().items():
             table[name].append(value)
@@ -171,4 +181,4 @@ def map_from_fits(
             "peak_reduction": fit.peak_reduction, "esr": fit.esr, "iterations": fit.iterations,
             "success": fit.success, "elapsed_seconds": round(fit.elapsed_seconds, 3), "files": list(fit.files),
         })
-    return ParameterMap(modes, interpolation, sample_rate, statistics, provenance)
+    return ParameterMap(modes, interpolation, sample_rate, statistics, provenance, model)

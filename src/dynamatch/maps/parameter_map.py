@@ -1,14 +1,14 @@
 """Knob → compressor-parameter maps (the 4A-2A paper's main result, for any device).
 
-A map holds, per mode ("compress"/"limit"), knots of the knob (peak reduction) and the five compressor
-parameters in real units fitted at each knot.  Between knots each parameter is interpolated
-independently in real units (threshold dB, ratio, attack ms, release ms, make-up dB), linearly or with
-a not-a-knot cubic spline (as the paper); outside the knots the end values are held (clamped), so a
-knob anywhere in 0–100 gives a valid compressor.
+A map holds, per mode ("compress"/"limit"), knots of the knob (peak reduction) and every parameter
+of one family member (``model``, :mod:`dynamatch.models.family`) in real units fitted at each knot.
+Between knots each parameter is interpolated independently in real units (threshold dB, ratio,
+attack ms, …, make-up dB), linearly or with a not-a-knot cubic spline (as the paper); outside the
+knots the end values are held (clamped), so a knob anywhere in 0–100 gives a valid compressor.
 
-File format (JSON, ``format_version`` 1)::
+File format (JSON, ``format_version`` 2; version 1 files have no ``model`` and are ``ff5``)::
 
-    {"format": "dynamatch.parameter_map", "format_version": 1, "knob": "peak_reduction",
+    {"format": "dynamatch.parameter_map", "format_version": 2, "model": "opto-hp", "knob": "peak_reduction",
      "interpolation": "linear" | "spline", "sample_rate": 44100,
      "modes": {"compress": {"peak_reduction": [...], "threshold_db": [...], ...}, "limit": {...}},
      "fit_statistics": {"compress": [{"peak_reduction": 40, "esr": ...}, ...], ...},
@@ -27,12 +27,14 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from ..errors import ModelFileError, ParameterError
-from ..models.compressor import PARAMETER_NAMES, Compressor
+from ..models.compressor import Compressor
+from ..models.family import model_spec
+from ..models.parameters import Parameter
 from ..models.model_file import read_json_document, write_json_atomic
 
 MAP_FORMAT = "dynamatch.parameter_map"
 PRESETS_DIR_VARIABLE = "DYNAMATCH_PRESETS_DIR"
-MAP_FORMAT_VERSION = 1
+MAP_FORMAT_VERSION = 2
 INTERPOLATIONS = ("linear", "spline")
 MODES = ("compress", "limit")
 PRESETS = ("la2a",)
@@ -40,22 +42,24 @@ PRESETS = ("la2a",)
 
 @dataclass(frozen=True)
 class ParameterMap:
-    """Per-mode knots of peak reduction → (threshold_db, ratio, attack_ms, release_ms, makeup_db)."""
+    """Per-mode knots of peak reduction → the parameters of family member ``model`` in real units."""
 
     modes: dict[str, dict[str, np.ndarray]]
     interpolation: str = "linear"
     sample_rate: float | None = None
     fit_statistics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    model: str = "ff5"
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
             raise ParameterError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if not self.modes:
             raise ParameterError("a parameter map needs at least one mode")
+        names = model_spec(self.model).parameter_names
         clean: dict[str, dict[str, np.ndarray]] = {}
         for mode, table in self.modes.items():
-            columns = ("peak_reduction",) + PARAMETER_NAMES
+            columns = ("peak_reduction",) + names
             missing = [c for c in columns if c not in table]
             if missing:
                 raise ParameterError(f"mode {mode!r} of the map lacks {missing}")
@@ -74,32 +78,36 @@ class ParameterMap:
         object.__setattr__(self, "_splines", {})
 
     # -- evaluation --------------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The model's parameters, in the order :meth:`parameters` returns them."""
+        return model_spec(self.model).parameter_names
+
     def knots(self, mode: str = "compress") -> np.ndarray:
         """Peak-reduction values at which the map was fitted."""
         return self._table(mode)["peak_reduction"].copy()
 
     def parameters(self, peak_reduction: float | np.ndarray, mode: str = "compress") -> np.ndarray:
-        """Interpolated parameters in real units, shape (..., 5) in PARAMETER_NAMES order."""
+        """Interpolated parameters in real units, shape (..., P) in :attr:`parameter_names` order."""
         table = self._table(mode)
+        names = self.parameter_names
         knots = table["peak_reduction"]
         pr = np.clip(np.asarray(peak_reduction, dtype=float), knots[0], knots[-1])
         if knots.size == 1:
-            return np.broadcast_to(np.array([table[n][0] for n in PARAMETER_NAMES]), pr.shape + (5,)).copy()
-        if self.interpolation == "linear" or knots.size < 4:
-            columns = [np.interp(pr, knots, table[n]) for n in PARAMETER_NAMES]
+            return np.broadcast_to(np.array([table[n][0] for n in names]), pr.shape + (len(names),)).copy()
+        if self.interpolation == "linear" or knots.size < 3:
+            columns = [np.interp(pr, knots, table[n]) for n in names]
         else:
-            columns = [self._spline(mode, n)(pr) for n in PARAMETER_NAMES]
+            columns = [self._spline(mode, n)(pr) for n in names]
         return np.stack(columns, axis=-1)
 
     def compressor(self, peak_reduction: float, mode: str = "compress") -> Compressor:
-        """The compressor at one knob setting (parameters clamped to valid ranges)."""
+        """The compressor at one knob setting (parameters clamped to valid ranges, see :func:`clamp`)."""
         if not np.isfinite(peak_reduction):
             raise ParameterError(f"peak_reduction must be finite, got {peak_reduction}")
         values = self.parameters(float(peak_reduction), mode)
-        values[1] = max(values[1], 1.0)
-        values[2] = max(values[2], 1e-3)
-        values[3] = max(values[3], 1e-3)
-        return Compressor.from_vector(values)
+        spec = model_spec(self.model)
+        return Compressor(model=self.model, **{p.name: clamp(p, v) for p, v in zip(spec.parameters, values)})
 
     def spline_segments(self, mode: str = "compress") -> dict[str, np.ndarray]:
         """Piecewise-cubic coefficients of every parameter for a C++ port.
@@ -111,11 +119,11 @@ class ParameterMap:
         table = self._table(mode)
         knots = table["peak_reduction"]
         out: dict[str, np.ndarray] = {"breakpoints": knots.copy()}
-        for name in PARAMETER_NAMES:
+        for name in self.parameter_names:
             values = table[name]
             if knots.size == 1:
                 out[name] = np.array([[0.0], [0.0], [0.0], [values[0]]])
-            elif self.interpolation == "spline" and knots.size >= 4:
+            elif self.interpolation == "spline" and knots.size >= 3:
                 out[name] = self._spline(mode, name).c.copy()
             else:
                 slope = np.diff(values) / np.diff(knots)
@@ -125,13 +133,14 @@ class ParameterMap:
 
     def with_interpolation(self, interpolation: str) -> "ParameterMap":
         """The same knots with another interpolation."""
-        return ParameterMap(self.modes, interpolation, self.sample_rate, self.fit_statistics, self.provenance)
+        return ParameterMap(self.modes, interpolation, self.sample_rate, self.fit_statistics, self.provenance, self.model)
 
     # -- files -------------------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:
         return {
             "format": MAP_FORMAT,
             "format_version": MAP_FORMAT_VERSION,
+            "model": self.model,
             "knob": "peak_reduction",
             "interpolation": self.interpolation,
             "sample_rate": self.sample_rate,
@@ -153,6 +162,7 @@ class ParameterMap:
                 sample_rate=document.get("sample_rate"),
                 fit_statistics=document.get("fit_statistics", {}),
                 provenance=document.get("provenance", {}),
+                model=document.get("model", "ff5"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"{source}: malformed parameter map ({error}); re-export it") from None
@@ -192,6 +202,21 @@ class ParameterMap:
             table = self._table(mode)
             cache[key] = CubicSpline(table["peak_reduction"], table[name], bc_type="not-a-knot")
         return cache[key]
+
+
+def clamp(parameter: Parameter, value: float) -> float:
+    """``value`` moved into the parameter's valid range (interpolation, a spline especially, can leave it):
+    ratio >= 1, times >= 1 µs, frequencies >= 0 Hz, shares in [0, 1]."""
+    value = float(value)
+    if parameter.kind == "ratio":
+        return max(value, 1.0)
+    if parameter.kind == "time":
+        return max(value, 1e-3)
+    if parameter.kind == "hz":
+        return max(value, 0.0)
+    if parameter.kind == "share":
+        return min(max(value, 0.0), 1.0)
+    return value
 
 
 def user_presets_dir() -> Path:

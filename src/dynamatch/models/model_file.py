@@ -2,10 +2,12 @@
 
 A fitted single compressor is stored as::
 
-    {"format": "dynamatch.compressor", "format_version": 1,
-     "parameters": {"threshold_db": ..., "ratio": ..., "attack_ms": ..., "release_ms": ..., "makeup_db": ...},
+    {"format": "dynamatch.compressor", "format_version": 2, "model": "opto-hp",
+     "parameters": {"threshold_db": ..., "ratio": ..., ..., "makeup_db": ...},
      "sample_rate": 44100, "fit": {...statistics...}, "provenance": {...}}
 
+``model`` names the family member (:mod:`dynamatch.models.family`) and ``parameters`` holds every one of
+its parameters in real units.  Version 1 files (dynamatch 0.1) have no ``model``: they are ``ff5``.
 The format version is independent of the package version and is bumped only when the meaning of a
 field changes; readers refuse versions newer than they know.
 """
@@ -19,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
-from .compressor import PARAMETER_NAMES, Compressor
+from .compressor import Compressor
+from .family import MODELS
 
 COMPRESSOR_FORMAT = "dynamatch.compressor"
-COMPRESSOR_FORMAT_VERSION = 1
+COMPRESSOR_FORMAT_VERSION = 2
 
 
 def write_json_atomic(path: str | os.PathLike, document: dict[str, Any]) -> Path:
@@ -74,6 +77,7 @@ def save_compressor(
     document = {
         "format": COMPRESSOR_FORMAT,
         "format_version": COMPRESSOR_FORMAT_VERSION,
+        "model": compressor.model,
         "parameters": compressor.to_dict(),
         "sample_rate": sample_rate,
         "fit": fit or {},
@@ -89,11 +93,20 @@ def load_compressor(path: str | os.PathLike) -> Compressor:
 
 
 def compressor_from_document(document: dict[str, Any], path: str | os.PathLike) -> Compressor:
-    parameters = document.get("parameters", {})
-    missing = [name for name in PARAMETER_NAMES if name not in parameters]
+    """The compressor of a ``dynamatch.compressor`` document (any version this reader knows)."""
+    model = document.get("model", "ff5")
+    if model not in MODELS:
+        raise ModelFileError(
+            f"{path}: model {model!r} is not one this dynamatch knows ({', '.join(MODELS)}); upgrade dynamatch"
+        )
+    parameters = document.get("parameters")
+    if not isinstance(parameters, dict):
+        raise ModelFileError(f"{path}: no 'parameters' table; this is not a complete model file, re-export it")
+    names = MODELS[model].parameter_names
+    missing = [name for name in names if name not in parameters]
     if missing:
-        raise ModelFileError(f"{path}: parameters {missing} are missing; re-export the model")
+        raise ModelFileError(f"{path}: parameters {missing} of model {model!r} are missing; re-export the model")
     try:
-        return Compressor(**{name: float(parameters[name]) for name in PARAMETER_NAMES})
+        return Compressor(model=model, **{name: float(parameters[name]) for name in names})
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: invalid parameters ({error})") from None

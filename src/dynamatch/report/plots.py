@@ -86,14 +86,18 @@ def plot_parameter_curves(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     knots: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     *,
+    names: Sequence[str] = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db"),
     title: str = "",
 ) -> Path:
-    """Parameters against peak reduction: ``curves[label] = (peak_reduction, params (n, 5))``."""
-    from ..models.compressor import PARAMETER_NAMES
-
+    """Parameters against peak reduction: ``curves[label] = (peak_reduction, params (n, len(names)))``."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4))
-    for index, name in enumerate(PARAMETER_NAMES):
+    columns = min(len(names), 5)
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.4 * rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    for index, name in enumerate(names):
         ax = axes[index]
         for label, (pr, values) in curves.items():
             ax.plot(pr, np.asarray(values)[:, index], label=label)
@@ -101,13 +105,25 @@ def plot_parameter_curves(
             ax.plot(pr, np.asarray(values)[:, index], "o", ms=3, label=f"{label} (fits)")
         ax.set_title(name)
         ax.set_xlabel("peak reduction")
-        if name in ("attack_ms", "release_ms"):
+        if name.endswith("_ms"):
             ax.set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     if title:
         fig.suptitle(title, y=1.04)
     return _save(fig, path)
+
+
+def plot_map(parameter_map, path: str | os.PathLike) -> Path:
+    """Every parameter of a :class:`~dynamatch.maps.ParameterMap` against the knob, per mode, with its knots."""
+    curves, knots = {}, {}
+    for mode in parameter_map.modes:
+        points = parameter_map.knots(mode)
+        grid = np.linspace(points[0], points[-1], 200)
+        curves[f"{mode} ({parameter_map.interpolation})"] = (grid, parameter_map.parameters(grid, mode))
+        knots[mode] = (points, parameter_map.parameters(points, mode))
+    return plot_parameter_curves(path, curves, knots, names=parameter_map.parameter_names,
+                                 title=f"{parameter_map.model} parameters vs peak reduction")
 
 
 def plot_scores(

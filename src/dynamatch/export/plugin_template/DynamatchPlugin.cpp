@@ -1,21 +1,19 @@
-/* dynamatch compressor plugin: the 4A-2A feed-forward compressor driven by a knob -> parameter map.
+/* dynamatch compressor plugin: a grey-box family member driven by a knob -> parameter map.
  *
- * Per sample (stereo-linked detection: the peak over channels; non-finite input samples count as 0):
- *     p      = max(max_c |x_c|, 1e-10)
- *     g_hat  = 1                                  if ln p <= ln T
- *            = exp(-(ln p - ln T) (1 - 1/R))      otherwise       (T = 10^(threshold_db/20))
- *     g      = a g_hat + (1 - a) g,  a = a_attack if g_hat < g else a_release,  g = 1 after activate()
- *     y_c    = x_c g 10^(makeup_db/20) 10^(output_gain_db/20)
- * with a = 1 - exp(-2200 / (t_ms fs)).  This is dynamatch.Compressor.process, sample for sample.
+ * The model's per-sample step is generated from its one description in dynamatch.models.family
+ * (dynamatch_model.hpp: gainStep for the linked gain path, outputStep per channel), statement for
+ * statement the render kernel of dynamatch.Compressor.process.  Per sample (non-finite input samples
+ * count as 0): the detector sees the channel sample of largest magnitude x_d, levelLog = ln max(|x_d|, 1e-10),
+ * g = gainStep(x_d, levelLog), and each channel c gets y_c = outputStep(x_c, g) 10^(makeup_db/20) 10^(output_gain_db/20).
  *
- * The map (per mode: breakpoints in peak reduction and piecewise-cubic coefficients of threshold dB,
- * ratio, attack ms, release ms and make-up dB) is evaluated here, in the DSP, whenever a parameter
- * changes, so automation and headless hosts work.  The derived quantities (ln T, 1 - 1/R, both
- * coefficients, the output gain, the bypass mix) follow their targets through a 20 ms one-pole; right
- * after activate() they start at their targets, so constant settings reproduce the Python render.
+ * The map (per mode: breakpoints in peak reduction and piecewise-cubic coefficients of every parameter in
+ * real units) is evaluated here, in the DSP, whenever a parameter changes, so automation and headless hosts
+ * work.  The kernel-space parameters (dB, ratios, one-pole coefficients), the output gain and the bypass
+ * mix follow their targets through a 20 ms one-pole; right after activate() they start at their targets,
+ * so constant settings reproduce the Python render.
  *
- * Optional residual GRU (4A-2A-G): with c = x g (no make-up), h = GRU([c, limit, pr/100], h) and
- * y = (c + w.h + b) 10^(output_gain_db/20); PyTorch gate order r, z, n.
+ * Optional residual GRU (4A-2A-G): with c = the model's output (no make-up), h = GRU([c, limit, pr/100], h)
+ * and y = (c + w.h + b) 10^(output_gain_db/20); PyTorch gate order r, z, n.
  */
 
 #include "DistrhoPlugin.hpp"
@@ -33,9 +31,7 @@ START_NAMESPACE_DISTRHO
 
 namespace {
 
-constexpr double kEpsilon = 1e-10;               // detector floor, -200 dB (as dynamatch)
 constexpr double kDbToLog = 0.11512925464970229; // ln(10) / 20
-constexpr double kRiseTime = 2200.0;             // 10-90 % rise time of a one-pole, in ms units
 constexpr double kSmoothingSeconds = 0.020;      // time constant of the parameter smoothing
 constexpr double kSettleTolerance = 1e-9;        // relative distance at which a smoother snaps to its target
 
@@ -46,22 +42,17 @@ enum ParameterIndex : uint32_t {
     kBypass,
 #if DYNAMATCH_EXPERT
     kRawParameters,
-    kThresholdDb,
-    kRatio,
-    kAttackMs,
-    kReleaseMs,
-    kMakeupDb,
-#endif
+    kRawFirst, // then one raw parameter per model parameter (dynamatch_model::kParameters)
+    kParameterCount = kRawFirst + dynamatch_model::kParameters
+#else
     kParameterCount
+#endif
 };
 
-// Quantities that are smoothed towards their targets, sample by sample.
+// Quantities that are smoothed towards their targets, sample by sample: the model's kernel parameters
+// (indices 0 .. kKernelParameters - 1), then these.
 enum SmoothedIndex : int {
-    kLogThreshold = 0, // ln T
-    kSlope,            // 1 - 1/R
-    kAlphaAttack,
-    kAlphaRelease,
-    kPostGain,         // make-up (no GRU) times output gain, linear
+    kPostGain = dynamatch_model::kKernelParameters, // make-up (no GRU) times output gain, linear
     kWetMix,           // 1 = processed, 0 = bypassed
     kLimit,            // GRU conditioning: mode
     kKnob,             // GRU conditioning: peak reduction / 100
@@ -169,46 +160,19 @@ protected:
             parameter.ranges.max = 1.0f;
             parameter.ranges.def = 1.0f;
             break;
-        case kThresholdDb:
-            parameter.name = "Threshold";
-            parameter.symbol = "threshold_db";
-            parameter.unit = "dB";
-            parameter.ranges.min = DYNAMATCH_MIN_THRESHOLD_DB;
-            parameter.ranges.max = DYNAMATCH_MAX_THRESHOLD_DB;
-            parameter.ranges.def = DYNAMATCH_DEFAULT_THRESHOLD_DB;
-            break;
-        case kRatio:
-            parameter.name = "Ratio";
-            parameter.symbol = "ratio";
-            parameter.ranges.min = DYNAMATCH_MIN_RATIO;
-            parameter.ranges.max = DYNAMATCH_MAX_RATIO;
-            parameter.ranges.def = DYNAMATCH_DEFAULT_RATIO;
-            break;
-        case kAttackMs:
-            parameter.hints |= kParameterIsLogarithmic;
-            parameter.name = "Attack";
-            parameter.symbol = "attack_ms";
-            parameter.unit = "ms";
-            parameter.ranges.min = DYNAMATCH_MIN_ATTACK_MS;
-            parameter.ranges.max = DYNAMATCH_MAX_ATTACK_MS;
-            parameter.ranges.def = DYNAMATCH_DEFAULT_ATTACK_MS;
-            break;
-        case kReleaseMs:
-            parameter.hints |= kParameterIsLogarithmic;
-            parameter.name = "Release";
-            parameter.symbol = "release_ms";
-            parameter.unit = "ms";
-            parameter.ranges.min = DYNAMATCH_MIN_RELEASE_MS;
-            parameter.ranges.max = DYNAMATCH_MAX_RELEASE_MS;
-            parameter.ranges.def = DYNAMATCH_DEFAULT_RELEASE_MS;
-            break;
-        case kMakeupDb:
-            parameter.name = "Makeup";
-            parameter.symbol = "makeup_db";
-            parameter.unit = "dB";
-            parameter.ranges.min = DYNAMATCH_MIN_MAKEUP_DB;
-            parameter.ranges.max = DYNAMATCH_MAX_MAKEUP_DB;
-            parameter.ranges.def = DYNAMATCH_DEFAULT_MAKEUP_DB;
+        default:
+            if (index >= kRawFirst && index < kParameterCount)
+            {
+                const uint32_t i = index - kRawFirst;
+                if (dynamatch_raw::kLogarithmic[i])
+                    parameter.hints |= kParameterIsLogarithmic;
+                parameter.name = dynamatch_raw::kNames[i];
+                parameter.symbol = dynamatch_raw::kSymbols[i];
+                parameter.unit = dynamatch_raw::kUnits[i];
+                parameter.ranges.min = dynamatch_raw::kMin[i];
+                parameter.ranges.max = dynamatch_raw::kMax[i];
+                parameter.ranges.def = dynamatch_raw::kDefault[i];
+            }
             break;
 #endif
         }
@@ -268,48 +232,37 @@ protected:
             fStartAtTarget = false;
         }
 
-        double g = fGain;
         for (uint32_t n = 0; n < frames; ++n)
         {
             if (fMoving)
                 advanceSmoothers();
 
             double dry[DISTRHO_PLUGIN_NUM_INPUTS];
-            double peak = 0.0;
+            double detector = 0.0;
             for (int c = 0; c < DISTRHO_PLUGIN_NUM_INPUTS; ++c)
             {
                 const float x = inputs[c][n];
                 dry[c] = isFiniteSample(x) ? static_cast<double>(x) : 0.0;
-                const double magnitude = std::fabs(dry[c]);
-                if (magnitude > peak)
-                    peak = magnitude;
+                if (c == 0 || std::fabs(dry[c]) > std::fabs(detector))
+                    detector = dry[c];
             }
-            if (peak < kEpsilon)
-                peak = kEpsilon;
-
-            double target = 1.0;
-            if (peak > fThreshold)
-            {
-                const double over = std::log(peak) - fValue[kLogThreshold];
-                if (over > 0.0)
-                    target = std::exp(-over * fValue[kSlope]);
-            }
-            const double alpha = target < g ? fValue[kAlphaAttack] : fValue[kAlphaRelease];
-            g = alpha * target + (1.0 - alpha) * g;
+            const double magnitude = std::fabs(detector);
+            const double levelLog = std::log(magnitude > dynamatch_model::kEpsilon ? magnitude : dynamatch_model::kEpsilon);
+            const double g = dynamatch_model::gainStep(fPrologue, fState, detector, levelLog);
 
             const double mix = fValue[kWetMix];
             for (int c = 0; c < DISTRHO_PLUGIN_NUM_INPUTS; ++c)
             {
+                const double modelled = dynamatch_model::outputStep(fPrologue, fOutput[c], dry[c], g);
 #if DYNAMATCH_GRU_INPUTS
-                const double wet = gruStep(c, dry[c] * g) * fValue[kPostGain];
+                const double wet = gruStep(c, modelled) * fValue[kPostGain];
 #else
-                const double wet = dry[c] * (g * fValue[kPostGain]);
+                const double wet = modelled * fValue[kPostGain];
 #endif
                 const double y = mix * wet + (1.0 - mix) * dry[c]; // exactly wet when mix == 1
                 outputs[c][n] = static_cast<float>(y);
             }
         }
-        fGain = g;
 #ifdef DYNAMATCH_HAVE_MXCSR
         _mm_setcsr(savedCsr);
 #endif
@@ -319,9 +272,10 @@ private:
     float fParameters[kParameterCount];
     double fTarget[kSmoothedCount];
     double fValue[kSmoothedCount];
-    double fThreshold = 1.0;        // T = exp(fValue[kLogThreshold]), linear
     double fSmoothingCoefficient = 0.0;
-    double fGain = 1.0;             // the compressor's state: smoothed linear gain
+    dynamatch_model::Prologue fPrologue;              // parameter-only quantities of fValue
+    dynamatch_model::State fState;                    // the model's linked gain path
+    dynamatch_model::OutputState fOutput[DISTRHO_PLUGIN_NUM_INPUTS]; // its per-channel output stage
     bool fDirty = true;
     bool fStartAtTarget = true;
     bool fSampleRateChanged = false;
@@ -373,7 +327,9 @@ private:
 
     void resetState() noexcept
     {
-        fGain = 1.0;
+        fState = dynamatch_model::State();
+        for (int c = 0; c < DISTRHO_PLUGIN_NUM_INPUTS; ++c)
+            fOutput[c] = dynamatch_model::OutputState();
 #if DYNAMATCH_GRU_INPUTS
         std::memset(fHidden, 0, sizeof fHidden);
 #endif
@@ -387,27 +343,25 @@ private:
         const bool limit = fParameters[kMode] > 0.5f;
         const dynamatch_map::Mode& mode = dynamatch_map::kModes[limit ? 1 : 0];
 
-        double values[5];
-        for (int i = 0; i < 5; ++i)
+        double values[dynamatch_model::kParameters];
+        for (int i = 0; i < dynamatch_model::kParameters; ++i)
             values[i] = evaluateMap(mode, i, knob);
 #if DYNAMATCH_EXPERT
         if (fParameters[kRawParameters] > 0.5f)
-            for (int i = 0; i < 5; ++i)
-                values[i] = fParameters[kThresholdDb + static_cast<uint32_t>(i)];
+            for (int i = 0; i < dynamatch_model::kParameters; ++i)
+                values[i] = fParameters[kRawFirst + static_cast<uint32_t>(i)];
 #endif
-        // the same clamps as ParameterMap.compressor
-        const double ratio = values[1] < 1.0 ? 1.0 : values[1];
-        const double attackMs = values[2] < 1e-3 ? 1e-3 : values[2];
-        const double releaseMs = values[3] < 1e-3 ? 1e-3 : values[3];
-
-        fTarget[kLogThreshold] = kDbToLog * values[0];
-        fTarget[kSlope] = 1.0 - 1.0 / ratio;
-        fTarget[kAlphaAttack] = -std::expm1(-kRiseTime / (attackMs * sampleRate));
-        fTarget[kAlphaRelease] = -std::expm1(-kRiseTime / (releaseMs * sampleRate));
+        // the same clamps as dynamatch.maps.parameter_map.clamp, then real units -> kernel space
+        for (int i = 0; i < dynamatch_model::kParameters; ++i)
+            values[i] = dynamatch_model::clampValue(i, values[i]);
+        for (int i = 0; i < dynamatch_model::kKernelParameters; ++i)
+            fTarget[i] = dynamatch_model::toKernel(i, values[i], sampleRate);
+        const double makeupDb = values[dynamatch_model::kParameters - 1];
 #if DYNAMATCH_GRU_INPUTS
+        (void)makeupDb;
         fTarget[kPostGain] = std::exp(kDbToLog * fParameters[kOutputGainDb]);
 #else
-        fTarget[kPostGain] = std::exp(kDbToLog * values[4]) * std::exp(kDbToLog * fParameters[kOutputGainDb]);
+        fTarget[kPostGain] = std::exp(kDbToLog * makeupDb) * std::exp(kDbToLog * fParameters[kOutputGainDb]);
 #endif
         fTarget[kWetMix] = fParameters[kBypass] > 0.5f ? 0.0 : 1.0;
         fTarget[kLimit] = limit ? 1.0 : 0.0;
@@ -422,7 +376,7 @@ private:
     {
         for (int i = 0; i < kSmoothedCount; ++i)
             fValue[i] = fTarget[i];
-        fThreshold = std::exp(fValue[kLogThreshold]);
+        dynamatch_model::prepare(fValue, fPrologue);
         fMoving = false;
     }
 
@@ -440,7 +394,7 @@ private:
                 moving = true;
             }
         }
-        fThreshold = std::exp(fValue[kLogThreshold]);
+        dynamatch_model::prepare(fValue, fPrologue);
         fMoving = moving;
     }
 
