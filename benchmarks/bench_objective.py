@@ -67,9 +67,8 @@ def _pair(seconds: float):
 
 def _point():
     from dynamatch import Compressor
-    from dynamatch.optimize.objective import CompressorObjective
 
-    return CompressorObjective.kernel_params(Compressor(-25.0, 3.0, 4.0, 100.0, 2.0), SAMPLE_RATE)
+    return Compressor(-25.0, 3.0, 4.0, 100.0, 2.0).kernel_vector(SAMPLE_RATE)
 
 
 def worker_numba(minutes: float, threads: int) -> dict:

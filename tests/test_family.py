@@ -69,6 +69,14 @@ def test_checked_in_kernels_are_what_the_generator_writes():
     assert not stale, f"regenerate with `python -m dynamatch.codegen`: {stale}"
 
 
+def test_no_generated_file_lacks_a_family_member():
+    from dynamatch.codegen.files import HEADERS_DIR, KERNELS_DIR
+
+    members = {spec.module_name for spec in MODELS.values()}
+    files = {p.stem for p in KERNELS_DIR.glob("*.py") if p.stem != "__init__"} | {p.stem for p in HEADERS_DIR.glob("*.hpp")}
+    assert files - members == set(), "delete the generated files of removed members"
+
+
 def test_unknown_model_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="choose one of ff5, ff5-knee"):
         Compressor(model="la3a")

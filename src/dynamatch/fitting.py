@@ -53,7 +53,9 @@ COARSE_EXCERPT_SECONDS = 12.0
 STARTS = 3
 AUTO = "auto"
 #: Members ``model="auto"`` chooses among, by default.
-AUTO_CANDIDATES: tuple[str, ...] = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db")
+AUTO_CANDIDATES: tuple[str, ...] = (
+    "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
+)
 HOLDOUT_FRACTION = 0.3
 #: A member with more parameters is chosen only when its held-out ESR is this much lower (relative).
 PARSIMONY_MARGIN = 0.05
@@ -293,12 +295,14 @@ def select_model(
     candidates: Sequence[str] = AUTO_CANDIDATES,
     holdout_fraction: float = HOLDOUT_FRACTION,
     parsimony_margin: float = PARSIMONY_MARGIN,
+    initial: Compressor | None = None,
     on_stage: Callable[[str], None] | None = None,
     **options,
 ) -> tuple[FitResult, ModelSelection]:
     """Fit every member in ``candidates`` on the first ``1 - holdout_fraction`` of the audio, score each on
     the held-back rest (pre-filtered ESR and ΔLDR of the whole-signal render over the held-back part),
-    choose with :func:`choose`, and refit the choice on all of the audio (warm-started)."""
+    choose with :func:`choose`, and refit the choice on all of the audio (warm-started).  ``initial``
+    (a compressor of any member) warm-starts every candidate."""
     from .metrics import delta_ldr_db, esr
 
     candidates = list(dict.fromkeys(candidates))
@@ -313,7 +317,7 @@ def select_model(
     rows = []
     for name in candidates:
         started = time.perf_counter()
-        result = fitter.fit(name)
+        result = fitter.fit(name, initial)
         elapsed = time.perf_counter() - started
         prediction = result.params.process(dry, sample_rate)
         rows.append(SelectionRow(
