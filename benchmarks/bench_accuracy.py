@@ -7,7 +7,7 @@ Protocol (the same for every model): each real clip in ``../shared/la2a/`` is al
 part (half of a SignalTrain excerpt or MP3 clip; the first 2.5 s of a second-unit clip) and scored on the rest.
 The fitted model renders the *whole* clip (so its state is warm where scoring starts) and the
 pre-filtered ESR is taken over the held-back part only.  The virtual device is the built-in opto
-levelling amplifier (peak reduction 70, both modes) driven by the 60 s capture stimulus followed by
+levelling amplifier (peak reduction 70, both modes), and pedalboard's Compressor, driven by the 60 s capture stimulus followed by
 30 s of programme-like audio; models fit the first 66 % and are scored on the rest.
 
 Prints one table (held-out ESR per clip and model, then the geometric mean of each model's ratio to
@@ -64,6 +64,18 @@ def virtual_clips():
         yield f"virtual/{mode}", x, opto_device(x, VIRTUAL_RATE, mode, 70.0), VIRTUAL_RATE, split
 
 
+def plugin_clips():
+    """pedalboard's (JUCE's) Compressor, which smooths the level before a hard knee (the ``level``
+    topology), on the same stimulus + programme protocol as the virtual device."""
+    import pedalboard
+
+    x = 0.5 * np.concatenate([capture_stimulus(VIRTUAL_RATE, duration_seconds=60.0),
+                              programme_like(VIRTUAL_RATE, 30.0, seed=3)])
+    plugin = pedalboard.Compressor(threshold_db=-24.0, ratio=4.0, attack_ms=5.0, release_ms=120.0)
+    y = plugin.process(x.astype(np.float32)[None, :], VIRTUAL_RATE)[0].astype(np.float64)
+    yield "plugin/pedalboard-compressor", x, y, VIRTUAL_RATE, int(VIRTUAL_FIT_SHARE * len(x))
+
+
 def held_out_esr(model: str, dry, wet, sample_rate: float, split: int) -> tuple[float, float, float]:
     """(held-out ESR, in-sample ESR, fit seconds) of ``model`` fitted on ``[:split]``."""
     started = time.perf_counter()
@@ -76,7 +88,7 @@ def held_out_esr(model: str, dry, wet, sample_rate: float, split: int) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated family members")
-    parser.add_argument("--material", choices=("all", "real", "virtual"), default="all")
+    parser.add_argument("--material", choices=("all", "real", "virtual", "plugin"), default="all")
     parser.add_argument("--csv", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     models = args.models.split(",")
@@ -89,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         clips += list(real_clips())
     if args.material in ("all", "virtual"):
         clips += list(virtual_clips())
+    if args.material in ("all", "plugin"):
+        clips += list(plugin_clips())
 
     rows = []
     print(f"{'clip':<34}" + "".join(f"{m:>14}" for m in models), flush=True)
@@ -99,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<34}" + "".join(f"{scores[m][0]:>14.5f}" for m in models), flush=True)
 
     print("\ngeometric mean of held-out ESR / FF-5's (below 1 is better):")
-    for group in ("real", "virtual"):
-        members = [r for r in rows if r["clip"].startswith("virtual") == (group == "virtual")]
+    for group in ("real", "virtual", "plugin"):
+        members = [r for r in rows if (r["clip"].split("/")[0] if r["clip"].split("/")[0] in ("virtual", "plugin")
+                                       else "real") == group]
         if not members:
             continue
         ratios = {m: math.exp(np.mean([math.log(r[m] / r["ff5"]) for r in members])) for m in models}
