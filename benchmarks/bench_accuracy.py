@@ -7,7 +7,8 @@ Protocol (the same for every model): each real clip in ``../shared/la2a/`` is al
 part (half of a SignalTrain excerpt or MP3 clip; the first 2.5 s of a second-unit clip) and scored on the rest.
 The fitted model renders the *whole* clip (so its state is warm where scoring starts) and the
 pre-filtered ESR is taken over the held-back part only.  The virtual device is the built-in opto
-levelling amplifier (peak reduction 70, both modes), and pedalboard's Compressor, driven by the 60 s capture stimulus followed by
+levelling amplifier (peak reduction 70, both modes), pedalboard's Compressor and LSP's Compressor
+(RMS side-chain, via lv2apply), driven by the 60 s capture stimulus followed by
 30 s of programme-like audio; models fit the first 66 % and are scored on the rest.
 
 Prints one table (held-out ESR per clip and model, then the geometric mean of each model's ratio to
@@ -20,6 +21,7 @@ import argparse
 import csv
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +35,8 @@ from dynamatch.fitting import fit_arrays
 from dynamatch.metrics import esr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "la2a"
-DEFAULT_MODELS = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "ff5-hp", "feedback-hp", "opto-hp")
+DEFAULT_MODELS = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "rms-level-knee", "ff5-hp",
+                  "feedback-hp", "opto-hp")
 VIRTUAL_RATE = 44100
 VIRTUAL_FIT_SHARE = 0.66
 
@@ -74,6 +77,12 @@ def plugin_clips():
     plugin = pedalboard.Compressor(threshold_db=-24.0, ratio=4.0, attack_ms=5.0, release_ms=120.0)
     y = plugin.process(x.astype(np.float32)[None, :], VIRTUAL_RATE)[0].astype(np.float64)
     yield "plugin/pedalboard-compressor", x, y, VIRTUAL_RATE, int(VIRTUAL_FIT_SHARE * len(x))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_topologies import render_lsp_rms_compressor  # the same rendering as the test
+
+    with tempfile.TemporaryDirectory() as folder:
+        y = render_lsp_rms_compressor(x, Path(folder))
+    yield "plugin/lsp-compressor-rms", x, y, VIRTUAL_RATE, int(VIRTUAL_FIT_SHARE * len(x))
 
 
 def held_out_esr(model: str, dry, wet, sample_rate: float, split: int) -> tuple[float, float, float]:
