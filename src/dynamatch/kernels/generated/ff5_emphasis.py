@@ -74,6 +74,11 @@ def render(x, q, state, output_state, out, out_gain):
             x_n = x[c, n]
             prediction = gain*x_n
             out[c, n] = prediction
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(lowpass_prev) < 1e-100:
+                lowpass_prev = 0.0
     state[0] = gain_prev
     state[1] = lowpass_prev
 
@@ -117,6 +122,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
             sum_rz += r * z
         gain_prev = gain
         lowpass_prev = emphasis_lowpass
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(lowpass_prev) < 1e-100:
+                lowpass_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -249,6 +261,39 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         gain_prev__d4 = gain__d4
         gain_prev__d5 = gain__d5
         lowpass_prev__d5 = emphasis_lowpass__d5
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(lowpass_prev) < 1e-100:
+                lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(gain_prev__d4) < 1e-100:
+                gain_prev__d4 = 0.0
+            if abs(gain_prev__d5) < 1e-100:
+                gain_prev__d5 = 0.0
+            if abs(lowpass_prev__d5) < 1e-100:
+                lowpass_prev__d5 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -666,6 +711,125 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         gain_prev__d4_5 = gain__d4_5
         gain_prev__d5_5 = gain__d5_5
         lowpass_prev__d5_5 = emphasis_lowpass__d5_5
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(lowpass_prev) < 1e-100:
+                lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(gain_prev__d4) < 1e-100:
+                gain_prev__d4 = 0.0
+            if abs(gain_prev__d5) < 1e-100:
+                gain_prev__d5 = 0.0
+            if abs(lowpass_prev__d5) < 1e-100:
+                lowpass_prev__d5 = 0.0
+            if abs(gain_prev__d0_0) < 1e-100:
+                gain_prev__d0_0 = 0.0
+            if abs(gain_prev__d0_1) < 1e-100:
+                gain_prev__d0_1 = 0.0
+            if abs(gain_prev__d0_2) < 1e-100:
+                gain_prev__d0_2 = 0.0
+            if abs(gain_prev__d0_3) < 1e-100:
+                gain_prev__d0_3 = 0.0
+            if abs(gain_prev__d0_4) < 1e-100:
+                gain_prev__d0_4 = 0.0
+            if abs(gain_prev__d0_5) < 1e-100:
+                gain_prev__d0_5 = 0.0
+            if abs(gain_prev__d1_1) < 1e-100:
+                gain_prev__d1_1 = 0.0
+            if abs(gain_prev__d1_2) < 1e-100:
+                gain_prev__d1_2 = 0.0
+            if abs(gain_prev__d1_3) < 1e-100:
+                gain_prev__d1_3 = 0.0
+            if abs(gain_prev__d1_4) < 1e-100:
+                gain_prev__d1_4 = 0.0
+            if abs(gain_prev__d1_5) < 1e-100:
+                gain_prev__d1_5 = 0.0
+            if abs(gain_prev__d2_2) < 1e-100:
+                gain_prev__d2_2 = 0.0
+            if abs(gain_prev__d2_3) < 1e-100:
+                gain_prev__d2_3 = 0.0
+            if abs(gain_prev__d2_4) < 1e-100:
+                gain_prev__d2_4 = 0.0
+            if abs(gain_prev__d2_5) < 1e-100:
+                gain_prev__d2_5 = 0.0
+            if abs(gain_prev__d3_3) < 1e-100:
+                gain_prev__d3_3 = 0.0
+            if abs(gain_prev__d3_4) < 1e-100:
+                gain_prev__d3_4 = 0.0
+            if abs(gain_prev__d3_5) < 1e-100:
+                gain_prev__d3_5 = 0.0
+            if abs(gain_prev__d4_4) < 1e-100:
+                gain_prev__d4_4 = 0.0
+            if abs(gain_prev__d4_5) < 1e-100:
+                gain_prev__d4_5 = 0.0
+            if abs(gain_prev__d5_5) < 1e-100:
+                gain_prev__d5_5 = 0.0
+            if abs(lowpass_prev__d5_5) < 1e-100:
+                lowpass_prev__d5_5 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d0_4) < 1e-100:
+                w__d0_4 = 0.0
+            if abs(w__d0_5) < 1e-100:
+                w__d0_5 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d1_4) < 1e-100:
+                w__d1_4 = 0.0
+            if abs(w__d1_5) < 1e-100:
+                w__d1_5 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d2_4) < 1e-100:
+                w__d2_4 = 0.0
+            if abs(w__d2_5) < 1e-100:
+                w__d2_5 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
+            if abs(w__d3_4) < 1e-100:
+                w__d3_4 = 0.0
+            if abs(w__d3_5) < 1e-100:
+                w__d3_5 = 0.0
+            if abs(w__d4_4) < 1e-100:
+                w__d4_4 = 0.0
+            if abs(w__d4_5) < 1e-100:
+                w__d4_5 = 0.0
+            if abs(w__d5_5) < 1e-100:
+                w__d5_5 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt

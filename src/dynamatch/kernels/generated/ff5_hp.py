@@ -70,6 +70,13 @@ def render(x, q, state, output_state, out, out_gain):
             output = -output_lowpass + prediction
             out[c, n] = output
             output_state[c, 0] = output_lowpass
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            for c in range(channels):
+                for k in range(1):
+                    if abs(output_state[c, k]) < 1e-100:
+                        output_state[c, k] = 0.0
     state[0] = gain_prev
 
 
@@ -110,6 +117,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
             sum_rz += r * z
         gain_prev = gain
         output_lowpass_prev = output_lowpass
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -234,6 +248,41 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         output_lowpass_prev__d2 = output_lowpass__d2
         output_lowpass_prev__d3 = output_lowpass__d3
         output_lowpass_prev__d4 = output_lowpass__d4
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d0) < 1e-100:
+                output_lowpass_prev__d0 = 0.0
+            if abs(output_lowpass_prev__d1) < 1e-100:
+                output_lowpass_prev__d1 = 0.0
+            if abs(output_lowpass_prev__d2) < 1e-100:
+                output_lowpass_prev__d2 = 0.0
+            if abs(output_lowpass_prev__d3) < 1e-100:
+                output_lowpass_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d4) < 1e-100:
+                output_lowpass_prev__d4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -592,6 +641,121 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         output_lowpass_prev__d3_3 = output_lowpass__d3_3
         output_lowpass_prev__d3_4 = output_lowpass__d3_4
         output_lowpass_prev__d4_4 = output_lowpass__d4_4
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d0) < 1e-100:
+                output_lowpass_prev__d0 = 0.0
+            if abs(output_lowpass_prev__d1) < 1e-100:
+                output_lowpass_prev__d1 = 0.0
+            if abs(output_lowpass_prev__d2) < 1e-100:
+                output_lowpass_prev__d2 = 0.0
+            if abs(output_lowpass_prev__d3) < 1e-100:
+                output_lowpass_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d4) < 1e-100:
+                output_lowpass_prev__d4 = 0.0
+            if abs(gain_prev__d0_0) < 1e-100:
+                gain_prev__d0_0 = 0.0
+            if abs(gain_prev__d0_1) < 1e-100:
+                gain_prev__d0_1 = 0.0
+            if abs(gain_prev__d0_2) < 1e-100:
+                gain_prev__d0_2 = 0.0
+            if abs(gain_prev__d0_3) < 1e-100:
+                gain_prev__d0_3 = 0.0
+            if abs(gain_prev__d1_1) < 1e-100:
+                gain_prev__d1_1 = 0.0
+            if abs(gain_prev__d1_2) < 1e-100:
+                gain_prev__d1_2 = 0.0
+            if abs(gain_prev__d1_3) < 1e-100:
+                gain_prev__d1_3 = 0.0
+            if abs(gain_prev__d2_2) < 1e-100:
+                gain_prev__d2_2 = 0.0
+            if abs(gain_prev__d2_3) < 1e-100:
+                gain_prev__d2_3 = 0.0
+            if abs(gain_prev__d3_3) < 1e-100:
+                gain_prev__d3_3 = 0.0
+            if abs(output_lowpass_prev__d0_0) < 1e-100:
+                output_lowpass_prev__d0_0 = 0.0
+            if abs(output_lowpass_prev__d0_1) < 1e-100:
+                output_lowpass_prev__d0_1 = 0.0
+            if abs(output_lowpass_prev__d0_2) < 1e-100:
+                output_lowpass_prev__d0_2 = 0.0
+            if abs(output_lowpass_prev__d0_3) < 1e-100:
+                output_lowpass_prev__d0_3 = 0.0
+            if abs(output_lowpass_prev__d0_4) < 1e-100:
+                output_lowpass_prev__d0_4 = 0.0
+            if abs(output_lowpass_prev__d1_1) < 1e-100:
+                output_lowpass_prev__d1_1 = 0.0
+            if abs(output_lowpass_prev__d1_2) < 1e-100:
+                output_lowpass_prev__d1_2 = 0.0
+            if abs(output_lowpass_prev__d1_3) < 1e-100:
+                output_lowpass_prev__d1_3 = 0.0
+            if abs(output_lowpass_prev__d1_4) < 1e-100:
+                output_lowpass_prev__d1_4 = 0.0
+            if abs(output_lowpass_prev__d2_2) < 1e-100:
+                output_lowpass_prev__d2_2 = 0.0
+            if abs(output_lowpass_prev__d2_3) < 1e-100:
+                output_lowpass_prev__d2_3 = 0.0
+            if abs(output_lowpass_prev__d2_4) < 1e-100:
+                output_lowpass_prev__d2_4 = 0.0
+            if abs(output_lowpass_prev__d3_3) < 1e-100:
+                output_lowpass_prev__d3_3 = 0.0
+            if abs(output_lowpass_prev__d3_4) < 1e-100:
+                output_lowpass_prev__d3_4 = 0.0
+            if abs(output_lowpass_prev__d4_4) < 1e-100:
+                output_lowpass_prev__d4_4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d0_4) < 1e-100:
+                w__d0_4 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d1_4) < 1e-100:
+                w__d1_4 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d2_4) < 1e-100:
+                w__d2_4 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
+            if abs(w__d3_4) < 1e-100:
+                w__d3_4 = 0.0
+            if abs(w__d4_4) < 1e-100:
+                w__d4_4 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt

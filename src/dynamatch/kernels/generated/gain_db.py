@@ -70,6 +70,9 @@ def render(x, q, state, output_state, out, out_gain):
             x_n = x[c, n]
             prediction = gain*x_n
             out[c, n] = prediction
+        if (n & 63) == 0:
+            if abs(gain_log_prev) < 1e-100:
+                gain_log_prev = 0.0
     state[0] = gain_log_prev
 
 
@@ -110,6 +113,11 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
             sum_zt += z * t_n
             sum_rz += r * z
         gain_log_prev = gain_log
+        if (n & 63) == 0:
+            if abs(gain_log_prev) < 1e-100:
+                gain_log_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -228,6 +236,31 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         gain_log_prev__d2 = gain_log__d2
         gain_log_prev__d3 = gain_log__d3
         gain_log_prev__d4 = gain_log__d4
+        if (n & 63) == 0:
+            if abs(gain_log_prev) < 1e-100:
+                gain_log_prev = 0.0
+            if abs(gain_log_prev__d0) < 1e-100:
+                gain_log_prev__d0 = 0.0
+            if abs(gain_log_prev__d1) < 1e-100:
+                gain_log_prev__d1 = 0.0
+            if abs(gain_log_prev__d2) < 1e-100:
+                gain_log_prev__d2 = 0.0
+            if abs(gain_log_prev__d3) < 1e-100:
+                gain_log_prev__d3 = 0.0
+            if abs(gain_log_prev__d4) < 1e-100:
+                gain_log_prev__d4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -565,6 +598,91 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         gain_log_prev__d3_3 = gain_log__d3_3
         gain_log_prev__d3_4 = gain_log__d3_4
         gain_log_prev__d4_4 = gain_log__d4_4
+        if (n & 63) == 0:
+            if abs(gain_log_prev) < 1e-100:
+                gain_log_prev = 0.0
+            if abs(gain_log_prev__d0) < 1e-100:
+                gain_log_prev__d0 = 0.0
+            if abs(gain_log_prev__d1) < 1e-100:
+                gain_log_prev__d1 = 0.0
+            if abs(gain_log_prev__d2) < 1e-100:
+                gain_log_prev__d2 = 0.0
+            if abs(gain_log_prev__d3) < 1e-100:
+                gain_log_prev__d3 = 0.0
+            if abs(gain_log_prev__d4) < 1e-100:
+                gain_log_prev__d4 = 0.0
+            if abs(gain_log_prev__d0_0) < 1e-100:
+                gain_log_prev__d0_0 = 0.0
+            if abs(gain_log_prev__d0_1) < 1e-100:
+                gain_log_prev__d0_1 = 0.0
+            if abs(gain_log_prev__d0_2) < 1e-100:
+                gain_log_prev__d0_2 = 0.0
+            if abs(gain_log_prev__d0_3) < 1e-100:
+                gain_log_prev__d0_3 = 0.0
+            if abs(gain_log_prev__d0_4) < 1e-100:
+                gain_log_prev__d0_4 = 0.0
+            if abs(gain_log_prev__d1_1) < 1e-100:
+                gain_log_prev__d1_1 = 0.0
+            if abs(gain_log_prev__d1_2) < 1e-100:
+                gain_log_prev__d1_2 = 0.0
+            if abs(gain_log_prev__d1_3) < 1e-100:
+                gain_log_prev__d1_3 = 0.0
+            if abs(gain_log_prev__d1_4) < 1e-100:
+                gain_log_prev__d1_4 = 0.0
+            if abs(gain_log_prev__d2_2) < 1e-100:
+                gain_log_prev__d2_2 = 0.0
+            if abs(gain_log_prev__d2_3) < 1e-100:
+                gain_log_prev__d2_3 = 0.0
+            if abs(gain_log_prev__d2_4) < 1e-100:
+                gain_log_prev__d2_4 = 0.0
+            if abs(gain_log_prev__d3_3) < 1e-100:
+                gain_log_prev__d3_3 = 0.0
+            if abs(gain_log_prev__d3_4) < 1e-100:
+                gain_log_prev__d3_4 = 0.0
+            if abs(gain_log_prev__d4_4) < 1e-100:
+                gain_log_prev__d4_4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d0_4) < 1e-100:
+                w__d0_4 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d1_4) < 1e-100:
+                w__d1_4 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d2_4) < 1e-100:
+                w__d2_4 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
+            if abs(w__d3_4) < 1e-100:
+                w__d3_4 = 0.0
+            if abs(w__d4_4) < 1e-100:
+                w__d4_4 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt

@@ -65,6 +65,9 @@ def render(x, q, state, output_state, out, out_gain):
             x_n = x[c, n]
             prediction = target*x_n
             out[c, n] = prediction
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
     state[0] = envelope_prev
 
 
@@ -101,6 +104,11 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
             sum_zt += z * t_n
             sum_rz += r * z
         envelope_prev = envelope
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -191,6 +199,23 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         envelope_prev = envelope
         envelope_prev__d2 = envelope__d2
         envelope_prev__d3 = envelope__d3
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(envelope_prev__d2) < 1e-100:
+                envelope_prev__d2 = 0.0
+            if abs(envelope_prev__d3) < 1e-100:
+                envelope_prev__d3 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -402,6 +427,49 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         envelope_prev__d2_2 = envelope__d2_2
         envelope_prev__d2_3 = envelope__d2_3
         envelope_prev__d3_3 = envelope__d3_3
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(envelope_prev__d2) < 1e-100:
+                envelope_prev__d2 = 0.0
+            if abs(envelope_prev__d3) < 1e-100:
+                envelope_prev__d3 = 0.0
+            if abs(envelope_prev__d2_2) < 1e-100:
+                envelope_prev__d2_2 = 0.0
+            if abs(envelope_prev__d2_3) < 1e-100:
+                envelope_prev__d2_3 = 0.0
+            if abs(envelope_prev__d3_3) < 1e-100:
+                envelope_prev__d3_3 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt

@@ -86,6 +86,17 @@ def render(x, q, state, output_state, out, out_gain):
             output = -output_lowpass + prediction
             out[c, n] = output
             output_state[c, 0] = output_lowpass
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(slow_prev) < 1e-100:
+                slow_prev = 0.0
+            if abs(memory_prev) < 1e-100:
+                memory_prev = 0.0
+            for c in range(channels):
+                for k in range(1):
+                    if abs(output_state[c, k]) < 1e-100:
+                        output_state[c, k] = 0.0
     state[0] = gain_prev
     state[1] = slow_prev
     state[2] = memory_prev
@@ -139,6 +150,17 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         slow_prev = slow
         memory_prev = memory
         output_lowpass_prev = output_lowpass
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(slow_prev) < 1e-100:
+                slow_prev = 0.0
+            if abs(memory_prev) < 1e-100:
+                memory_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -343,6 +365,71 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         output_lowpass_prev__d5 = output_lowpass__d5
         output_lowpass_prev__d6 = output_lowpass__d6
         output_lowpass_prev__d7 = output_lowpass__d7
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(slow_prev) < 1e-100:
+                slow_prev = 0.0
+            if abs(memory_prev) < 1e-100:
+                memory_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(slow_prev__d0) < 1e-100:
+                slow_prev__d0 = 0.0
+            if abs(slow_prev__d1) < 1e-100:
+                slow_prev__d1 = 0.0
+            if abs(slow_prev__d2) < 1e-100:
+                slow_prev__d2 = 0.0
+            if abs(slow_prev__d4) < 1e-100:
+                slow_prev__d4 = 0.0
+            if abs(memory_prev__d0) < 1e-100:
+                memory_prev__d0 = 0.0
+            if abs(memory_prev__d1) < 1e-100:
+                memory_prev__d1 = 0.0
+            if abs(memory_prev__d6) < 1e-100:
+                memory_prev__d6 = 0.0
+            if abs(output_lowpass_prev__d0) < 1e-100:
+                output_lowpass_prev__d0 = 0.0
+            if abs(output_lowpass_prev__d1) < 1e-100:
+                output_lowpass_prev__d1 = 0.0
+            if abs(output_lowpass_prev__d2) < 1e-100:
+                output_lowpass_prev__d2 = 0.0
+            if abs(output_lowpass_prev__d3) < 1e-100:
+                output_lowpass_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d4) < 1e-100:
+                output_lowpass_prev__d4 = 0.0
+            if abs(output_lowpass_prev__d5) < 1e-100:
+                output_lowpass_prev__d5 = 0.0
+            if abs(output_lowpass_prev__d6) < 1e-100:
+                output_lowpass_prev__d6 = 0.0
+            if abs(output_lowpass_prev__d7) < 1e-100:
+                output_lowpass_prev__d7 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
+            if abs(w__d6) < 1e-100:
+                w__d6 = 0.0
+            if abs(w__d7) < 1e-100:
+                w__d7 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -1111,6 +1198,259 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         output_lowpass_prev__d6_6 = output_lowpass__d6_6
         output_lowpass_prev__d6_7 = output_lowpass__d6_7
         output_lowpass_prev__d7_7 = output_lowpass__d7_7
+        if (n & 63) == 0:
+            if abs(gain_prev) < 1e-100:
+                gain_prev = 0.0
+            if abs(slow_prev) < 1e-100:
+                slow_prev = 0.0
+            if abs(memory_prev) < 1e-100:
+                memory_prev = 0.0
+            if abs(output_lowpass_prev) < 1e-100:
+                output_lowpass_prev = 0.0
+            if abs(gain_prev__d0) < 1e-100:
+                gain_prev__d0 = 0.0
+            if abs(gain_prev__d1) < 1e-100:
+                gain_prev__d1 = 0.0
+            if abs(gain_prev__d2) < 1e-100:
+                gain_prev__d2 = 0.0
+            if abs(gain_prev__d3) < 1e-100:
+                gain_prev__d3 = 0.0
+            if abs(slow_prev__d0) < 1e-100:
+                slow_prev__d0 = 0.0
+            if abs(slow_prev__d1) < 1e-100:
+                slow_prev__d1 = 0.0
+            if abs(slow_prev__d2) < 1e-100:
+                slow_prev__d2 = 0.0
+            if abs(slow_prev__d4) < 1e-100:
+                slow_prev__d4 = 0.0
+            if abs(memory_prev__d0) < 1e-100:
+                memory_prev__d0 = 0.0
+            if abs(memory_prev__d1) < 1e-100:
+                memory_prev__d1 = 0.0
+            if abs(memory_prev__d6) < 1e-100:
+                memory_prev__d6 = 0.0
+            if abs(output_lowpass_prev__d0) < 1e-100:
+                output_lowpass_prev__d0 = 0.0
+            if abs(output_lowpass_prev__d1) < 1e-100:
+                output_lowpass_prev__d1 = 0.0
+            if abs(output_lowpass_prev__d2) < 1e-100:
+                output_lowpass_prev__d2 = 0.0
+            if abs(output_lowpass_prev__d3) < 1e-100:
+                output_lowpass_prev__d3 = 0.0
+            if abs(output_lowpass_prev__d4) < 1e-100:
+                output_lowpass_prev__d4 = 0.0
+            if abs(output_lowpass_prev__d5) < 1e-100:
+                output_lowpass_prev__d5 = 0.0
+            if abs(output_lowpass_prev__d6) < 1e-100:
+                output_lowpass_prev__d6 = 0.0
+            if abs(output_lowpass_prev__d7) < 1e-100:
+                output_lowpass_prev__d7 = 0.0
+            if abs(gain_prev__d0_0) < 1e-100:
+                gain_prev__d0_0 = 0.0
+            if abs(gain_prev__d0_1) < 1e-100:
+                gain_prev__d0_1 = 0.0
+            if abs(gain_prev__d0_2) < 1e-100:
+                gain_prev__d0_2 = 0.0
+            if abs(gain_prev__d0_3) < 1e-100:
+                gain_prev__d0_3 = 0.0
+            if abs(gain_prev__d1_1) < 1e-100:
+                gain_prev__d1_1 = 0.0
+            if abs(gain_prev__d1_2) < 1e-100:
+                gain_prev__d1_2 = 0.0
+            if abs(gain_prev__d1_3) < 1e-100:
+                gain_prev__d1_3 = 0.0
+            if abs(gain_prev__d2_2) < 1e-100:
+                gain_prev__d2_2 = 0.0
+            if abs(gain_prev__d2_3) < 1e-100:
+                gain_prev__d2_3 = 0.0
+            if abs(gain_prev__d3_3) < 1e-100:
+                gain_prev__d3_3 = 0.0
+            if abs(slow_prev__d0_0) < 1e-100:
+                slow_prev__d0_0 = 0.0
+            if abs(slow_prev__d0_1) < 1e-100:
+                slow_prev__d0_1 = 0.0
+            if abs(slow_prev__d0_2) < 1e-100:
+                slow_prev__d0_2 = 0.0
+            if abs(slow_prev__d0_4) < 1e-100:
+                slow_prev__d0_4 = 0.0
+            if abs(slow_prev__d1_1) < 1e-100:
+                slow_prev__d1_1 = 0.0
+            if abs(slow_prev__d1_2) < 1e-100:
+                slow_prev__d1_2 = 0.0
+            if abs(slow_prev__d1_4) < 1e-100:
+                slow_prev__d1_4 = 0.0
+            if abs(slow_prev__d2_2) < 1e-100:
+                slow_prev__d2_2 = 0.0
+            if abs(slow_prev__d2_4) < 1e-100:
+                slow_prev__d2_4 = 0.0
+            if abs(slow_prev__d4_4) < 1e-100:
+                slow_prev__d4_4 = 0.0
+            if abs(memory_prev__d0_0) < 1e-100:
+                memory_prev__d0_0 = 0.0
+            if abs(memory_prev__d0_1) < 1e-100:
+                memory_prev__d0_1 = 0.0
+            if abs(memory_prev__d0_6) < 1e-100:
+                memory_prev__d0_6 = 0.0
+            if abs(memory_prev__d1_1) < 1e-100:
+                memory_prev__d1_1 = 0.0
+            if abs(memory_prev__d1_6) < 1e-100:
+                memory_prev__d1_6 = 0.0
+            if abs(memory_prev__d6_6) < 1e-100:
+                memory_prev__d6_6 = 0.0
+            if abs(output_lowpass_prev__d0_0) < 1e-100:
+                output_lowpass_prev__d0_0 = 0.0
+            if abs(output_lowpass_prev__d0_1) < 1e-100:
+                output_lowpass_prev__d0_1 = 0.0
+            if abs(output_lowpass_prev__d0_2) < 1e-100:
+                output_lowpass_prev__d0_2 = 0.0
+            if abs(output_lowpass_prev__d0_3) < 1e-100:
+                output_lowpass_prev__d0_3 = 0.0
+            if abs(output_lowpass_prev__d0_4) < 1e-100:
+                output_lowpass_prev__d0_4 = 0.0
+            if abs(output_lowpass_prev__d0_5) < 1e-100:
+                output_lowpass_prev__d0_5 = 0.0
+            if abs(output_lowpass_prev__d0_6) < 1e-100:
+                output_lowpass_prev__d0_6 = 0.0
+            if abs(output_lowpass_prev__d0_7) < 1e-100:
+                output_lowpass_prev__d0_7 = 0.0
+            if abs(output_lowpass_prev__d1_1) < 1e-100:
+                output_lowpass_prev__d1_1 = 0.0
+            if abs(output_lowpass_prev__d1_2) < 1e-100:
+                output_lowpass_prev__d1_2 = 0.0
+            if abs(output_lowpass_prev__d1_3) < 1e-100:
+                output_lowpass_prev__d1_3 = 0.0
+            if abs(output_lowpass_prev__d1_4) < 1e-100:
+                output_lowpass_prev__d1_4 = 0.0
+            if abs(output_lowpass_prev__d1_5) < 1e-100:
+                output_lowpass_prev__d1_5 = 0.0
+            if abs(output_lowpass_prev__d1_6) < 1e-100:
+                output_lowpass_prev__d1_6 = 0.0
+            if abs(output_lowpass_prev__d1_7) < 1e-100:
+                output_lowpass_prev__d1_7 = 0.0
+            if abs(output_lowpass_prev__d2_2) < 1e-100:
+                output_lowpass_prev__d2_2 = 0.0
+            if abs(output_lowpass_prev__d2_3) < 1e-100:
+                output_lowpass_prev__d2_3 = 0.0
+            if abs(output_lowpass_prev__d2_4) < 1e-100:
+                output_lowpass_prev__d2_4 = 0.0
+            if abs(output_lowpass_prev__d2_5) < 1e-100:
+                output_lowpass_prev__d2_5 = 0.0
+            if abs(output_lowpass_prev__d2_6) < 1e-100:
+                output_lowpass_prev__d2_6 = 0.0
+            if abs(output_lowpass_prev__d2_7) < 1e-100:
+                output_lowpass_prev__d2_7 = 0.0
+            if abs(output_lowpass_prev__d3_3) < 1e-100:
+                output_lowpass_prev__d3_3 = 0.0
+            if abs(output_lowpass_prev__d3_5) < 1e-100:
+                output_lowpass_prev__d3_5 = 0.0
+            if abs(output_lowpass_prev__d3_6) < 1e-100:
+                output_lowpass_prev__d3_6 = 0.0
+            if abs(output_lowpass_prev__d3_7) < 1e-100:
+                output_lowpass_prev__d3_7 = 0.0
+            if abs(output_lowpass_prev__d4_4) < 1e-100:
+                output_lowpass_prev__d4_4 = 0.0
+            if abs(output_lowpass_prev__d4_5) < 1e-100:
+                output_lowpass_prev__d4_5 = 0.0
+            if abs(output_lowpass_prev__d4_6) < 1e-100:
+                output_lowpass_prev__d4_6 = 0.0
+            if abs(output_lowpass_prev__d4_7) < 1e-100:
+                output_lowpass_prev__d4_7 = 0.0
+            if abs(output_lowpass_prev__d5_6) < 1e-100:
+                output_lowpass_prev__d5_6 = 0.0
+            if abs(output_lowpass_prev__d5_7) < 1e-100:
+                output_lowpass_prev__d5_7 = 0.0
+            if abs(output_lowpass_prev__d6_6) < 1e-100:
+                output_lowpass_prev__d6_6 = 0.0
+            if abs(output_lowpass_prev__d6_7) < 1e-100:
+                output_lowpass_prev__d6_7 = 0.0
+            if abs(output_lowpass_prev__d7_7) < 1e-100:
+                output_lowpass_prev__d7_7 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
+            if abs(w__d6) < 1e-100:
+                w__d6 = 0.0
+            if abs(w__d7) < 1e-100:
+                w__d7 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d0_4) < 1e-100:
+                w__d0_4 = 0.0
+            if abs(w__d0_5) < 1e-100:
+                w__d0_5 = 0.0
+            if abs(w__d0_6) < 1e-100:
+                w__d0_6 = 0.0
+            if abs(w__d0_7) < 1e-100:
+                w__d0_7 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d1_4) < 1e-100:
+                w__d1_4 = 0.0
+            if abs(w__d1_5) < 1e-100:
+                w__d1_5 = 0.0
+            if abs(w__d1_6) < 1e-100:
+                w__d1_6 = 0.0
+            if abs(w__d1_7) < 1e-100:
+                w__d1_7 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d2_4) < 1e-100:
+                w__d2_4 = 0.0
+            if abs(w__d2_5) < 1e-100:
+                w__d2_5 = 0.0
+            if abs(w__d2_6) < 1e-100:
+                w__d2_6 = 0.0
+            if abs(w__d2_7) < 1e-100:
+                w__d2_7 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
+            if abs(w__d3_5) < 1e-100:
+                w__d3_5 = 0.0
+            if abs(w__d3_6) < 1e-100:
+                w__d3_6 = 0.0
+            if abs(w__d3_7) < 1e-100:
+                w__d3_7 = 0.0
+            if abs(w__d4_4) < 1e-100:
+                w__d4_4 = 0.0
+            if abs(w__d4_5) < 1e-100:
+                w__d4_5 = 0.0
+            if abs(w__d4_6) < 1e-100:
+                w__d4_6 = 0.0
+            if abs(w__d4_7) < 1e-100:
+                w__d4_7 = 0.0
+            if abs(w__d5_6) < 1e-100:
+                w__d5_6 = 0.0
+            if abs(w__d5_7) < 1e-100:
+                w__d5_7 = 0.0
+            if abs(w__d6_6) < 1e-100:
+                w__d6_6 = 0.0
+            if abs(w__d6_7) < 1e-100:
+                w__d6_7 = 0.0
+            if abs(w__d7_7) < 1e-100:
+                w__d7_7 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt

@@ -77,6 +77,11 @@ def render(x, q, state, output_state, out, out_gain):
             x_n = x[c, n]
             prediction = target*x_n
             out[c, n] = prediction
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(power_prev) < 1e-100:
+                power_prev = 0.0
     state[0] = envelope_prev
     state[1] = power_prev
 
@@ -123,6 +128,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
             sum_rz += r * z
         envelope_prev = envelope
         power_prev = power
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(power_prev) < 1e-100:
+                power_prev = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -258,6 +270,33 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         envelope_prev__d3 = envelope__d3
         envelope_prev__d4 = envelope__d4
         power_prev__d4 = power__d4
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(power_prev) < 1e-100:
+                power_prev = 0.0
+            if abs(envelope_prev__d2) < 1e-100:
+                envelope_prev__d2 = 0.0
+            if abs(envelope_prev__d3) < 1e-100:
+                envelope_prev__d3 = 0.0
+            if abs(envelope_prev__d4) < 1e-100:
+                envelope_prev__d4 = 0.0
+            if abs(power_prev__d4) < 1e-100:
+                power_prev__d4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -667,6 +706,89 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         envelope_prev__d3_4 = envelope__d3_4
         envelope_prev__d4_4 = envelope__d4_4
         power_prev__d4_4 = power__d4_4
+        if (n & 63) == 0:
+            if abs(envelope_prev) < 1e-100:
+                envelope_prev = 0.0
+            if abs(power_prev) < 1e-100:
+                power_prev = 0.0
+            if abs(envelope_prev__d2) < 1e-100:
+                envelope_prev__d2 = 0.0
+            if abs(envelope_prev__d3) < 1e-100:
+                envelope_prev__d3 = 0.0
+            if abs(envelope_prev__d4) < 1e-100:
+                envelope_prev__d4 = 0.0
+            if abs(power_prev__d4) < 1e-100:
+                power_prev__d4 = 0.0
+            if abs(envelope_prev__d2_2) < 1e-100:
+                envelope_prev__d2_2 = 0.0
+            if abs(envelope_prev__d2_3) < 1e-100:
+                envelope_prev__d2_3 = 0.0
+            if abs(envelope_prev__d2_4) < 1e-100:
+                envelope_prev__d2_4 = 0.0
+            if abs(envelope_prev__d3_3) < 1e-100:
+                envelope_prev__d3_3 = 0.0
+            if abs(envelope_prev__d3_4) < 1e-100:
+                envelope_prev__d3_4 = 0.0
+            if abs(envelope_prev__d4_4) < 1e-100:
+                envelope_prev__d4_4 = 0.0
+            if abs(power_prev__d4_4) < 1e-100:
+                power_prev__d4_4 = 0.0
+            if abs(w) < 1e-100:
+                w = 0.0
+            if abs(w__d0) < 1e-100:
+                w__d0 = 0.0
+            if abs(w__d1) < 1e-100:
+                w__d1 = 0.0
+            if abs(w__d2) < 1e-100:
+                w__d2 = 0.0
+            if abs(w__d3) < 1e-100:
+                w__d3 = 0.0
+            if abs(w__d4) < 1e-100:
+                w__d4 = 0.0
+            if abs(w__d5) < 1e-100:
+                w__d5 = 0.0
+            if abs(w__d0_0) < 1e-100:
+                w__d0_0 = 0.0
+            if abs(w__d0_1) < 1e-100:
+                w__d0_1 = 0.0
+            if abs(w__d0_2) < 1e-100:
+                w__d0_2 = 0.0
+            if abs(w__d0_3) < 1e-100:
+                w__d0_3 = 0.0
+            if abs(w__d0_4) < 1e-100:
+                w__d0_4 = 0.0
+            if abs(w__d0_5) < 1e-100:
+                w__d0_5 = 0.0
+            if abs(w__d1_1) < 1e-100:
+                w__d1_1 = 0.0
+            if abs(w__d1_2) < 1e-100:
+                w__d1_2 = 0.0
+            if abs(w__d1_3) < 1e-100:
+                w__d1_3 = 0.0
+            if abs(w__d1_4) < 1e-100:
+                w__d1_4 = 0.0
+            if abs(w__d1_5) < 1e-100:
+                w__d1_5 = 0.0
+            if abs(w__d2_2) < 1e-100:
+                w__d2_2 = 0.0
+            if abs(w__d2_3) < 1e-100:
+                w__d2_3 = 0.0
+            if abs(w__d2_4) < 1e-100:
+                w__d2_4 = 0.0
+            if abs(w__d2_5) < 1e-100:
+                w__d2_5 = 0.0
+            if abs(w__d3_3) < 1e-100:
+                w__d3_3 = 0.0
+            if abs(w__d3_4) < 1e-100:
+                w__d3_4 = 0.0
+            if abs(w__d3_5) < 1e-100:
+                w__d3_5 = 0.0
+            if abs(w__d4_4) < 1e-100:
+                w__d4_4 = 0.0
+            if abs(w__d4_5) < 1e-100:
+                w__d4_5 = 0.0
+            if abs(w__d5_5) < 1e-100:
+                w__d5_5 = 0.0
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
