@@ -1,0 +1,113 @@
+"""The torch parallel-scan backend against the numba kernels (float64, rtol 1e-9) and a sequential loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_kernels_objective import SAMPLE_RATE, programme  # noqa: E402
+
+from dynamatch import Compressor  # noqa: E402
+from dynamatch.errors import ParameterError  # noqa: E402
+from dynamatch.kernels.torch_scan import ff5_branches, linear_scan  # noqa: E402
+from dynamatch.optimize.objective import CompressorObjective  # noqa: E402
+from dynamatch.optimize.torch_backend import TorchCompressorObjective  # noqa: E402
+
+
+def _sequential(a, b):
+    y = np.zeros_like(b)
+    previous = np.zeros(b.shape[:-1])
+    for n in range(b.shape[-1]):
+        previous = a[..., n] * previous + b[..., n]
+        y[..., n] = previous
+    return y
+
+
+@pytest.mark.parametrize("length", [1, 7, 16, 17, 300, 4099])
+@pytest.mark.parametrize("block", [2, 5, 16])
+def test_linear_scan_matches_sequential_loop(length, block):
+    rng = np.random.default_rng(length)
+    a = rng.uniform(0.0, 1.0, (3, length))
+    b = rng.normal(size=(3, length))
+    y = linear_scan(torch.tensor(a), torch.tensor(b), block).numpy()
+    np.testing.assert_allclose(y, _sequential(a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_scan_is_stable_on_long_slow_recursions():
+    n = 200_000
+    a = np.full(n, 1.0 - 1e-5)  # a slow pole: products over the signal underflow no further than the loop's
+    b = np.random.default_rng(0).normal(size=n)
+    y = linear_scan(torch.tensor(a), torch.tensor(b)).numpy()
+    np.testing.assert_allclose(y, _sequential(a[None], b[None])[0], rtol=1e-9, atol=1e-9)
+
+
+def test_branch_fixed_point_is_the_sequential_gain():
+    x = programme(0.3)
+    compressor = Compressor(threshold_db=-26.0, ratio=6.0, attack_ms=1.0, release_ms=50.0)
+    q = compressor.kernel_vector(SAMPLE_RATE)
+    level = torch.tensor(np.log(np.maximum(np.abs(x), 1e-10)))
+    over = level - np.log(10) / 20 * q[0]
+    target = torch.where(over > 0, torch.exp(-(1 - 1 / q[1]) * over), torch.ones_like(over))
+    gain, _, passes = ff5_branches(target, q[2], q[3])
+    reference = compressor.process(x, SAMPLE_RATE) / x
+    finite = np.abs(x) > 1e-6
+    np.testing.assert_allclose(gain.numpy()[finite], reference[finite], rtol=1e-10)
+    assert passes >= 2  # the first guess is not the answer: the iteration did work
+
+
+@pytest.fixture(scope="module")
+def pair():
+    dry = programme(1.3, seed=3)
+    wet = Compressor(threshold_db=-24.0, ratio=5.0, attack_ms=4.0, release_ms=120.0, makeup_db=4.0).process(
+        dry, SAMPLE_RATE)
+    return dry, wet + 0.002 * np.random.default_rng(1).normal(size=dry.size)
+
+
+POINTS = [
+    dict(threshold_db=-20.3, ratio=3.0, attack_ms=2.0, release_ms=80.0, makeup_db=2.5),
+    dict(threshold_db=-30.1, ratio=12.0, attack_ms=0.3, release_ms=600.0, makeup_db=6.0),
+    dict(threshold_db=-24.0, ratio=5.0, attack_ms=4.0, release_ms=120.0, makeup_db=4.0),  # the optimum
+]
+
+
+@pytest.mark.parametrize("chunking", [(12.0, 1.0, 4), (0.4, 0.1, 1), (0.4, 0.1, 3), (0.25, 0.05, 2)])
+@pytest.mark.parametrize("params", POINTS)
+def test_loss_gradient_hessian_match_numba(pair, chunking, params):
+    dry, wet = pair
+    chunk_seconds, warmup_seconds, batch_chunks = chunking
+    numba_objective = CompressorObjective(dry, wet, SAMPLE_RATE, chunk_seconds=chunk_seconds,
+                                          warmup_seconds=warmup_seconds)
+    torch_objective = TorchCompressorObjective(dry, wet, SAMPLE_RATE, chunk_seconds=chunk_seconds,
+                                               warmup_seconds=warmup_seconds, batch_chunks=batch_chunks)
+    q = Compressor(**params).kernel_vector(SAMPLE_RATE)
+    expected = numba_objective.loss_grad_hess(q)
+    for _ in range(2):  # cold, then warm-started branches
+        loss, grad, hess = torch_objective.loss_grad_hess(q)
+        assert loss == pytest.approx(expected[0], rel=1e-9)
+        np.testing.assert_allclose(grad, expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
+        np.testing.assert_allclose(hess, expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
+    assert torch_objective.passes == 1  # warm start: the branches were already right
+    assert torch_objective.loss(q) == pytest.approx(expected[0], rel=1e-9)
+    np.testing.assert_allclose(torch_objective.loss_grad(q)[1], expected[1], rtol=1e-9)
+
+
+def test_float32_is_close_but_not_exact(pair):
+    dry, wet = pair
+    q = Compressor(**POINTS[0]).kernel_vector(SAMPLE_RATE)
+    exact = CompressorObjective(dry, wet, SAMPLE_RATE).loss_grad_hess(q)
+    single = TorchCompressorObjective(dry, wet, SAMPLE_RATE, dtype="float32").loss_grad_hess(q)
+    assert single[0] == pytest.approx(exact[0], rel=1e-3)
+    np.testing.assert_allclose(single[1], exact[1], rtol=1e-2, atol=1e-3 * np.abs(exact[1]).max())
+    np.testing.assert_allclose(single[2], exact[2], rtol=5e-2, atol=1e-2 * np.abs(exact[2]).max())
+    assert single[0] != exact[0]
+
+
+def test_other_models_and_missing_cuda_are_clear_errors(pair):
+    dry, wet = pair
+    with pytest.raises(ParameterError, match="torch backend"):
+        TorchCompressorObjective(dry, wet, SAMPLE_RATE, model="ff5-rms")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA"):
+            TorchCompressorObjective(dry, wet, SAMPLE_RATE, device="cuda")
