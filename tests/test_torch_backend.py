@@ -111,3 +111,37 @@ def test_other_models_and_missing_cuda_are_clear_errors(pair):
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="no CUDA"):
             TorchCompressorObjective(dry, wet, SAMPLE_RATE, device="cuda")
+
+
+def test_newton_fit_on_the_torch_backend_follows_the_numba_path():
+    from dynamatch.fitting import fit_arrays
+
+    dry = programme(2.5, seed=5)
+    wet = Compressor(threshold_db=-22.0, ratio=4.0, attack_ms=3.0, release_ms=150.0, makeup_db=3.0).process(
+        dry, SAMPLE_RATE) + 0.001 * np.random.default_rng(2).normal(size=dry.size)
+    settings = dict(chunk_seconds=1.0, warmup_seconds=0.2, max_iterations=12, coarse=False)
+    reference = fit_arrays(dry, wet, SAMPLE_RATE, **settings)
+    on_torch = fit_arrays(dry, wet, SAMPLE_RATE, device="cpu-torch", **settings)
+    assert on_torch.nit == reference.nit
+    assert on_torch.loss == pytest.approx(reference.loss, rel=1e-8)
+    np.testing.assert_allclose(on_torch.params.kernel_vector(SAMPLE_RATE), reference.params.kernel_vector(SAMPLE_RATE),
+                               rtol=1e-7)
+    assert [h.loss for h in on_torch.history] == pytest.approx([h.loss for h in reference.history], rel=1e-8)
+
+
+def test_cli_fit_device_reaches_the_torch_backend(tmp_path):
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+
+    dry = programme(1.5, seed=6)
+    wet = Compressor(threshold_db=-22.0, ratio=4.0, attack_ms=3.0, release_ms=150.0).process(dry, SAMPLE_RATE)
+    sf.write(tmp_path / "dry.wav", dry, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "wet.wav", wet, SAMPLE_RATE, subtype="FLOAT")
+    args = ["fit", str(tmp_path / "dry.wav"), str(tmp_path / "wet.wav"), "-o", str(tmp_path / "m.json"), "--no-plot",
+            "--no-align", "--chunk-seconds", "0.5", "--warmup-seconds", "0.1", "--max-iterations", "3"]
+    ok = CliRunner().invoke(main, args + ["--device", "cpu-torch"])
+    assert ok.exit_code == 0, ok.output
+    wrong = CliRunner().invoke(main, args + ["--device", "cpu-torch", "--model", "ff5-rms"])
+    assert wrong.exit_code == 2 and "torch backend" in wrong.output
