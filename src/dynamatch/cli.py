@@ -529,6 +529,37 @@ def bench() -> None:
     """Measure speed (real-time factors)."""
 
 
+@bench.command("hessian")
+@click.option("--batch", type=int, default=16, show_default=True, help="Chunks in the batch (the paper: 16).")
+@click.option("--seconds", type=float, default=12.0, show_default=True, help="Seconds per chunk (the paper: 12).")
+@click.option("--device", "devices_text", default="auto", show_default=True,
+              help="cpu, cuda, or comma-separated; auto = cpu plus cuda when a GPU is present.")
+@click.option("--strategies", default=None, help="Comma-separated subset (default: all).")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("hessian"),
+              show_default=True)
+@_handle_errors
+def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, output_dir):
+    """The 4A-2A Hessian-strategy table: time and peak memory per strategy, each verified first (CSV + PNG)."""
+    from .bench.hessian import PAPER_RTX3060, STRATEGIES, default_devices, hessian_table
+
+    devices = default_devices() if devices_text == "auto" else [d.strip() for d in devices_text.split(",") if d.strip()]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = hessian_table(batch=batch, seconds=seconds, devices=devices, repeats=repeats, threads=threads,
+                         strategies=[s.strip() for s in strategies.split(",")] if strategies else STRATEGIES,
+                         csv_path=output_dir / "hessian.csv", plot_path=output_dir / "hessian.png")
+    table = Table(title=f"5x5 Hessian, batch {batch} x {seconds:g} s, {threads} thread(s)", header_style="bold")
+    for name in ("strategy", "device", "ms", "peak MB", "rel. error", "status", "paper RTX 3060"):
+        table.add_column(name, justify="left" if name in ("strategy", "device", "status") else "right", no_wrap=True)
+    for r in rows:
+        paper = PAPER_RTX3060.get(r.strategy)
+        table.add_row(r.strategy, r.device, f"{r.ms:.4g}", f"{r.peak_mb:.4g}", f"{r.relative_error:.1e}",
+                      escape(r.status), f"{paper[1]} ms / {paper[0]} MB" if paper else "")
+    console.print(table)
+    console.print(f"table → {output_dir / 'hessian.csv'}, plot → {output_dir / 'hessian.png'}")
+
+
 @bench.command("rtf")
 @click.option("--models", default=None, help="Comma-separated presets (default: all) plus the fitted compressor.")
 @click.option("--compressor", "compressor_source", default=None,
