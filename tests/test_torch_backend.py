@@ -145,3 +145,33 @@ def test_cli_fit_device_reaches_the_torch_backend(tmp_path):
     assert ok.exit_code == 0, ok.output
     wrong = CliRunner().invoke(main, args + ["--device", "cpu-torch", "--model", "ff5-rms"])
     assert wrong.exit_code == 2 and "torch backend" in wrong.output
+
+
+def test_train_gpu_flags_reach_the_trainer_or_fail_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("lightning")
+    import lightning.pytorch as pl
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+    from dynamatch.data.generate import generate_signaltrain_like
+
+    root = generate_signaltrain_like(tmp_path / "ds", duration_seconds=10.0, peak_reductions=[40], seed=0)
+    args = ["train", "lstm-32", str(root), "-o", str(tmp_path / "out"), "--max-steps", "1",
+            "--accelerator", "gpu", "--precision", "bf16-mixed"]
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "no CUDA GPU" in result.output
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    seen = {}
+
+    class Reached(Exception):
+        pass
+
+    def fake_trainer(**kwargs):
+        seen.update(kwargs)
+        raise Reached
+
+    monkeypatch.setattr(pl, "Trainer", fake_trainer)
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, Reached), result.output
+    assert seen["accelerator"] == "gpu" and seen["precision"] == "bf16-mixed"
