@@ -175,3 +175,16 @@ def test_train_gpu_flags_reach_the_trainer_or_fail_in_one_line(tmp_path, monkeyp
     result = CliRunner().invoke(main, args)
     assert isinstance(result.exception, Reached), result.output
     assert seen["accelerator"] == "gpu" and seen["precision"] == "bf16-mixed"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("params", POINTS)
+def test_cuda_matches_numba(pair, params):
+    dry, wet = pair
+    q = Compressor(**params).kernel_vector(SAMPLE_RATE)
+    expected = CompressorObjective(dry, wet, SAMPLE_RATE, chunk_seconds=0.4, warmup_seconds=0.1).loss_grad_hess(q)
+    got = TorchCompressorObjective(dry, wet, SAMPLE_RATE, chunk_seconds=0.4, warmup_seconds=0.1,
+                                   device="cuda").loss_grad_hess(q)
+    assert got[0] == pytest.approx(expected[0], rel=1e-9)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
