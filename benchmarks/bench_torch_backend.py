@@ -84,8 +84,7 @@ def main() -> None:
     if args.fit:
         for device in [None] + [d for d in args.devices.split(",") if d]:
             started = time.perf_counter()
-            result = fit_arrays(dry, wet, SAMPLE_RATE, device=device, coarse=False,
-                                **({"batch_chunks": args.batch_chunks} if False else {}))
+            result = fit_arrays(dry, wet, SAMPLE_RATE, device=device, coarse=False)
             print(f"fit on {device or 'numba'}: {time.perf_counter() - started:.2f} s, {result.nit} iterations, "
                   f"ESR {result.loss:.6g}, {result.params}")
 
