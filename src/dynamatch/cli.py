@@ -98,7 +98,7 @@ def progress_printer():
 
 def _device_option(command):
     """``--device cuda|cpu-torch``: the torch parallel-scan objective (FF-5) instead of the numba kernels."""
-    return click.option("--device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
+    return click.option("--device", "objective_device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
                         help="Evaluate the objective with the torch parallel-scan backend on this device "
                              "(FF-5 only; default: numba on the CPU).")(command)
 
@@ -124,7 +124,7 @@ def _device_option(command):
 @_device_option
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot, device):
+        chunk_seconds, warmup_seconds, plot, objective_device):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -166,7 +166,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
         max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
         callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"),
-        **({"device": device} if device else {}),
+        **({"device": objective_device} if objective_device else {}),
     )
     elapsed = time.perf_counter() - started
     result, aligned = capture.result, capture.pair
@@ -342,7 +342,7 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
 @_device_option
 @_handle_errors
 def fit_map_command(dataset, output, modes_text, chain_text, split, session, model, method, interpolation, max_seconds,
-                    plot, preset_name, device):
+                    plot, preset_name, objective_device):
     """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable.
 
     A fit of the real SignalTrain LA2A set (both modes) replaces the shipped 'la2a' preset for
@@ -360,7 +360,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
         parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
                                 split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
-                                callback=callback, on_setting=on_setting, device=device)
+                                callback=callback, on_setting=on_setting, device=objective_device)
     console.print(f"map → {output}")
     generated = (ds.root / GENERATED_MARKER).exists()
     if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:
