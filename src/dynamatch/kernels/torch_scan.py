@@ -34,8 +34,6 @@ Import this module only where torch is wanted: it imports torch at the top.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..units import DB_TO_LOG
@@ -209,8 +207,3 @@ def available_device(device: str) -> torch.device:
         return torch.device(device)
     raise ParameterError(f"unknown torch device {device!r}; use cuda, cuda:N or cpu-torch")
 
-
-def check_finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise FloatingPointError(f"{what} is not finite")
-    return value
