@@ -96,6 +96,13 @@ def progress_printer():
     return callback
 
 
+def _device_option(command):
+    """``--device cuda|cpu-torch``: the torch parallel-scan objective (FF-5) instead of the numba kernels."""
+    return click.option("--device", "objective_device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
+                        help="Evaluate the objective with the torch parallel-scan backend on this device "
+                             "(FF-5 only; default: numba on the CPU).")(command)
+
+
 @main.command()
 @click.argument("dry", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("wet", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -114,9 +121,10 @@ def progress_printer():
 @click.option("--chunk-seconds", type=float, default=12.0, show_default=True)
 @click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@_device_option
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot):
+        chunk_seconds, warmup_seconds, plot, objective_device):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -158,6 +166,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
         max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
         callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"),
+        **({"device": objective_device} if objective_device else {}),
     )
     elapsed = time.perf_counter() - started
     result, aligned = capture.result, capture.pair
@@ -330,9 +339,10 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @click.option("--install-preset", "preset_name", default=None,
               help="Also install the map as this preset name (a fit of the real SignalTrain set installs as 'la2a').")
+@_device_option
 @_handle_errors
 def fit_map_command(dataset, output, modes_text, chain_text, split, session, model, method, interpolation, max_seconds,
-                    plot, preset_name):
+                    plot, preset_name, objective_device):
     """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable.
 
     A fit of the real SignalTrain LA2A set (both modes) replaces the shipped 'la2a' preset for
@@ -350,7 +360,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
         parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
                                 split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
-                                callback=callback, on_setting=on_setting)
+                                callback=callback, on_setting=on_setting, device=objective_device)
     console.print(f"map → {output}")
     generated = (ds.root / GENERATED_MARKER).exists()
     if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:
@@ -517,6 +527,37 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
 @main.group()
 def bench() -> None:
     """Measure speed (real-time factors)."""
+
+
+@bench.command("hessian")
+@click.option("--batch", type=int, default=16, show_default=True, help="Chunks in the batch (the paper: 16).")
+@click.option("--seconds", type=float, default=12.0, show_default=True, help="Seconds per chunk (the paper: 12).")
+@click.option("--device", "devices_text", default="auto", show_default=True,
+              help="cpu, cuda, or comma-separated; auto = cpu plus cuda when a GPU is present.")
+@click.option("--strategies", default=None, help="Comma-separated subset (default: all).")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("hessian"),
+              show_default=True)
+@_handle_errors
+def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, output_dir):
+    """The 4A-2A Hessian-strategy table: time and peak memory per strategy, each verified first (CSV + PNG)."""
+    from .bench.hessian import PAPER_RTX3060, STRATEGIES, default_devices, hessian_table
+
+    devices = default_devices() if devices_text == "auto" else [d.strip() for d in devices_text.split(",") if d.strip()]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = hessian_table(batch=batch, seconds=seconds, devices=devices, repeats=repeats, threads=threads,
+                         strategies=[s.strip() for s in strategies.split(",")] if strategies else STRATEGIES,
+                         csv_path=output_dir / "hessian.csv", plot_path=output_dir / "hessian.png")
+    table = Table(title=f"5x5 Hessian, batch {batch} x {seconds:g} s, {threads} thread(s)", header_style="bold")
+    for name in ("strategy", "device", "ms", "peak MB", "rel. error", "status", "paper RTX 3060"):
+        table.add_column(name, justify="left" if name in ("strategy", "device", "status") else "right", no_wrap=True)
+    for r in rows:
+        paper = PAPER_RTX3060.get(r.strategy)
+        table.add_row(r.strategy, r.device, f"{r.ms:.4g}", f"{r.peak_mb:.4g}", f"{r.relative_error:.1e}",
+                      escape(r.status), f"{paper[1]} ms / {paper[0]} MB" if paper else "")
+    console.print(table)
+    console.print(f"table → {output_dir / 'hessian.csv'}, plot → {output_dir / 'hessian.png'}")
 
 
 @bench.command("rtf")

@@ -136,7 +136,7 @@ class _Fitter:
     """One dry/wet pair, fitted by any member; objectives share the signals, fits are cached per member."""
 
     def __init__(self, dry, wet, sample_rate, *, method, bounds, chunk_seconds, warmup_seconds, max_iterations,
-                 coarse, starts, callback, on_stage, options) -> None:
+                 coarse, starts, callback, on_stage, options, device=None) -> None:
         self.sample_rate = float(sample_rate)
         self.method, self.bounds, self.max_iterations = method, bounds, max_iterations
         self.starts, self.callback, self.on_stage = starts, callback, on_stage
@@ -144,13 +144,20 @@ class _Fitter:
         if method != "adam":
             self.options.setdefault("decrement_tolerance", DECREMENT_TOLERANCE)
         settings = {"chunk_seconds": chunk_seconds, "warmup_seconds": warmup_seconds}
-        self.full = CompressorObjective(dry, wet, sample_rate, **settings)
+        if device is not None:  # the torch parallel-scan backend (FF-5), batched over chunks on ``device``
+            from .optimize.torch_backend import TorchCompressorObjective
+
+            settings["device"] = device
+            make_objective = TorchCompressorObjective
+        else:
+            make_objective = CompressorObjective
+        self.full = make_objective(dry, wet, sample_rate, **settings)
         if coarse is None:
             coarse = np.size(dry) > COARSE_MIN_SECONDS * sample_rate
         self.coarse = None
         if coarse:
             excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry, float), np.asarray(wet, float), sample_rate)
-            self.coarse = CompressorObjective(excerpt_dry, excerpt_wet, sample_rate, **settings)
+            self.coarse = make_objective(excerpt_dry, excerpt_wet, sample_rate, **settings)
         self.results: dict[str, FitResult] = {}
 
     def _stage(self, text: str) -> None:
@@ -249,6 +256,7 @@ def fit_arrays(
     starts: int = STARTS,
     callback: Callable[[FitResult], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    device: str | None = None,
     **options,
 ) -> FitResult:
     """Fit family member ``model`` to aligned mono arrays (no validation beyond shapes).
@@ -256,7 +264,9 @@ def fit_arrays(
     ``initial`` warm-starts the fit (a compressor of another member is converted, see
     :meth:`Compressor.as_model`); ``bounds`` overrides parameter ranges (None: unbounded);
     ``starts`` is how many candidate starts are optimised; ``coarse`` forces the coarse-to-fine
-    path on or off; ``on_stage(text)`` reports each pass; ``options`` go to the optimiser.  For
+    path on or off; ``on_stage(text)`` reports each pass; ``device`` (``"cuda"``, ``"cpu-torch"``; FF-5
+    only) evaluates the objective with the torch parallel-scan backend, all chunks batched, instead of the
+    numba kernels (same Newton iterations); ``options`` go to the optimiser.  For
     ``model="auto"`` use :func:`select_model`.
     """
     if model == AUTO:
@@ -266,7 +276,7 @@ def fit_arrays(
         raise ParameterError(f"starts must be >= 1, got {starts}")
     fitter = _Fitter(dry, wet, sample_rate, method=method, bounds=bounds, chunk_seconds=chunk_seconds,
                      warmup_seconds=warmup_seconds, max_iterations=max_iterations, coarse=coarse, starts=starts,
-                     callback=callback, on_stage=on_stage, options=options)
+                     callback=callback, on_stage=on_stage, options=options, device=device)
     return fitter.fit(model, initial)
 
 
@@ -337,7 +347,7 @@ def _fitter_options(options: dict) -> dict:
     """``fit_arrays`` keyword options split into those of :class:`_Fitter` (with defaults)."""
     options = dict(options)
     names = {"method": "newton", "bounds": Bounds(), "chunk_seconds": 12.0, "warmup_seconds": 1.0,
-             "max_iterations": 50, "coarse": None, "starts": STARTS, "callback": None}
+             "max_iterations": 50, "coarse": None, "starts": STARTS, "callback": None, "device": None}
     picked = {k: options.pop(k, v) for k, v in names.items()}
     picked["options"] = options
     return picked

@@ -111,11 +111,13 @@ def fit_map(
     on_setting: Callable[[SettingFit, int, int], None] | None = None,
     on_start: Callable[[str, float, int, int], None] | None = None,
     callback: Callable | None = None,
+    device: str | None = None,
 ) -> ParameterMap:
     """Fit family member ``model`` at every setting in ``chain`` for each mode and write the map to ``output``.
 
     ``on_start(mode, pr, index, total)``, ``on_setting(fit, index, total)`` and the optimiser
-    ``callback(intermediate_result)`` report progress.
+    ``callback(intermediate_result)`` report progress.  ``device`` (``"cuda"``, ``"cpu-torch"``) fits with
+    the torch parallel-scan objective (FF-5; see :func:`dynamatch.fitting.fit_arrays`).
     Settings absent from the dataset are skipped (the chain continues from the last fitted one).
     """
     modes = list(modes)
@@ -148,7 +150,7 @@ def fit_map(
         dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
         started = time.perf_counter()
         result = fit_arrays(dry, wet, dataset.sample_rate, model=model, method=method, initial=previous.get(mode),
-                            max_iterations=max_iterations, callback=callback)
+                            max_iterations=max_iterations, callback=callback, device=device)
         fit = SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
                          time.perf_counter() - started, tuple(p.name for p in pairs))
         fits[key] = fit

@@ -360,6 +360,19 @@ def _detached(state):
 
 
 # -- the public entry point --------------------------------------------------------------------------
+def _check_accelerator(accelerator: str, precision: str) -> None:
+    """One clear line instead of Lightning's traceback when a GPU is asked for and torch sees none."""
+    import torch
+
+    if str(accelerator).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ParameterError(
+            f"--accelerator {accelerator}: torch sees no CUDA GPU here (torch {torch.__version__}); "
+            "use --accelerator cpu (or auto), and --precision 32-true or bf16-mixed on the CPU"
+        )
+    if "16" in str(precision) and str(accelerator).lower() == "cpu" and not str(precision).startswith("bf16"):
+        raise ParameterError(f"--precision {precision} needs a GPU; on the CPU use 32-true or bf16-mixed")
+
+
 def train(
     model_name_or_module: str | nn.Module,
     dataset_path: str | Path | PairDataset,
@@ -433,6 +446,7 @@ def train(
         raise ParameterError("give max_steps or max_epochs, not both")
     if tbptt_samples is not None and tbptt_samples < 1:
         raise ParameterError(f"tbptt_samples must be >= 1, got {tbptt_samples}")
+    _check_accelerator(accelerator, precision)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     dataset = dataset_path if isinstance(dataset_path, PairDataset) else open_dataset(dataset_path)
