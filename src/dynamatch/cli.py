@@ -55,6 +55,72 @@ def main(debug: bool) -> None:
     """Capture dynamic range compressors as fast, interpretable real-time models."""
 
 
+# -- capture check --------------------------------------------------------------------------------
+
+
+def _capture_check_options(command):
+    """--reference-dbu, --input-reference-dbu and --ignore-checks, shared by `check` and `fit`."""
+    command = click.option("--ignore-checks", is_flag=True,
+                           help="Go on when a capture check fails (see `dynamatch check`).")(command)
+    command = click.option("--input-reference-dbu", type=float, default=None,
+                           help="dBu at 0 dBFS of the input that recorded WET (default: --reference-dbu).")(command)
+    return click.option("--reference-dbu", type=float, default=None,
+                        help="dBu at 0 dBFS of the output that played DRY (the interface's level reference); "
+                             "recorded in the model file.")(command)
+
+
+def check_table(report) -> Table:
+    colours = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+    table = Table(title=f"capture check: {escape(report.wet_name)}", header_style="bold")
+    for column in ("check", "status", "reading"):
+        table.add_column(column)
+    for line in report.lines:
+        table.add_row(line.name, f"[{colours[line.status]}]{line.status}[/]", escape(line.message))
+    return table
+
+
+def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks):
+    """The checks of `dynamatch check` on a loaded pair: print the table; refuse a failing capture."""
+    from .data.check import check_capture
+
+    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+    console.print(check_table(report))
+    if ignore_checks and not report.passed:
+        console.print("[yellow]capture check failed; going on (--ignore-checks)[/]")
+    elif not ignore_checks:
+        report.raise_on_failure()
+    return report
+
+
+@main.command("check")
+@click.argument("dry", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("wet", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON here ('-' for stdout).")
+@click.option("--reference-dbu", type=float, default=None, help="dBu at 0 dBFS of the output that played DRY.")
+@click.option("--input-reference-dbu", type=float, default=None,
+              help="dBu at 0 dBFS of the input that recorded WET (default: --reference-dbu).")
+@_handle_errors
+def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
+    """Capture report of DRY → WET before fitting: latency, polarity, level, drift, clipping, noise, stimulus,
+    calibration; pass/warn/fail per line.  Exit status 1 when a line fails."""
+    from .data.check import check_files
+
+    report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
+    console.print(check_table(report))
+    if json_path is not None:
+        text = json.dumps(report.to_dict(), indent=2)
+        if str(json_path) == "-":
+            click.echo(text)
+        else:
+            json_path.write_text(text + "\n")
+    verdict = "[green]passed[/]" if report.passed else "[bold red]failed[/]"
+    console.print(f"capture check {verdict}")
+    if not report.passed:
+        sys.exit(1)
+
+
 # -- fit ------------------------------------------------------------------------------------------
 
 
@@ -114,9 +180,10 @@ def progress_printer():
 @click.option("--chunk-seconds", type=float, default=12.0, show_default=True)
 @click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@_capture_check_options
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot):
+        chunk_seconds, warmup_seconds, plot, reference_dbu, input_reference_dbu, ignore_checks):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -152,6 +219,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
 
         pair = load_pair(dry, wet, sample_rate=sample_rate)
         source = {"dry": str(dry), "wet": str(wet)}
+    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     capture = fit_pair(
@@ -174,7 +242,8 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         "selection": None if capture.selection is None else capture.selection.to_dict(),
     }
     save_compressor(output, result.params, sample_rate=aligned.sample_rate, fit=fit_stats,
-                    provenance={"source": source, "dynamatch": _version()})
+                    provenance={"source": source, "dynamatch": _version(), "calibration": report.calibration,
+                                "capture_check": {line.name: line.status for line in report.lines}})
     summary = output.with_suffix(".summary.txt")
     summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
