@@ -303,8 +303,10 @@ def stimulus(output, duration_seconds, sample_rate, seed):
 @click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None,
               help="Override the map's interpolation.")
+@click.option("--knob", "knob_text", default=None,
+              help="NAME=VALUE: the control of a map of a captured plugin (e.g. threshold_db=-25).")
 @_handle_errors
-def process(paths, preset, peak_reduction, mode, interpolation):
+def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
     """Process IN → OUT with MODEL (a fitted compressor or a map): ``process MODEL IN OUT`` or
     ``process --preset la2a --peak-reduction 65 --mode limit IN OUT``."""
     from .data.audio import read_audio, write_audio
@@ -315,7 +317,16 @@ def process(paths, preset, peak_reduction, mode, interpolation):
         raise click.UsageError("usage: process MODEL IN OUT  |  process --preset la2a IN OUT")
     source = f"preset:{preset}" if preset else paths[0]
     in_path, out_path = paths[-2], paths[-1]
-    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation)
+    knob = None
+    if knob_text is not None:
+        knob, _, value = knob_text.partition("=")
+        try:
+            peak_reduction = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{knob_text!r}: write NAME=VALUE, e.g. threshold_db=-25", param_hint="--knob")
+        knob = knob.strip()
+    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
+                                knob=knob)
     audio, sample_rate = read_audio(in_path, mono=False)
     output = compressor.process(audio, sample_rate)
     write_audio(out_path, output, sample_rate)
@@ -414,9 +425,13 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
     from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
+    chain = _chain(chain_text)
+    if getattr(ds, "knob", "peak_reduction") != "peak_reduction" and \
+            click.get_current_context().get_parameter_source("chain_text") == click.core.ParameterSource.DEFAULT:
+        chain = sorted({pr for _, pr in ds.settings()})  # a captured plugin's knob: every captured value
     progress, on_start, callback, on_setting = _map_progress("fit-map")
     with progress:
-        parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
+        parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=chain,
                                 split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=callback, on_setting=on_setting)
@@ -431,6 +446,60 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
 
         png = plot_map(parameter_map, output.with_suffix(".png"))
         console.print(f"plot → {png}")
+
+
+# -- capture a plugin -----------------------------------------------------------------------------
+
+
+def _add_capture_command(group) -> None:
+    @group.command("capture")
+    @click.argument("plugin", type=click.Path(path_type=Path))
+    @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Capture set folder to write (manifest.csv + audio); resumes an interrupted capture.")
+    @click.option("--param", "params", multiple=True, help="NAME=V1,V2,… (repeat; one parameter may vary: the knob).")
+    @click.option("--mode-param", default=None, help="Parameter that is the mode switch: first value compress, second limit.")
+    @click.option("--list", "list_only", is_flag=True, help="List the plugin's parameters and exit.")
+    @click.option("--duration-seconds", type=float, default=60.0, show_default=True, help="Stimulus length.")
+    @click.option("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @_handle_errors
+    def capture(plugin, output, params, mode_param, list_only, duration_seconds, sample_rate, seed):
+        """Render the capture stimulus through PLUGIN (a VST3) over a grid of settings into a capture set for
+        `fit-map`: ``capture ZamComp.vst3 -o set/ --param threshold_db=-30,-20,-10 --param ratio=4``."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from .data.capture import capture_plugin, parse_grid
+        from .data.plugins import open_plugin
+
+        host = open_plugin(plugin)
+        if list_only:
+            table = Table(title=f"parameters of {escape(str(plugin))}", header_style="bold")
+            for column in ("key", "name", "min", "max", "value", "unit"):
+                table.add_column(column, justify="right" if column in ("min", "max", "value") else "left")
+            for p in host.parameters():
+                table.add_row(p.key, escape(p.name), f"{p.min_value:g}", f"{p.max_value:g}", f"{p.value:g}", escape(p.unit))
+            Console(highlight=False).print(table)
+            return
+        if output is None:
+            raise click.UsageError("give -o SET/ (or --list)")
+        grid = parse_grid(params)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console)
+        task = progress.add_task("capture", total=None)
+
+        def on_render(index, total, setting, skipped):
+            text = ", ".join(f"{k}={v:g}" for k, v in setting.items())
+            progress.update(task, total=total, completed=index + 1,
+                            description=f"capture: {text}" + (" (on disk)" if skipped else ""))
+
+        with progress:
+            dataset = capture_plugin(host, output, grid, mode_param=mode_param, sample_rate=sample_rate,
+                                     duration_seconds=duration_seconds, seed=seed, on_render=on_render)
+        console.print(f"capture set → {output} ({len(dataset)} settings, knob {dataset.knob}); "
+                      f"next: dynamatch fit-map {output} --modes {','.join(sorted({m for m, _ in dataset.settings()}))}")
+
+
+_add_capture_command(main)
 
 
 @main.command()
