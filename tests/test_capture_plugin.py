@@ -74,3 +74,27 @@ def test_capture_resumes_and_refuses_a_different_grid(tmp_path):
         capture_plugin(ZAMCOMP, tmp_path / "two", parse_grid(["threshold_db=-30,-20", "ratio=2,4"]), duration_seconds=10.0)
     with pytest.raises(ParameterError):
         capture_plugin(ZAMCOMP, tmp_path / "bad", parse_grid(["no_such=1"]), duration_seconds=10.0)
+
+
+LSP_COMPRESSOR = "http://lsp-plug.in/plugins/lv2/compressor_mono"
+
+
+def test_capture_an_lsp_lv2_compressor_and_reproduce_a_held_out_setting(tmp_path):
+    from dynamatch.data.plugins import open_plugin
+    from dynamatch.data.stimulus import programme_like
+    from dynamatch.maps.fit_map import fit_map
+
+    try:
+        host = open_plugin(LSP_COMPRESSOR)
+    except (ImportError, OSError) as error:
+        pytest.skip(f"LSP LV2 compressor not available ({error}); apt install lsp-plugins-lv2")
+    fixed = {"cr": [4.0], "at": [5.0], "rt": [100.0]}
+    dataset = capture_plugin(host, tmp_path / "set", {"al": [0.05, 0.1, 0.2], **fixed}, duration_seconds=10.0)
+    assert dataset.knob == "al"
+    parameter_map = fit_map(dataset, tmp_path / "map.json", modes=["compress"], chain=[pr for _, pr in dataset.settings()],
+                            model="level", max_iterations=30)
+    x = programme_like(SAMPLE_RATE, 6.0, seed=4).astype(np.float32).astype(float)
+    reference = host.render(x, SAMPLE_RATE, {"al": 0.14, "cr": 4.0, "at": 5.0, "rt": 100.0})  # between knots
+    error = esr(parameter_map.compressor(0.14).process(x, SAMPLE_RATE), reference)
+    print(f"LSP held-out ESR at al=0.14: {error:.3g}")
+    assert error < 0.02
