@@ -55,6 +55,72 @@ def main(debug: bool) -> None:
     """Capture dynamic range compressors as fast, interpretable real-time models."""
 
 
+# -- capture check --------------------------------------------------------------------------------
+
+
+def _capture_check_options(command):
+    """--reference-dbu, --input-reference-dbu and --ignore-checks, shared by `check` and `fit`."""
+    command = click.option("--ignore-checks", is_flag=True,
+                           help="Go on when a capture check fails (see `dynamatch check`).")(command)
+    command = click.option("--input-reference-dbu", type=float, default=None,
+                           help="dBu at 0 dBFS of the input that recorded WET (default: --reference-dbu).")(command)
+    return click.option("--reference-dbu", type=float, default=None,
+                        help="dBu at 0 dBFS of the output that played DRY (the interface's level reference); "
+                             "recorded in the model file.")(command)
+
+
+def check_table(report) -> Table:
+    colours = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+    table = Table(title=f"capture check: {escape(report.wet_name)}", header_style="bold")
+    for column in ("check", "status", "reading"):
+        table.add_column(column)
+    for line in report.lines:
+        table.add_row(line.name, f"[{colours[line.status]}]{line.status}[/]", escape(line.message))
+    return table
+
+
+def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks):
+    """The checks of `dynamatch check` on a loaded pair: print the table; refuse a failing capture."""
+    from .data.check import check_capture
+
+    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+    console.print(check_table(report))
+    if ignore_checks and not report.passed:
+        console.print("[yellow]capture check failed; going on (--ignore-checks)[/]")
+    elif not ignore_checks:
+        report.raise_on_failure()
+    return report
+
+
+@main.command("check")
+@click.argument("dry", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("wet", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON here ('-' for stdout).")
+@click.option("--reference-dbu", type=float, default=None, help="dBu at 0 dBFS of the output that played DRY.")
+@click.option("--input-reference-dbu", type=float, default=None,
+              help="dBu at 0 dBFS of the input that recorded WET (default: --reference-dbu).")
+@_handle_errors
+def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
+    """Capture report of DRY → WET before fitting: latency, polarity, level, drift, clipping, noise, stimulus,
+    calibration; pass/warn/fail per line.  Exit status 1 when a line fails."""
+    from .data.check import check_files
+
+    report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
+    console.print(check_table(report))
+    if json_path is not None:
+        text = json.dumps(report.to_dict(), indent=2)
+        if str(json_path) == "-":
+            click.echo(text)
+        else:
+            json_path.write_text(text + "\n")
+    verdict = "[green]passed[/]" if report.passed else "[bold red]failed[/]"
+    console.print(f"capture check {verdict}")
+    if not report.passed:
+        sys.exit(1)
+
+
 # -- fit ------------------------------------------------------------------------------------------
 
 
@@ -122,9 +188,10 @@ def _device_option(command):
 @click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @_device_option
+@_capture_check_options
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot, objective_device):
+        chunk_seconds, warmup_seconds, plot, objective_device, reference_dbu, input_reference_dbu, ignore_checks):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -160,6 +227,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
 
         pair = load_pair(dry, wet, sample_rate=sample_rate)
         source = {"dry": str(dry), "wet": str(wet)}
+    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     capture = fit_pair(
@@ -183,7 +251,8 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         "selection": None if capture.selection is None else capture.selection.to_dict(),
     }
     save_compressor(output, result.params, sample_rate=aligned.sample_rate, fit=fit_stats,
-                    provenance={"source": source, "dynamatch": _version()})
+                    provenance={"source": source, "dynamatch": _version(), "calibration": report.calibration,
+                                "capture_check": {line.name: line.status for line in report.lines}})
     summary = output.with_suffix(".summary.txt")
     summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
@@ -243,8 +312,10 @@ def stimulus(output, duration_seconds, sample_rate, seed):
 @click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None,
               help="Override the map's interpolation.")
+@click.option("--knob", "knob_text", default=None,
+              help="NAME=VALUE: the control of a map of a captured plugin (e.g. threshold_db=-25).")
 @_handle_errors
-def process(paths, preset, peak_reduction, mode, interpolation):
+def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
     """Process IN → OUT with MODEL (a fitted compressor or a map): ``process MODEL IN OUT`` or
     ``process --preset la2a --peak-reduction 65 --mode limit IN OUT``."""
     from .data.audio import read_audio, write_audio
@@ -255,7 +326,16 @@ def process(paths, preset, peak_reduction, mode, interpolation):
         raise click.UsageError("usage: process MODEL IN OUT  |  process --preset la2a IN OUT")
     source = f"preset:{preset}" if preset else paths[0]
     in_path, out_path = paths[-2], paths[-1]
-    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation)
+    knob = None
+    if knob_text is not None:
+        knob, _, value = knob_text.partition("=")
+        try:
+            peak_reduction = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{knob_text!r}: write NAME=VALUE, e.g. threshold_db=-25", param_hint="--knob")
+        knob = knob.strip()
+    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
+                                knob=knob)
     audio, sample_rate = read_audio(in_path, mono=False)
     output = compressor.process(audio, sample_rate)
     write_audio(out_path, output, sample_rate)
@@ -355,9 +435,13 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
     from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
+    chain = _chain(chain_text)
+    if getattr(ds, "knob", "peak_reduction") != "peak_reduction" and \
+            click.get_current_context().get_parameter_source("chain_text") == click.core.ParameterSource.DEFAULT:
+        chain = sorted({pr for _, pr in ds.settings()})  # a captured plugin's knob: every captured value
     progress, on_start, callback, on_setting = _map_progress("fit-map")
     with progress:
-        parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=_chain(chain_text),
+        parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=chain,
                                 split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=callback, on_setting=on_setting, device=objective_device)
@@ -372,6 +456,60 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
 
         png = plot_map(parameter_map, output.with_suffix(".png"))
         console.print(f"plot → {png}")
+
+
+# -- capture a plugin -----------------------------------------------------------------------------
+
+
+def _add_capture_command(group) -> None:
+    @group.command("capture")
+    @click.argument("plugin", type=click.Path(path_type=Path))
+    @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Capture set folder to write (manifest.csv + audio); resumes an interrupted capture.")
+    @click.option("--param", "params", multiple=True, help="NAME=V1,V2,… (repeat; one parameter may vary: the knob).")
+    @click.option("--mode-param", default=None, help="Parameter that is the mode switch: first value compress, second limit.")
+    @click.option("--list", "list_only", is_flag=True, help="List the plugin's parameters and exit.")
+    @click.option("--duration-seconds", type=float, default=60.0, show_default=True, help="Stimulus length.")
+    @click.option("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @_handle_errors
+    def capture(plugin, output, params, mode_param, list_only, duration_seconds, sample_rate, seed):
+        """Render the capture stimulus through PLUGIN (a VST3) over a grid of settings into a capture set for
+        `fit-map`: ``capture ZamComp.vst3 -o set/ --param threshold_db=-30,-20,-10 --param ratio=4``."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from .data.capture import capture_plugin, parse_grid
+        from .data.plugins import open_plugin
+
+        host = open_plugin(plugin)
+        if list_only:
+            table = Table(title=f"parameters of {escape(str(plugin))}", header_style="bold")
+            for column in ("key", "name", "min", "max", "value", "unit"):
+                table.add_column(column, justify="right" if column in ("min", "max", "value") else "left")
+            for p in host.parameters():
+                table.add_row(p.key, escape(p.name), f"{p.min_value:g}", f"{p.max_value:g}", f"{p.value:g}", escape(p.unit))
+            Console(highlight=False).print(table)
+            return
+        if output is None:
+            raise click.UsageError("give -o SET/ (or --list)")
+        grid = parse_grid(params)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console)
+        task = progress.add_task("capture", total=None)
+
+        def on_render(index, total, setting, skipped):
+            text = ", ".join(f"{k}={v:g}" for k, v in setting.items())
+            progress.update(task, total=total, completed=index + 1,
+                            description=f"capture: {text}" + (" (on disk)" if skipped else ""))
+
+        with progress:
+            dataset = capture_plugin(host, output, grid, mode_param=mode_param, sample_rate=sample_rate,
+                                     duration_seconds=duration_seconds, seed=seed, on_render=on_render)
+        console.print(f"capture set → {output} ({len(dataset)} settings, knob {dataset.knob}); "
+                      f"next: dynamatch fit-map {output} --modes {','.join(sorted({m for m, _ in dataset.settings()}))}")
+
+
+_add_capture_command(main)
 
 
 @main.command()

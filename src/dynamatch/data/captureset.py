@@ -1,8 +1,10 @@
 """Reader of a generic capture set: a folder with ``manifest.csv`` listing input/target pairs.
 
 Columns: ``input`` and ``target`` (paths relative to the manifest), ``peak_reduction`` (a float),
-optional ``mode`` (``compress`` or ``limit``; default ``compress``) and optional ``split``
-(``train``/``val``/``test``, or empty).  Other columns are ignored.  Every file must be mono and all
+optional ``mode`` (``compress`` or ``limit``; default ``compress``), optional ``split``
+(``train``/``val``/``test``, or empty) and optional ``knob``: the name of the control whose value
+``peak_reduction`` holds (``dynamatch capture`` writes e.g. ``threshold_db``; one name for the whole
+set; default ``peak_reduction``).  Other columns are ignored.  Every file must be mono and all
 files must share one sample rate.  Problems raise :class:`DatasetError` naming the row and the file.
 
 Example ``manifest.csv``::
@@ -103,4 +105,9 @@ class CaptureSetDataset(PairDataset):
                     length_samples=length_samples,
                 )
             )
+        knobs = {row.get("knob") or "peak_reduction" for row in rows}
+        if len(knobs) > 1:
+            raise DatasetError(f"{manifest}: the knob column names several controls ({', '.join(sorted(knobs))}); "
+                               "a capture set has one knob")
+        self.knob: str = knobs.pop()
         super().__init__(root, sample_rate, pairs)

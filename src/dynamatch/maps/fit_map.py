@@ -161,7 +161,8 @@ def fit_map(
         if on_setting:
             on_setting(fit, index, len(plan))
     parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
-                                  provenance={"dataset": str(dataset.root), **settings_key}, model=model)
+                                  provenance={"dataset": str(dataset.root), **settings_key}, model=model,
+                                  knob=getattr(dataset, "knob", "peak_reduction"))
     parameter_map.save(output)
     return parameter_map
 
@@ -169,6 +170,7 @@ def fit_map(
 def map_from_fits(
     fits: Sequence[SettingFit], interpolation: str, sample_rate: float | None, provenance: dict[str, Any],
     model: str = "ff5",
+    knob: str = "peak_reduction",
 ) -> ParameterMap:
     """Assemble per-setting fits (all of family member ``model``) into a :class:`ParameterMap`."""
     modes: dict[str, dict[str, list[float]]] = {}
@@ -183,4 +185,4 @@ def map_from_fits(
             "peak_reduction": fit.peak_reduction, "esr": fit.esr, "iterations": fit.iterations,
             "success": fit.success, "elapsed_seconds": round(fit.elapsed_seconds, 3), "files": list(fit.files),
         })
-    return ParameterMap(modes, interpolation, sample_rate, statistics, provenance, model)
+    return ParameterMap(modes, interpolation, sample_rate, statistics, provenance, model, knob)

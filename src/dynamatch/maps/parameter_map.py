@@ -50,6 +50,7 @@ class ParameterMap:
     fit_statistics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     model: str = "ff5"
+    knob: str = "peak_reduction"  # what the knots are: the LA-2A's peak reduction, or a captured control's name
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -133,7 +134,8 @@ class ParameterMap:
 
     def with_interpolation(self, interpolation: str) -> "ParameterMap":
         """The same knots with another interpolation."""
-        return ParameterMap(self.modes, interpolation, self.sample_rate, self.fit_statistics, self.provenance, self.model)
+        return ParameterMap(self.modes, interpolation, self.sample_rate, self.fit_statistics, self.provenance, self.model,
+                            self.knob)
 
     # -- files -------------------------------------------------------------------------------
     def to_document(self) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class ParameterMap:
             "format": MAP_FORMAT,
             "format_version": MAP_FORMAT_VERSION,
             "model": self.model,
-            "knob": "peak_reduction",
+            "knob": self.knob,
             "interpolation": self.interpolation,
             "sample_rate": self.sample_rate,
             "modes": {m: {c: a.tolist() for c, a in t.items()} for m, t in self.modes.items()},
@@ -163,6 +165,7 @@ class ParameterMap:
                 fit_statistics=document.get("fit_statistics", {}),
                 provenance=document.get("provenance", {}),
                 model=document.get("model", "ff5"),
+                knob=str(document.get("knob", "peak_reduction")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"{source}: malformed parameter map ({error}); re-export it") from None
