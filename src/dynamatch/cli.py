@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,21 @@ def _handle_errors(command):
 @click.version_option(package_name="dynamatch")
 def main(debug: bool) -> None:
     """Capture dynamic range compressors as fast, interpretable real-time models."""
+    _show_library_warnings()
+
+
+class _ConsoleWarnings(logging.Handler):
+    """The library's warnings (dynamatch.* loggers) as one ``warning:`` line each on the console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", soft_wrap=True)
+
+
+def _show_library_warnings() -> None:
+    logger = logging.getLogger("dynamatch")
+    if not any(isinstance(h, _ConsoleWarnings) for h in logger.handlers):
+        handler = _ConsoleWarnings(logging.WARNING)
+        logger.addHandler(handler)
 
 
 # -- fit ------------------------------------------------------------------------------------------
@@ -106,13 +122,13 @@ def progress_printer():
 @click.option("--candidates", default=None,
               help="--model auto: comma-separated members to choose among (default: a standard set).")
 @click.option("--method", type=click.Choice(["newton", "lm", "adam"]), default="newton", show_default=True)
-@click.option("--max-iterations", type=int, default=50, show_default=True)
+@click.option("--max-iterations", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--no-align", is_flag=True, help="Skip latency/polarity alignment.")
 @click.option("--warm-start", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start from a previously fitted model file.")
 @click.option("--sample-rate", type=float, default=None, help="Resample both files to this rate (Hz).")
-@click.option("--chunk-seconds", type=float, default=12.0, show_default=True)
-@click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
+@click.option("--chunk-seconds", type=click.FloatRange(min=0, min_open=True), default=12.0, show_default=True)
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
@@ -125,8 +141,12 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     from .data.audio import AudioPair
     from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
     from .models.family import model_spec
-    from .models.model_file import load_compressor, save_compressor
+    from .models.model_file import check_writable, load_compressor, save_compressor
 
+    check_writable(output)
+    if warmup_seconds >= chunk_seconds:
+        raise click.BadParameter(f"{warmup_seconds:g} s is not shorter than --chunk-seconds {chunk_seconds:g} s",
+                                 param_hint="--warmup-seconds")
     if model != AUTO:
         model_spec(model)
     candidate_list = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else AUTO_CANDIDATES
@@ -150,7 +170,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     else:
         from .data.audio import load_pair
 
-        pair = load_pair(dry, wet, sample_rate=sample_rate)
+        pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None)
         source = {"dry": str(dry), "wet": str(wet)}
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()

@@ -33,7 +33,7 @@ import numpy as np
 
 from .data.alignment import Alignment, align_pair
 from .data.audio import AudioPair, check_signal, load_pair
-from .errors import ParameterError
+from .errors import AudioError, NoCompressionError, ParameterError
 from .models.compressor import Compressor
 from .models.family import MODELS, model_spec
 from .optimize import Bounds, FitResult, minimize
@@ -52,6 +52,10 @@ COARSE_EXCERPT_SECONDS = 12.0
 #: How many of the candidate starts of a member with a parent are optimised.
 STARTS = 3
 AUTO = "auto"
+#: A pair must hold at least the warm-up plus this much audio.
+MIN_FIT_SECONDS = 1.0
+#: A wet whose gain-matched residual against the dry is below this ESR is not compressed.
+NO_COMPRESSION_ESR = 1e-7
 #: Members ``model="auto"`` chooses among, by default.
 AUTO_CANDIDATES: tuple[str, ...] = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db")
 HOLDOUT_FRACTION = 0.3
@@ -339,6 +343,34 @@ def _fitter_options(options: dict) -> dict:
     return picked
 
 
+def check_fit_length(pair: AudioPair, warmup_seconds: float = 1.0) -> None:
+    """Refuse a pair too short to fit: at least ``warmup_seconds`` + :data:`MIN_FIT_SECONDS` of audio."""
+    needed = float(warmup_seconds) + MIN_FIT_SECONDS
+    samples = pair.dry.shape[-1]
+    if samples < needed * pair.sample_rate:
+        raise AudioError(
+            f"{pair.dry_name}: too short ({samples} samples = {samples / pair.sample_rate:.3g} s) to fit a compressor: "
+            f"record at least {needed:g} s (the capture stimulus: `dynamatch stimulus`)"
+        )
+
+
+def check_compressed(pair: AudioPair) -> None:
+    """Refuse a wet that is the dry times one gain: with the least-squares gain a = <w, d>/<d, d>, the
+    residual ESR |w − a·d|² / |w|² below :data:`NO_COMPRESSION_ESR` means the device did nothing."""
+    d = np.asarray(pair.dry).reshape(-1)
+    w = np.asarray(pair.wet).reshape(-1)
+    dd, ww, dw = float(np.dot(d, d)), float(np.dot(w, w)), float(np.dot(d, w))
+    if dd == 0.0 or ww == 0.0:
+        return
+    residual = max(ww - dw * dw / dd, 0.0) / ww
+    if residual < NO_COMPRESSION_ESR:
+        gain_db = 20.0 * np.log10(abs(dw / dd))
+        raise NoCompressionError(
+            f"{pair.wet_name}: is {pair.dry_name} times a constant gain ({gain_db:+.2f} dB, residual ESR {residual:.1e}): "
+            "there is no compression to fit; drive the device harder (lower threshold / more peak reduction) and record again"
+        )
+
+
 def fit_pair(
     pair: AudioPair,
     *,
@@ -352,9 +384,12 @@ def fit_pair(
         model_spec(model)
     check_signal(pair.dry, pair.dry_name)
     check_signal(pair.wet, pair.wet_name)
+    check_fit_length(pair, options.get("warmup_seconds", 1.0))
+    check_compressed(pair)
     alignment = None
     if align:
         pair, alignment = align_pair(pair)
+        check_compressed(pair)
     if model == AUTO:
         result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
         return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)

@@ -36,6 +36,7 @@ CLIP_RUN_SAMPLES = 4  # a clipped run: at least this many consecutive identical 
 CLIP_FRACTION = 1e-3  # refuse a signal when more than this fraction of its samples sit in clipped runs
 TRIM_FRACTION = 0.005  # dry/wet length differences up to 0.5 % of the longer ...
 TRIM_SECONDS = 1.0  # ... or up to 1 s (whichever is larger) are trimmed with a warning
+DC_WARN_LEVEL = 0.01  # |mean| at or above this (-40 dBFS) gets a warning
 PCM_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
 
 
@@ -206,6 +207,23 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
         )
 
 
+def warn_dc_offset(audio: np.ndarray, name: str) -> float:
+    """Log a warning when the mean of ``audio`` is at least :data:`DC_WARN_LEVEL` of full scale (a
+    converter or DAW offset: the level detector sees it as signal); returns the offset."""
+    offset = float(np.mean(audio))
+    if abs(offset) >= DC_WARN_LEVEL:
+        log.warning("%s: large DC offset %+.3f (%.0f dBFS): the level detector sees it as signal; "
+                    "high-pass the recording or check the converter", name, offset, 20.0 * math.log10(abs(offset)))
+    return offset
+
+
+def _file_channels(path: Path) -> int | None:
+    try:
+        return int(sf.info(str(path)).channels)
+    except Exception:  # unreadable: read_audio reports it with the reason
+        return None
+
+
 def load_pair(
     dry_path: str | os.PathLike,
     wet_path: str | os.PathLike,
@@ -222,13 +240,19 @@ def load_pair(
     warning; larger differences raise :class:`LengthMismatchError`.
     """
     dry_path, wet_path = Path(dry_path), Path(wet_path)
+    dry_channels, wet_channels = _file_channels(dry_path), _file_channels(wet_path)
+    if dry_channels and wet_channels and dry_channels != wet_channels:
+        raise AudioError(
+            f"{dry_path} has {dry_channels} channels but {wet_path} has {wet_channels}: record dry and wet "
+            "with the same channel count (or mix both to mono first)"
+        )
     dry, dry_rate = read_audio(dry_path, mono=mono)
     wet, wet_rate = read_audio(wet_path, mono=mono)
     rate = dry_rate if sample_rate is None else _integer_rate(sample_rate)
     if not resample and (dry_rate != rate or wet_rate != rate):
         raise SampleRateMismatchError(
             f"{dry_path} is {dry_rate} Hz but {wet_path} is {wet_rate} Hz (wanted {rate} Hz): "
-            "export both at one rate or allow resampling"
+            "export both at one rate, or resample both (CLI: --sample-rate HZ)"
         )
     if dry_rate != rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", dry_path, dry_rate, rate)
@@ -257,6 +281,8 @@ def load_pair(
         dry, wet = dry[..., :length], wet[..., :length]
     check_signal(dry, str(dry_path), rate)
     check_signal(wet, str(wet_path), rate)
+    for audio, path in ((dry, dry_path), (wet, wet_path)):
+        warn_dc_offset(audio, str(path))
     return AudioPair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, str(dry_path), str(wet_path))
 
 
