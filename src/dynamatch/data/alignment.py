@@ -32,7 +32,9 @@ from .audio import AudioPair
 HIGHPASS_HZ = 100.0  # pre-filter: 4th-order Butterworth band-pass on both signals, from here ...
 LOWPASS_FRACTION = 0.4  # ... to this fraction of the sample rate (converters' and resamplers' anti-alias
 # transition bands near Nyquist alias differently for every fractional shift and would bias the lag)
-FRACTIONAL_DELAY_PADDING_SAMPLES = 4096  # zeros appended before the FFT phase shift (keeps wrap-around out)
+FRACTIONAL_DELAY_TAPS = 64  # Kaiser-windowed sinc fractional-delay filter: length ...
+FRACTIONAL_DELAY_KAISER_BETA = 10.0  # ... and window shape (see fractional_delay_taps)
+FRACTIONAL_DELAY_MAX_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
@@ -93,26 +95,62 @@ def estimate_alignment(
     return Alignment(lag_samples=lag, polarity=polarity, correlation=float(correlation))
 
 
+def fractional_delay_taps(fraction: float, length: int = FRACTIONAL_DELAY_TAPS,
+                          beta: float = FRACTIONAL_DELAY_KAISER_BETA) -> np.ndarray:
+    r"""Kaiser-windowed sinc taps ``g(j) = sinc(j − f)·w(j − f)``, ``j = −(L/2 − 1) … L/2``, that delay by
+    ``f`` (0 ≤ f < 1): :math:`y[n] = \sum_j g(j)\,x[n − j] \approx x(n − f)`.  Normalised to unit DC gain.
+    With L = 64 and β = 10 the error is below −90 dB up to 0.4·sample_rate (Kaiser's formula
+    N ≈ (A − 8)/(2.285·2π·Δf) with a transition Δf = 0.1 from 0.4 to 0.5 cycles/sample)."""
+    half = length // 2
+    j = np.arange(-(half - 1), half + 1, dtype=np.float64)
+    t = j - fraction
+    window = np.i0(beta * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None))) / np.i0(beta)
+    taps = np.sinc(t) * window
+    return taps / taps.sum()
+
+
 def fractional_delay(x: np.ndarray, delay_samples: float) -> np.ndarray:
     r"""Delay ``x`` (along its last axis) by a real number of samples: ``y[n] = x(n - delay)``.
 
-    Ideal band-limited delay by FFT phase shift, :math:`Y_f = X_f e^{-2\pi i f\,\text{delay}/N}`,
-    on a copy zero-padded by :data:`FRACTIONAL_DELAY_PADDING_SAMPLES` so the sinc tails of both ends
-    fall into the padding instead of wrapping round (the signal is treated as zero outside its span).
-    Meant for delays of a few samples at most; the output has the input's length.
+    The whole part is a shift; the fraction is a 64-tap Kaiser-windowed sinc
+    (:func:`fractional_delay_taps`), applied by one compiled parallel pass with float64 sums, so the
+    cost is linear in the length (no FFT over the whole signal).  The signal is zero outside its span;
+    the output has the input's length and dtype (float32 stays float32).
     """
-    x = np.asarray(x, dtype=np.float64)
-    if abs(delay_samples) > FRACTIONAL_DELAY_PADDING_SAMPLES / 4:
+    from ..kernels.signal_checks import fir_same
+
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    if abs(delay_samples) > FRACTIONAL_DELAY_MAX_SAMPLES:
         raise ParameterError(f"fractional_delay is for small delays, got {delay_samples} samples")
-    if delay_samples == 0.0:
-        return x.copy()
-    samples = x.shape[-1]
-    n_fft = fft.next_fast_len(samples + FRACTIONAL_DELAY_PADDING_SAMPLES, real=True)
-    spectrum = fft.rfft(x, n_fft, axis=-1)
-    phase = np.exp(-2j * np.pi * np.arange(spectrum.shape[-1]) * delay_samples / n_fft)
-    if n_fft % 2 == 0:  # the Nyquist bin of a real signal must stay real
-        phase[-1] = math.cos(math.pi * delay_samples)
-    return fft.irfft(spectrum * phase, n_fft, axis=-1)[..., :samples]
+    whole = math.floor(delay_samples)
+    fraction = delay_samples - whole
+    if fraction == 0.0:
+        return _shift(x, whole)
+    taps = fractional_delay_taps(fraction)
+    centre = FRACTIONAL_DELAY_TAPS // 2 - 1  # tap index of j = 0
+    # h[k] = g(k - centre) and fir_same computes out[n] = sum_k h[k] x[n + centre - k] = sum_j g(j) x[n - j]
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+    out = np.empty_like(flat)
+    for channel in range(flat.shape[0]):
+        fir_same(flat[channel], taps, centre, out[channel])
+    return _shift(out.reshape(x.shape), whole) if whole else out.reshape(x.shape)
+
+
+def _float_array(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def _shift(x: np.ndarray, samples: int) -> np.ndarray:
+    """``x`` delayed by a whole number of samples (zeros shifted in), same length."""
+    out = np.zeros_like(x)
+    if samples >= 0:
+        out[..., samples:] = x[..., : x.shape[-1] - samples]
+    else:
+        out[..., :samples] = x[..., -samples:]
+    return out
 
 
 def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
@@ -122,10 +160,10 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     :func:`fractional_delay` and both are trimmed to the overlap for the integer shift ``m``; the
     wet's polarity is flipped when ``alignment.polarity`` is −1.  Shapes (samples,) or (channels, samples).
     """
-    dry, wet = np.asarray(dry, dtype=np.float64), np.asarray(wet, dtype=np.float64)
+    dry, wet = _float_array(dry), _float_array(wet)
     whole = math.floor(alignment.lag_samples)
     fraction = alignment.lag_samples - whole
-    delayed = fractional_delay(dry, fraction) if fraction > 0 else dry.copy()
+    delayed = fractional_delay(dry, fraction) if fraction > 0 else dry
     if whole >= 0:
         wet = wet[..., whole:]
     else:
