@@ -179,6 +179,45 @@ def clipped_fraction(audio: np.ndarray) -> float:
     return total / x.size
 
 
+@dataclass(frozen=True)
+class SignalStatistics:
+    """What :func:`check_signal` needs, from one compiled pass (float64 sums over float32/64 audio)."""
+
+    samples: int
+    non_finite: int
+    first_non_finite: int  # sample index along time (-1: none)
+    mean: float  # of the finite samples
+    rms: float  # of the finite samples
+    clipped_fraction: float  # as :func:`clipped_fraction`
+
+
+def signal_statistics(audio: np.ndarray) -> SignalStatistics:
+    """Non-finite count, mean, RMS and clipped fraction of (samples,) or (channels, samples) audio in one
+    parallel numba pass per channel (:func:`dynamatch.kernels.signal_checks.signal_statistics`)."""
+    from ..kernels.signal_checks import signal_statistics as kernel
+
+    x = np.asarray(audio)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    channels = np.atleast_2d(x)
+    if channels.size == 0:
+        return SignalStatistics(0, 0, -1, 0.0, 0.0, 0.0)
+    bad = clipped = 0
+    first = -1
+    total = squares = 0.0
+    for channel in channels:
+        b, f, s, q, c = kernel(np.ascontiguousarray(channel), CLIP_LEVEL, CLIP_RUN_SAMPLES)
+        bad, total, squares, clipped = bad + int(b), total + float(s), squares + float(q), clipped + int(c)
+        if f >= 0:
+            first = int(f) if first < 0 else min(first, int(f))
+    finite = channels.size - bad
+    return SignalStatistics(
+        samples=int(channels.shape[-1]), non_finite=bad, first_non_finite=first,
+        mean=total / finite if finite else 0.0, rms=math.sqrt(squares / finite) if finite else 0.0,
+        clipped_fraction=clipped / channels.size,
+    )
+
+
 def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None) -> None:
     """Refuse audio that cannot be used to fit a model, with one line naming ``name`` and the fix.
 
@@ -189,17 +228,22 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
       signature of a converter or file format that hit full scale.  An isolated full-scale
       sample, or float audio that exceeds 1.0 without flat tops, is not clipping.
     """
-    x = np.asarray(audio, dtype=np.float64)
-    if x.size == 0:
+    stats = signal_statistics(audio)
+    if stats.samples == 0:
         raise SilentAudioError(f"{name}: no samples: check the file or the selected section")
-    check_finite(x, name, sample_rate)
-    rms = float(np.sqrt(np.mean(np.square(x))))
+    if stats.non_finite:
+        where = f"sample {stats.first_non_finite}" + (
+            f" ({stats.first_non_finite / sample_rate:.3f} s)" if sample_rate else "")
+        raise NonFiniteAudioError(
+            f"{name}: {stats.non_finite} non-finite samples (NaN/inf), first at {where}: re-render or re-export the audio"
+        )
+    rms = stats.rms
     if rms == 0.0 or 20.0 * math.log10(rms) < SILENCE_DBFS:
         level = "all zero" if rms == 0.0 else f"RMS {20.0 * math.log10(rms):.1f} dBFS"
         raise SilentAudioError(
             f"{name}: silent ({level}, below {SILENCE_DBFS:.0f} dBFS): check the recording level and routing"
         )
-    fraction = clipped_fraction(x)
+    fraction = stats.clipped_fraction
     if fraction > CLIP_FRACTION:
         raise ClippedAudioError(
             f"{name}: {100 * fraction:.2f} % of samples sit in flat runs at full scale (clipped): "
@@ -210,7 +254,7 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
 def warn_dc_offset(audio: np.ndarray, name: str) -> float:
     """Log a warning when the mean of ``audio`` is at least :data:`DC_WARN_LEVEL` of full scale (a
     converter or DAW offset: the level detector sees it as signal); returns the offset."""
-    offset = float(np.mean(audio))
+    offset = signal_statistics(audio).mean
     if abs(offset) >= DC_WARN_LEVEL:
         log.warning("%s: large DC offset %+.3f (%.0f dBFS): the level detector sees it as signal; "
                     "high-pass the recording or check the converter", name, offset, 20.0 * math.log10(abs(offset)))
