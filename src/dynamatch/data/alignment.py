@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import fft, optimize, signal
 
 from ..errors import AudioError, ParameterError, UnrelatedAudioError
 from .audio import AudioPair
@@ -67,15 +66,21 @@ def estimate_alignment(
     d, w = _mono(dry, "dry"), _mono(wet, "wet")
     length = min(d.size, w.size)
     d, w = _analysis_window(d[:length], w[:length], int(round(max_analysis_seconds * sample_rate)))
-    band_hz = (min(HIGHPASS_HZ, 0.1 * sample_rate), LOWPASS_FRACTION * sample_rate)
-    sos = signal.butter(4, band_hz, "bandpass", fs=sample_rate, output="sos")
-    d, w = signal.sosfilt(sos, d), signal.sosfilt(sos, w)
-    norm = math.sqrt(float(np.dot(d, d)) * float(np.dot(w, w)))
-    if norm == 0.0:
-        raise AudioError("cannot align: the dry or the wet signal has no energy in the 100 Hz…0.4·sample_rate band: check the files")
+    from scipy import fft
 
     n_fft = fft.next_fast_len(2 * d.size - 1, real=True)
-    cross = fft.rfft(w, n_fft) * np.conj(fft.rfft(d, n_fft))
+    frequency_hz = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    band = _band_magnitude(frequency_hz, min(HIGHPASS_HZ, 0.1 * sample_rate), LOWPASS_FRACTION * sample_rate)
+    spectrum_d, spectrum_w = fft.rfft(d, n_fft) * band, fft.rfft(w, n_fft) * band
+    weights = np.full(spectrum_d.size, 2.0)  # one-sided spectrum: count the bins 0 < f < N/2 twice
+    weights[0] = 1.0
+    if n_fft % 2 == 0:
+        weights[-1] = 1.0
+    # Parseval: the energies of the band-passed signals
+    norm = math.sqrt(float(np.dot(weights, np.abs(spectrum_d) ** 2)) * float(np.dot(weights, np.abs(spectrum_w) ** 2))) / n_fft
+    if norm == 0.0:
+        raise AudioError("cannot align: the dry or the wet signal has no energy in the 100 Hz…0.4·sample_rate band: check the files")
+    cross = spectrum_w * np.conj(spectrum_d)
     r = fft.irfft(cross, n_fft)  # r[k] = sum_n w[n + k] d[n]; negative k at n_fft + k
 
     max_lag = max(1, min(int(round(max_lag_seconds * sample_rate)), d.size - 2))
@@ -85,10 +90,6 @@ def estimate_alignment(
     polarity = 1 if values[peak] >= 0 else -1
     guess = float(lags[peak]) + _parabolic_offset(np.abs(values), peak)
 
-    weights = np.full(cross.size, 2.0)  # one-sided spectrum: count the bins 0 < f < N/2 twice
-    weights[0] = 1.0
-    if n_fft % 2 == 0:
-        weights[-1] = 1.0
     weighted, omega = weights * cross / n_fft, 2.0 * np.pi * np.arange(cross.size) / n_fft
     lag = _refine_peak(weighted, omega, polarity, guess, float(lags[peak]))
     correlation = polarity * _interpolated_correlation(weighted, omega, lag)[0] / norm
@@ -212,6 +213,8 @@ def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: 
             break
         if abs(step) < 1e-7:
             return tau
+    from scipy import optimize
+
     result = optimize.minimize_scalar(
         lambda t: -polarity * _interpolated_correlation(weighted, omega, t)[0],
         bounds=(centre - 1.0, centre + 1.0),
@@ -239,6 +242,14 @@ def _analysis_window(d: np.ndarray, w: np.ndarray, window_samples: int) -> tuple
     energy = np.concatenate(([0.0], np.cumsum(np.square(d))))
     start = int(starts[np.argmax(energy[starts + window_samples] - energy[starts])])
     return d[start : start + window_samples], w[start : start + window_samples]
+
+
+def _band_magnitude(frequency_hz: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """Zero-phase band-pass magnitude: 4th-order Butterworth high-pass at ``low_hz`` times 4th-order
+    Butterworth low-pass at ``high_hz``, :math:`|H| = (1 + (f_l/f)^8)^{-1/2} (1 + (f/f_h)^8)^{-1/2}`."""
+    with np.errstate(divide="ignore"):
+        highpass = 1.0 / np.sqrt(1.0 + (low_hz / frequency_hz) ** 8)
+    return highpass * (1.0 / np.sqrt(1.0 + (frequency_hz / high_hz) ** 8))
 
 
 def _parabolic_offset(values: np.ndarray, peak: int) -> float:
