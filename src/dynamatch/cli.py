@@ -6,6 +6,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,9 +21,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DynamatchError
+from .timing import PROCESS_STARTED, StageTimes
 
 console = Console(stderr=True, highlight=False)
 DEFAULT_SAMPLE_RATE = 44100
+PLOT_SECONDS = 30.0
 
 
 def _handle_errors(command):
@@ -130,18 +133,22 @@ def progress_printer():
 @click.option("--chunk-seconds", type=click.FloatRange(min=0, min_open=True), default=12.0, show_default=True)
 @click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Print the wall time of each stage (imports, read, checks, …).")
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot):
+        chunk_seconds, warmup_seconds, plot, verbose):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
     levelling amplifier (peak reduction 65, compress), fitted, with model, summary and plot written.
     """
-    from .data.audio import AudioPair
-    from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
-    from .models.family import model_spec
-    from .models.model_file import check_writable, load_compressor, save_compressor
+    times = StageTimes()
+    with times.stage("imports"):
+        from .data.audio import AudioPair
+        from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
+        from .models.family import model_spec
+        from .models.model_file import check_writable, load_compressor, save_compressor
+    times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
 
     check_writable(output)
     if warmup_seconds >= chunk_seconds:
@@ -170,16 +177,18 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     else:
         from .data.audio import load_pair
 
-        pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None)
+        with times.stage("read"):
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None)
         source = {"dry": str(dry), "wet": str(wet)}
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     capture = fit_pair(
         pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
         max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
-        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"),
+        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
     )
     elapsed = time.perf_counter() - started
+    save_started = time.perf_counter()
     result, aligned = capture.result, capture.pair
     if capture.selection is not None:
         console.print(selection_table(capture.selection))
@@ -188,6 +197,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     fit_stats = {
         "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
         "success": bool(result.success), "message": result.message, "elapsed_seconds": round(elapsed, 3),
+        "fit_seconds": round(times.seconds["fit"], 3),
         "duration_seconds": len(aligned.dry) / aligned.sample_rate,
         "alignment": None if alignment is None else {
             "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
@@ -198,13 +208,23 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     summary = output.with_suffix(".summary.txt")
     summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
-    console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {elapsed:.1f} s → {output}")
+    console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {times.seconds['fit']:.1f} s → {output}")
+    times.add("save", time.perf_counter() - save_started)
+    with times.stage("plot") if plot else contextlib.nullcontext():
+        _fit_plot(plot, output, result, aligned, reference_gr_db, source)
+    if verbose:
+        console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _fit_plot(plot, output, result, aligned, reference_gr_db, source) -> None:
     if plot:
         from .report.plots import plot_fit
 
-        prediction = result.params.process(aligned.dry, aligned.sample_rate)
-        gain = result.params.gain(aligned.dry, aligned.sample_rate)
-        png = plot_fit(output.with_suffix(".png"), aligned.dry, aligned.wet, prediction, aligned.sample_rate,
+        shown = aligned.dry[: int(PLOT_SECONDS * aligned.sample_rate)]  # the plot shows the first 30 s
+        prediction = result.params.process(shown, aligned.sample_rate)
+        gain = result.params.gain(shown, aligned.sample_rate)
+        png = plot_fit(output.with_suffix(".png"), shown, aligned.wet[: shown.size], prediction, aligned.sample_rate,
+                       max_seconds=PLOT_SECONDS,
                        model_gain=gain, reference_gain_reduction_db=reference_gr_db,
                        title=f"{source['wet']}: ESR {result.loss:.4g}")
         console.print(f"plot → {png}")

@@ -38,6 +38,7 @@ from .models.compressor import Compressor
 from .models.family import MODELS, model_spec
 from .optimize import Bounds, FitResult, minimize
 from .optimize.objective import CompressorObjective
+from .timing import StageTimes, maybe
 
 #: The 4A-2A paper's initial point; make-up is then set so that RMS levels match.
 DEFAULT_START = Compressor(threshold_db=-36.0, ratio=4.0, attack_ms=1.0, release_ms=200.0, makeup_db=0.0)
@@ -377,23 +378,30 @@ def fit_pair(
     align: bool = True,
     model: str = "ff5",
     candidates: Sequence[str] = AUTO_CANDIDATES,
+    times: StageTimes | None = None,
     **options,
 ) -> CaptureFit:
-    """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects)."""
+    """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects).
+
+    ``times`` (a :class:`~dynamatch.timing.StageTimes`) receives the wall time of checks, alignment, fit."""
     if model != AUTO:
         model_spec(model)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
-    check_fit_length(pair, options.get("warmup_seconds", 1.0))
-    check_compressed(pair)
+    with maybe(times, "checks"):
+        check_signal(pair.dry, pair.dry_name)
+        check_signal(pair.wet, pair.wet_name)
+        check_fit_length(pair, options.get("warmup_seconds", 1.0))
+        check_compressed(pair)
     alignment = None
     if align:
-        pair, alignment = align_pair(pair)
-        check_compressed(pair)
-    if model == AUTO:
-        result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
-        return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
-    result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
+        with maybe(times, "alignment"):
+            pair, alignment = align_pair(pair)
+        with maybe(times, "checks"):
+            check_compressed(pair)
+    with maybe(times, "fit"):
+        if model == AUTO:
+            result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
+            return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
+        result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
     return CaptureFit(result=result, alignment=alignment, pair=pair)
 
 

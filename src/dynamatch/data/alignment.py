@@ -31,6 +31,7 @@ from .audio import AudioPair
 HIGHPASS_HZ = 100.0  # pre-filter: 4th-order Butterworth band-pass on both signals, from here ...
 LOWPASS_FRACTION = 0.4  # ... to this fraction of the sample rate (converters' and resamplers' anti-alias
 # transition bands near Nyquist alias differently for every fractional shift and would bias the lag)
+ANALYSIS_SECONDS = 10.0  # the lag is estimated on the loudest window of this length (was 60 s: 6x the FFT work)
 FRACTIONAL_DELAY_TAPS = 64  # Kaiser-windowed sinc fractional-delay filter: length ...
 FRACTIONAL_DELAY_KAISER_BETA = 10.0  # ... and window shape (see fractional_delay_taps)
 FRACTIONAL_DELAY_MAX_SAMPLES = 1024
@@ -54,7 +55,7 @@ def estimate_alignment(
     sample_rate: float,
     *,
     max_lag_seconds: float = 1.0,
-    max_analysis_seconds: float = 60.0,
+    max_analysis_seconds: float = ANALYSIS_SECONDS,
 ) -> Alignment:
     """Estimate the lag (in samples, sub-sample accurate) and polarity of ``wet`` against ``dry``.
 

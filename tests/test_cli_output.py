@@ -1,0 +1,55 @@
+"""The CLI's user-facing output: --verbose stage times, tables readable in a pipe (--format), the fit
+plot's fast envelope (checked against numpy's convolution)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from dynamatch.cli import main
+from dynamatch.data.stimulus import capture_stimulus
+from dynamatch.models.compressor import Compressor
+from dynamatch.report.plots import envelope_db
+
+SAMPLE_RATE = 44_100
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    x = capture_stimulus(SAMPLE_RATE, duration_seconds=10.0, seed=0)[: 5 * SAMPLE_RATE]
+    y = Compressor(threshold_db=-30, ratio=4, attack_ms=5, release_ms=150, makeup_db=3).process(x, SAMPLE_RATE)
+    sf.write(folder / "dry.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(folder / "wet.wav", y, SAMPLE_RATE, subtype="FLOAT")
+    return folder / "dry.wav", folder / "wet.wav"
+
+
+@pytest.mark.parametrize("window_ms", [10.0, 9.977])  # odd and even window lengths
+def test_envelope_matches_numpy_convolution(window_ms):
+    x = np.random.default_rng(0).standard_normal(5000)
+    n = max(1, int(round(window_ms * 1e-3 * SAMPLE_RATE)))
+    reference = 10 * np.log10(np.maximum(np.convolve(x**2, np.ones(n) / n, mode="same"), 1e-20))
+    np.testing.assert_allclose(envelope_db(x, SAMPLE_RATE, window_ms), reference, atol=1e-9)
+    assert envelope_db(x[:10], SAMPLE_RATE).shape == (10,)  # never longer than the signal
+
+
+def test_verbose_fit_prints_every_stage_and_the_fit_time(pair, tmp_path):
+    result = run("fit", *pair, "-o", tmp_path / "m.json", "--max-iterations", 3, "--verbose")
+    assert result.exit_code == 0, result.output
+    text = result.output.split("stage times (wall):", 1)[1]
+    stages = {line.split()[0]: float(line.split()[1]) for line in text.strip().splitlines()}
+    assert list(stages) == ["imports", "read", "checks", "alignment", "fit", "save", "plot", "total"]
+    assert stages["total"] == pytest.approx(sum(v for k, v in stages.items() if k != "total"), abs=2e-3)
+    fit = json.loads((tmp_path / "m.json").read_text())["fit"]
+    assert fit["fit_seconds"] == pytest.approx(stages["fit"], abs=2e-3)
+    assert (tmp_path / "m.png").stat().st_size > 10_000
