@@ -53,3 +53,31 @@ def test_verbose_fit_prints_every_stage_and_the_fit_time(pair, tmp_path):
     fit = json.loads((tmp_path / "m.json").read_text())["fit"]
     assert fit["fit_seconds"] == pytest.approx(stages["fit"], abs=2e-3)
     assert (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_tables_in_a_pipe_are_plain_csv_or_json_and_never_truncated():
+    from dynamatch.models.family import MODELS
+
+    plain = run("models")  # CliRunner's streams are not terminals: auto means plain
+    assert plain.exit_code == 0
+    header = plain.output.splitlines()[1].split()
+    assert header[:3] == ["model", "parent", "parameters"] and "…" not in plain.output
+    for spec in MODELS.values():
+        assert ", ".join(spec.parameter_names) in plain.output and spec.summary in plain.output
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv", "models").output)))
+    assert [r["model"] for r in rows] == list(MODELS)
+    assert [r["parameters"] for r in rows] == [", ".join(s.parameter_names) for s in MODELS.values()]
+    document = json.loads(run("--format", "json", "models").output)
+    assert document["title"] == "grey-box model family" and [r["model"] for r in document["rows"]] == list(MODELS)
+
+
+def test_fit_parameter_table_as_csv(pair, tmp_path):
+    result = run("--format", "csv", "fit", *pair, "-o", tmp_path / "m.json", "--max-iterations", 3, "--no-plot")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "m.json").read_text())["parameters"]
+    lines = result.output.splitlines()
+    start = lines.index("parameter,value")
+    table = dict(tuple(line.split(",", 1)) for line in lines[start + 1: start + 1 + len(saved)])
+    assert set(table) == set(saved)
+    for name, text in table.items():
+        assert float(text.split()[0]) == pytest.approx(saved[name], rel=1e-3, abs=1e-3)

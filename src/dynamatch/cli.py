@@ -54,10 +54,27 @@ def _handle_errors(command):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option("--format", "table_format", type=click.Choice(["auto", "table", "plain", "csv", "json"]), default="auto",
+              show_default=True, envvar="DYNAMATCH_FORMAT",
+              help="Tables: rich on a terminal and plain text elsewhere (auto), or csv/json on stdout.")
 @click.version_option(package_name="dynamatch")
-def main(debug: bool) -> None:
+def main(debug: bool, table_format: str) -> None:
     """Capture dynamic range compressors as fast, interpretable real-time models."""
     _show_library_warnings()
+
+
+def print_table(table: Table) -> None:
+    """Print a table per ``--format``: rich on a terminal, else plain/CSV/JSON text on stdout (never truncated)."""
+    from .report.tables import render, rich_table_cells
+
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.find_root().params.get("table_format", "auto") if ctx is not None else "auto"
+    if fmt == "auto":
+        fmt = "table" if console.is_terminal else "plain"
+    if fmt == "table":
+        console.print(table)
+        return
+    click.echo(render(*rich_table_cells(table), fmt), nl=False)
 
 
 class _ConsoleWarnings(logging.Handler):
@@ -191,8 +208,8 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     save_started = time.perf_counter()
     result, aligned = capture.result, capture.pair
     if capture.selection is not None:
-        console.print(selection_table(capture.selection))
-    console.print(parameter_table(result.params))
+        print_table(selection_table(capture.selection))
+    print_table(parameter_table(result.params))
     alignment = capture.alignment
     fit_stats = {
         "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
@@ -242,7 +259,7 @@ def models_command():
     for spec in MODELS.values():
         parent = "" if spec.parent is None else spec.parent + (" (nested)" if spec.nested else "")
         table.add_row(spec.name, parent, ", ".join(spec.parameter_names), spec.summary)
-    console.print(table)
+    print_table(table)
 
 
 @main.command()
@@ -496,7 +513,7 @@ def _print_rows(rows, metrics) -> None:
     for row in rows:
         table.add_row(*(f"{row[c]:.5g}" if isinstance(row[c], float) else str(row[c])
                         for c in ("mode", "peak_reduction", "pair", *metrics)))
-    console.print(table)
+    print_table(table)
 
 
 # -- neural models ------------------------------------------------------------------------------
@@ -588,7 +605,7 @@ def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repe
     for frame in frame_sizes:
         by_name = {r.name: r for r in rows if r.frame_samples == frame}
         table.add_row(str(frame), *(f"{by_name[n].rtf:.3g}" if n in by_name else "" for n in names))
-    console.print(table)
+    print_table(table)
     console.print(f"CSV → {output_dir / 'rtf.csv'}, plot → {output_dir / 'rtf.png'}")
 
 
