@@ -195,7 +195,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
-            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None)
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
         source = {"dry": str(dry), "wet": str(wet)}
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()

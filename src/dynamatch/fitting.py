@@ -152,7 +152,7 @@ class _Fitter:
             coarse = np.size(dry) > COARSE_MIN_SECONDS * sample_rate
         self.coarse = None
         if coarse:
-            excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry, float), np.asarray(wet, float), sample_rate)
+            excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry), np.asarray(wet), sample_rate)
             self.coarse = CompressorObjective(excerpt_dry, excerpt_wet, sample_rate, **settings)
         self.results: dict[str, FitResult] = {}
 
@@ -311,8 +311,8 @@ def select_model(
         model_spec(name)
     if not 0.05 <= holdout_fraction <= 0.5:
         raise ParameterError(f"holdout_fraction must be between 0.05 and 0.5, got {holdout_fraction}")
-    dry = np.asarray(dry, dtype=float)
-    wet = np.asarray(wet, dtype=float)
+    dry = np.asarray(dry)
+    wet = np.asarray(wet)
     cut = int(round((1.0 - holdout_fraction) * dry.size))
     fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=on_stage, **_fitter_options(options))
     rows = []

@@ -173,7 +173,7 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     length = min(delayed.shape[-1], wet.shape[-1])
     if length <= 0:
         raise AudioError(f"a lag of {alignment.lag_samples:.1f} samples leaves no overlap between dry and wet")
-    wet = wet[..., :length] * alignment.polarity
+    wet = wet[..., :length] if alignment.polarity == 1 else -wet[..., :length]  # a view when not flipped
     return np.ascontiguousarray(delayed[..., :length]), np.ascontiguousarray(wet)
 
 

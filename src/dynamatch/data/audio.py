@@ -1,6 +1,6 @@
 """Audio files in and out, signal sanity checks, and dry/wet pair loading.
 
-Everything returned is float64, time on the last axis: ``(samples,)`` mono or ``(channels, samples)``.
+Everything returned is float64 (or float32 where asked: ``dtype="float32"``), time on the last axis: ``(samples,)`` mono or ``(channels, samples)``.
 Errors are one line that names the file and says what to do (see :mod:`dynamatch.errors`).
 """
 
@@ -62,12 +62,14 @@ def read_audio(
     mono: bool = True,
     start_seconds: float = 0.0,
     duration_seconds: float | None = None,
+    dtype: str = "float64",
 ) -> tuple[np.ndarray, int]:
     """Read WAV/FLAC/OGG/MP3 (anything libsndfile reads) as float64.
 
     Returns ``(audio, sample_rate)`` with ``audio`` of shape (samples,) when ``mono`` (channels
     averaged) else (channels, samples).  ``start_seconds``/``duration_seconds`` select a section
-    without reading the rest of the file (a section past the end stops at the end).  When ``sample_rate`` is given and differs from the
+    without reading the rest of the file (a section past the end stops at the end).  ``dtype="float32"``
+    holds 32-bit float and PCM files exactly at half the memory (resampling still computes in float64).  When ``sample_rate`` is given and differs from the
     file's, the audio is resampled with soxr (very high quality).
     """
     path = Path(path)
@@ -93,7 +95,11 @@ def read_audio(
             count = -1 if duration_seconds is None else int(round(duration_seconds * file_rate))
             if start:
                 f.seek(start)
-            data = f.read(frames=count, dtype="float64", always_2d=True)
+            if dtype not in ("float32", "float64"):
+                raise ParameterError(f"dtype must be float32 or float64, got {dtype!r}")
+            data = f.read(frames=count, dtype=dtype, always_2d=f.channels > 1)
+            if data.ndim == 1:
+                data = data[:, None]
     except (sf.SoundFileError, RuntimeError) as error:  # LibsndfileError derives from SoundFileError
         reason = str(getattr(error, "error_string", error)).replace("\n", " ").strip().rstrip(".")
         raise AudioFileError(
@@ -101,10 +107,13 @@ def read_audio(
         ) from error
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: the file holds no audio in the requested section: check start/duration")
-    audio = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)
+    if data.shape[1] == 1:
+        audio = data[:, 0] if mono else data.T  # (samples, 1) of a contiguous 1-D read: views, no copy
+    else:
+        audio = data.mean(axis=1, dtype=np.float64).astype(dtype, copy=False) if mono else np.ascontiguousarray(data.T)
     if target_rate is not None and target_rate != file_rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", path, file_rate, target_rate)
-        return resample_audio(audio, file_rate, target_rate), target_rate
+        return resample_audio(audio, file_rate, target_rate).astype(dtype, copy=False), target_rate
     return audio, file_rate
 
 
@@ -275,6 +284,7 @@ def load_pair(
     sample_rate: float | None = None,
     resample: bool = True,
     mono: bool = True,
+    dtype: str = "float64",
 ) -> AudioPair:
     """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`.
 
@@ -290,8 +300,8 @@ def load_pair(
             f"{dry_path} has {dry_channels} channels but {wet_path} has {wet_channels}: record dry and wet "
             "with the same channel count (or mix both to mono first)"
         )
-    dry, dry_rate = read_audio(dry_path, mono=mono)
-    wet, wet_rate = read_audio(wet_path, mono=mono)
+    dry, dry_rate = read_audio(dry_path, mono=mono, dtype=dtype)
+    wet, wet_rate = read_audio(wet_path, mono=mono, dtype=dtype)
     rate = dry_rate if sample_rate is None else _integer_rate(sample_rate)
     if not resample and (dry_rate != rate or wet_rate != rate):
         raise SampleRateMismatchError(
@@ -300,10 +310,10 @@ def load_pair(
         )
     if dry_rate != rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", dry_path, dry_rate, rate)
-        dry = resample_audio(dry, dry_rate, rate)
+        dry = resample_audio(dry, dry_rate, rate).astype(dtype, copy=False)
     if wet_rate != rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", wet_path, wet_rate, rate)
-        wet = resample_audio(wet, wet_rate, rate)
+        wet = resample_audio(wet, wet_rate, rate).astype(dtype, copy=False)
     if dry.ndim != wet.ndim or dry.shape[:-1] != wet.shape[:-1]:
         raise AudioError(
             f"{dry_path} has {_channel_count(dry)} channels but {wet_path} has {_channel_count(wet)}: "
