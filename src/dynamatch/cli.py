@@ -694,6 +694,14 @@ def warmup():
 
     y = Compressor(-20, 3, 5, 100, 0).process(x, DEFAULT_SAMPLE_RATE)
     fit_arrays(x, y, DEFAULT_SAMPLE_RATE, max_iterations=2)
+    # the file path of `fit`: float32 audio, one-pass checks, fractional-delay alignment
+    from .data.alignment import fractional_delay
+    from .data.audio import AudioPair
+    from .fitting import fit_pair
+
+    x32 = np.tile(x, 3).astype(np.float32)
+    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, DEFAULT_SAMPLE_RATE), 0.5).astype(np.float32)
+    fit_pair(AudioPair(x32, y32, DEFAULT_SAMPLE_RATE, "warmup dry", "warmup wet"), max_iterations=2)
     console.print(f"kernels compiled and cached in {time.perf_counter() - started:.1f} s")
 
 

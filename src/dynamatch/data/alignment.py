@@ -67,6 +67,7 @@ def estimate_alignment(
     d, w = _mono(dry, "dry"), _mono(wet, "wet")
     length = min(d.size, w.size)
     d, w = _analysis_window(d[:length], w[:length], int(round(max_analysis_seconds * sample_rate)))
+    d, w = np.asarray(d, dtype=np.float64), np.asarray(w, dtype=np.float64)  # only the window, in float64
     from scipy import fft
 
     n_fft = fft.next_fast_len(2 * d.size - 1, real=True)
@@ -226,9 +227,9 @@ def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: 
 
 
 def _mono(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    x = _float_array(x)
     if x.ndim == 2:
-        x = x.mean(axis=0)
+        x = x.mean(axis=0, dtype=np.float64)
     if x.ndim != 1 or x.size < 4:
         raise AudioError(f"{name}: expected audio of shape (samples,) or (channels, samples), got {np.shape(x)}")
     return x
@@ -240,8 +241,14 @@ def _analysis_window(d: np.ndarray, w: np.ndarray, window_samples: int) -> tuple
         return d, w
     hop = max(1, window_samples // 2)
     starts = np.arange(0, d.size - window_samples + 1, hop)
-    energy = np.concatenate(([0.0], np.cumsum(np.square(d))))
-    start = int(starts[np.argmax(energy[starts + window_samples] - energy[starts])])
+    # energy of each hop-long block (float64 sums, no full-length temporary), then of each window
+    block_energy = np.array([float(np.dot(block, block)) for block in
+                             (d[i:i + hop].astype(np.float64) for i in range(0, d.size, hop))])
+    energy = np.concatenate(([0.0], np.cumsum(block_energy)))
+    blocks_per_window = window_samples // hop  # 2, or 1 for a one-sample window
+    first_block = starts // hop
+    window_energy = energy[np.minimum(first_block + blocks_per_window, block_energy.size)] - energy[first_block]
+    start = int(starts[np.argmax(window_energy)])
     return d[start : start + window_samples], w[start : start + window_samples]
 
 
