@@ -199,8 +199,10 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         source = {"dry": str(dry), "wet": str(wet)}
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
+    held = {"pair": pair}
+    del pair  # fit_pair replaces it by the aligned pair: no second full-length copy held here
     capture = fit_pair(
-        pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
+        held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
         max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
         callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
     )
