@@ -49,7 +49,7 @@ def test_verbose_fit_prints_every_stage_and_the_fit_time(pair, tmp_path):
     text = result.output.split("stage times (wall):", 1)[1]
     stages = {line.split()[0]: float(line.split()[1]) for line in text.strip().splitlines()}
     assert list(stages) == ["imports", "read", "checks", "alignment", "fit", "save", "plot", "total"]
-    assert stages["total"] == pytest.approx(sum(v for k, v in stages.items() if k != "total"), abs=2e-3)
+    assert stages["total"] == pytest.approx(sum(v for k, v in stages.items() if k != "total"), abs=5e-3)  # each printed to 1 ms
     fit = json.loads((tmp_path / "m.json").read_text())["fit"]
     assert fit["fit_seconds"] == pytest.approx(stages["fit"], abs=2e-3)
     assert (tmp_path / "m.png").stat().st_size > 10_000
