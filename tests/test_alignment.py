@@ -112,6 +112,37 @@ def test_fractional_delay_matches_an_analytic_sine():
     np.testing.assert_allclose(fractional_delay(x, 2.0)[:2], 0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_fractional_delay_filter_matches_an_exactly_delayed_band_limited_signal(fraction):
+    """References: (1) white noise at 10x the rate, shifted by whole high-rate samples and decimated, is
+    a band-limited signal delayed by exactly a multiple of 0.1 samples (its own decimation filter limits
+    the agreement to ~1e-6 ESR below 0.4·sample_rate); (2) the ideal delay, an FFT phase shift of the
+    zero-padded signal, which the short filter must match far more closely in that band."""
+    rng = np.random.default_rng(4)
+    high = rng.standard_normal(40_000 * OVERSAMPLING)
+    shift = int(round(fraction * OVERSAMPLING))
+    reference = signal.resample_poly(np.concatenate((np.zeros(shift), high))[: high.size], 1, OVERSAMPLING)
+    x = signal.resample_poly(high, 1, OVERSAMPLING)
+    band = signal.butter(8, 0.4 * RATE, "lowpass", fs=RATE, output="sos")  # the filter's design band
+    inner = slice(500, -500)
+    n_fft = x.size + 4096
+    phase = np.exp(-2j * np.pi * np.arange(n_fft // 2 + 1) * fraction / n_fft)
+    phase[-1] = np.cos(np.pi * fraction)
+    ideal = np.fft.irfft(np.fft.rfft(x, n_fft) * phase, n_fft)[: x.size]
+
+    def in_band_esr(a, b):
+        a, b = (signal.sosfiltfilt(band, v.astype(float))[inner] for v in (a, b))
+        return np.sum((a - b) ** 2) / np.sum(b**2)
+
+    for dtype, tolerance in ((np.float64, 1e-9), (np.float32, 1e-7)):
+        delayed = fractional_delay(x.astype(dtype), fraction)
+        assert delayed.dtype == dtype and delayed.shape == x.shape
+        assert in_band_esr(delayed, ideal) < tolerance
+        assert in_band_esr(delayed, reference) < 1.5 * in_band_esr(ideal, reference) + tolerance < 3e-6
+    whole_and_fraction = fractional_delay(x, 3 + fraction)
+    np.testing.assert_allclose(whole_and_fraction[3:], fractional_delay(x, fraction)[:-3], atol=1e-12)
+
+
 def test_unrelated_recordings_are_refused():
     rng = np.random.default_rng(5)
     pair = AudioPair(rng.standard_normal(RATE), rng.standard_normal(RATE), RATE, "dry.wav", "other.wav")

@@ -224,3 +224,25 @@ def test_load_pair_reads_the_real_la2a_excerpts():
     assert pair.sample_rate == 44100 and pair.dry.shape == pair.wet.shape == (16 * 44100,)
     assert pair.duration_seconds == pytest.approx(16.0)
     assert pair.dry_name.endswith("sample1_input.wav")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_statistics_match_numpy(dtype):
+    from dynamatch.data.audio import clipped_fraction, signal_statistics
+    from dynamatch.kernels.signal_checks import BLOCK_SAMPLES
+
+    rng = np.random.default_rng(5)
+    x = 0.3 * rng.standard_normal((2, 3 * BLOCK_SAMPLES + 123))
+    for start, length in ((10, 3), (500, 4), (BLOCK_SAMPLES - 2, 9), (2 * BLOCK_SAMPLES - 5, 5), (x.shape[1] - 6, 6)):
+        x[0, start:start + length] = 1.0  # flat tops, some across the kernel's block edges
+    x[1, BLOCK_SAMPLES + 7: BLOCK_SAMPLES + 20] = -1.0
+    x[1, 4 * 1000] = np.nan
+    x[0, 70_000] = np.inf
+    x = x.astype(dtype)
+    stats = signal_statistics(x)
+    finite = x[np.isfinite(x)].astype(float)
+    assert stats.non_finite == 2 and stats.first_non_finite == 4000 and stats.samples == x.shape[1]
+    assert stats.mean == pytest.approx(finite.mean(), rel=1e-9)
+    assert stats.rms == pytest.approx(np.sqrt(np.mean(finite**2)), rel=1e-9)
+    clean = np.nan_to_num(x, nan=0.0, posinf=0.0)
+    assert stats.clipped_fraction == clipped_fraction(clean) == pytest.approx((4 + 9 + 5 + 6 + 13) / x.size)

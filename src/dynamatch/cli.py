@@ -6,8 +6,10 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -19,9 +21,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DynamatchError
+from .timing import PROCESS_STARTED, StageTimes
 
 console = Console(stderr=True, highlight=False)
 DEFAULT_SAMPLE_RATE = 44100
+PLOT_SECONDS = 30.0
 
 
 def _handle_errors(command):
@@ -50,9 +54,41 @@ def _handle_errors(command):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option("--format", "table_format", type=click.Choice(["auto", "table", "plain", "csv", "json"]), default="auto",
+              show_default=True, envvar="DYNAMATCH_FORMAT",
+              help="Tables: rich on a terminal and plain text elsewhere (auto), or csv/json on stdout.")
 @click.version_option(package_name="dynamatch")
-def main(debug: bool) -> None:
+def main(debug: bool, table_format: str) -> None:
     """Capture dynamic range compressors as fast, interpretable real-time models."""
+    _show_library_warnings()
+
+
+def print_table(table: Table) -> None:
+    """Print a table per ``--format``: rich on a terminal, else plain/CSV/JSON text on stdout (never truncated)."""
+    from .report.tables import render, rich_table_cells
+
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.find_root().params.get("table_format", "auto") if ctx is not None else "auto"
+    if fmt == "auto":
+        fmt = "table" if console.is_terminal else "plain"
+    if fmt == "table":
+        console.print(table)
+        return
+    click.echo(render(*rich_table_cells(table), fmt), nl=False)
+
+
+class _ConsoleWarnings(logging.Handler):
+    """The library's warnings (dynamatch.* loggers) as one ``warning:`` line each on the console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", soft_wrap=True)
+
+
+def _show_library_warnings() -> None:
+    logger = logging.getLogger("dynamatch")
+    if not any(isinstance(h, _ConsoleWarnings) for h in logger.handlers):
+        handler = _ConsoleWarnings(logging.WARNING)
+        logger.addHandler(handler)
 
 
 # -- capture check --------------------------------------------------------------------------------
@@ -179,29 +215,38 @@ def _device_option(command):
 @click.option("--candidates", default=None,
               help="--model auto: comma-separated members to choose among (default: a standard set).")
 @click.option("--method", type=click.Choice(["newton", "lm", "adam"]), default="newton", show_default=True)
-@click.option("--max-iterations", type=int, default=50, show_default=True)
+@click.option("--max-iterations", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--no-align", is_flag=True, help="Skip latency/polarity alignment.")
 @click.option("--warm-start", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start from a previously fitted model file.")
 @click.option("--sample-rate", type=float, default=None, help="Resample both files to this rate (Hz).")
-@click.option("--chunk-seconds", type=float, default=12.0, show_default=True)
-@click.option("--warmup-seconds", type=float, default=1.0, show_default=True)
+@click.option("--chunk-seconds", type=click.FloatRange(min=0, min_open=True), default=12.0, show_default=True)
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Print the wall time of each stage (imports, read, checks, …).")
 @_device_option
 @_capture_check_options
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
-        chunk_seconds, warmup_seconds, plot, objective_device, reference_dbu, input_reference_dbu, ignore_checks):
+        chunk_seconds, warmup_seconds, plot, verbose, objective_device, reference_dbu, input_reference_dbu,
+        ignore_checks):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
     levelling amplifier (peak reduction 65, compress), fitted, with model, summary and plot written.
     """
-    from .data.audio import AudioPair
-    from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
-    from .models.family import model_spec
-    from .models.model_file import load_compressor, save_compressor
+    times = StageTimes()
+    with times.stage("imports"):
+        from .data.audio import AudioPair
+        from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
+        from .models.family import model_spec
+        from .models.model_file import check_writable, load_compressor, save_compressor
+    times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
 
+    check_writable(output)
+    if warmup_seconds >= chunk_seconds:
+        raise click.BadParameter(f"{warmup_seconds:g} s is not shorter than --chunk-seconds {chunk_seconds:g} s",
+                                 param_hint="--warmup-seconds")
     if model != AUTO:
         model_spec(model)
     candidate_list = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else AUTO_CANDIDATES
@@ -225,26 +270,31 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     else:
         from .data.audio import load_pair
 
-        pair = load_pair(dry, wet, sample_rate=sample_rate)
+        with times.stage("read"):
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
         source = {"dry": str(dry), "wet": str(wet)}
     report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
+    held = {"pair": pair}
+    del pair  # fit_pair replaces it by the aligned pair: no second full-length copy held here
     capture = fit_pair(
-        pair, align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
+        held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
         max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
-        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"),
+        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
         **({"device": objective_device} if objective_device else {}),
     )
     elapsed = time.perf_counter() - started
+    save_started = time.perf_counter()
     result, aligned = capture.result, capture.pair
     if capture.selection is not None:
-        console.print(selection_table(capture.selection))
-    console.print(parameter_table(result.params))
+        print_table(selection_table(capture.selection))
+    print_table(parameter_table(result.params))
     alignment = capture.alignment
     fit_stats = {
         "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
         "success": bool(result.success), "message": result.message, "elapsed_seconds": round(elapsed, 3),
+        "fit_seconds": round(times.seconds["fit"], 3),
         "duration_seconds": len(aligned.dry) / aligned.sample_rate,
         "alignment": None if alignment is None else {
             "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
@@ -256,13 +306,23 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     summary = output.with_suffix(".summary.txt")
     summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
-    console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {elapsed:.1f} s → {output}")
+    console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {times.seconds['fit']:.1f} s → {output}")
+    times.add("save", time.perf_counter() - save_started)
+    with times.stage("plot") if plot else contextlib.nullcontext():
+        _fit_plot(plot, output, result, aligned, reference_gr_db, source)
+    if verbose:
+        console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _fit_plot(plot, output, result, aligned, reference_gr_db, source) -> None:
     if plot:
         from .report.plots import plot_fit
 
-        prediction = result.params.process(aligned.dry, aligned.sample_rate)
-        gain = result.params.gain(aligned.dry, aligned.sample_rate)
-        png = plot_fit(output.with_suffix(".png"), aligned.dry, aligned.wet, prediction, aligned.sample_rate,
+        shown = aligned.dry[: int(PLOT_SECONDS * aligned.sample_rate)]  # the plot shows the first 30 s
+        prediction = result.params.process(shown, aligned.sample_rate)
+        gain = result.params.gain(shown, aligned.sample_rate)
+        png = plot_fit(output.with_suffix(".png"), shown, aligned.wet[: shown.size], prediction, aligned.sample_rate,
+                       max_seconds=PLOT_SECONDS,
                        model_gain=gain, reference_gain_reduction_db=reference_gr_db,
                        title=f"{source['wet']}: ESR {result.loss:.4g}")
         console.print(f"plot → {png}")
@@ -280,7 +340,7 @@ def models_command():
     for spec in MODELS.values():
         parent = "" if spec.parent is None else spec.parent + (" (nested)" if spec.nested else "")
         table.add_row(spec.name, parent, ", ".join(spec.parameter_names), spec.summary)
-    console.print(table)
+    print_table(table)
 
 
 @main.command()
@@ -604,7 +664,7 @@ def _print_rows(rows, metrics) -> None:
     for row in rows:
         table.add_row(*(f"{row[c]:.5g}" if isinstance(row[c], float) else str(row[c])
                         for c in ("mode", "peak_reduction", "pair", *metrics)))
-    console.print(table)
+    print_table(table)
 
 
 # -- neural models ------------------------------------------------------------------------------
@@ -727,7 +787,7 @@ def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repe
     for frame in frame_sizes:
         by_name = {r.name: r for r in rows if r.frame_samples == frame}
         table.add_row(str(frame), *(f"{by_name[n].rtf:.3g}" if n in by_name else "" for n in names))
-    console.print(table)
+    print_table(table)
     console.print(f"CSV → {output_dir / 'rtf.csv'}, plot → {output_dir / 'rtf.png'}")
 
 
@@ -816,6 +876,14 @@ def warmup():
 
     y = Compressor(-20, 3, 5, 100, 0).process(x, DEFAULT_SAMPLE_RATE)
     fit_arrays(x, y, DEFAULT_SAMPLE_RATE, max_iterations=2)
+    # the file path of `fit`: float32 audio, one-pass checks, fractional-delay alignment
+    from .data.alignment import fractional_delay
+    from .data.audio import AudioPair
+    from .fitting import fit_pair
+
+    x32 = np.tile(x, 3).astype(np.float32)
+    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, DEFAULT_SAMPLE_RATE), 0.5).astype(np.float32)
+    fit_pair(AudioPair(x32, y32, DEFAULT_SAMPLE_RATE, "warmup dry", "warmup wet"), max_iterations=2)
     console.print(f"kernels compiled and cached in {time.perf_counter() - started:.1f} s")
 
 

@@ -44,6 +44,14 @@ class UnrelatedAudioError(AudioError):
     """A dry/wet pair whose signals are not the same recording."""
 
 
+class NoCompressionError(AudioError):
+    """A wet signal that is the dry one times a constant gain: the device did not act on it."""
+
+
+class OutputPathError(DynamatchError, OSError):
+    """An output path that cannot be written."""
+
+
 class ParameterError(DynamatchError, ValueError):
     """A parameter out of its valid range."""
 

@@ -33,11 +33,12 @@ import numpy as np
 
 from .data.alignment import Alignment, align_pair
 from .data.audio import AudioPair, check_signal, load_pair
-from .errors import ParameterError
+from .errors import AudioError, NoCompressionError, ParameterError
 from .models.compressor import Compressor
 from .models.family import MODELS, model_spec
 from .optimize import Bounds, FitResult, minimize
 from .optimize.objective import CompressorObjective
+from .timing import StageTimes, maybe
 
 #: The 4A-2A paper's initial point; make-up is then set so that RMS levels match.
 DEFAULT_START = Compressor(threshold_db=-36.0, ratio=4.0, attack_ms=1.0, release_ms=200.0, makeup_db=0.0)
@@ -52,6 +53,10 @@ COARSE_EXCERPT_SECONDS = 12.0
 #: How many of the candidate starts of a member with a parent are optimised.
 STARTS = 3
 AUTO = "auto"
+#: A pair must hold at least the warm-up plus this much audio.
+MIN_FIT_SECONDS = 1.0
+#: A wet whose gain-matched residual against the dry is below this ESR is not compressed.
+NO_COMPRESSION_ESR = 1e-7
 #: Members ``model="auto"`` chooses among, by default.
 AUTO_CANDIDATES: tuple[str, ...] = (
     "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
@@ -156,7 +161,7 @@ class _Fitter:
             coarse = np.size(dry) > COARSE_MIN_SECONDS * sample_rate
         self.coarse = None
         if coarse:
-            excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry, float), np.asarray(wet, float), sample_rate)
+            excerpt_dry, excerpt_wet = coarse_excerpts(np.asarray(dry), np.asarray(wet), sample_rate)
             self.coarse = make_objective(excerpt_dry, excerpt_wet, sample_rate, **settings)
         self.results: dict[str, FitResult] = {}
 
@@ -320,8 +325,8 @@ def select_model(
         model_spec(name)
     if not 0.05 <= holdout_fraction <= 0.5:
         raise ParameterError(f"holdout_fraction must be between 0.05 and 0.5, got {holdout_fraction}")
-    dry = np.asarray(dry, dtype=float)
-    wet = np.asarray(wet, dtype=float)
+    dry = np.asarray(dry)
+    wet = np.asarray(wet)
     cut = int(round((1.0 - holdout_fraction) * dry.size))
     fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=on_stage, **_fitter_options(options))
     rows = []
@@ -353,26 +358,64 @@ def _fitter_options(options: dict) -> dict:
     return picked
 
 
+def check_fit_length(pair: AudioPair, warmup_seconds: float = 1.0) -> None:
+    """Refuse a pair too short to fit: at least ``warmup_seconds`` + :data:`MIN_FIT_SECONDS` of audio."""
+    needed = float(warmup_seconds) + MIN_FIT_SECONDS
+    samples = pair.dry.shape[-1]
+    if samples < needed * pair.sample_rate:
+        raise AudioError(
+            f"{pair.dry_name}: too short ({samples} samples = {samples / pair.sample_rate:.3g} s) to fit a compressor: "
+            f"record at least {needed:g} s (the capture stimulus: `dynamatch stimulus`)"
+        )
+
+
+def check_compressed(pair: AudioPair) -> None:
+    """Refuse a wet that is the dry times one gain: with the least-squares gain a = <w, d>/<d, d>, the
+    residual ESR |w − a·d|² / |w|² below :data:`NO_COMPRESSION_ESR` means the device did nothing."""
+    d = np.asarray(pair.dry).reshape(-1)
+    w = np.asarray(pair.wet).reshape(-1)
+    dd, ww, dw = float(np.dot(d, d)), float(np.dot(w, w)), float(np.dot(d, w))
+    if dd == 0.0 or ww == 0.0:
+        return
+    residual = max(ww - dw * dw / dd, 0.0) / ww
+    if residual < NO_COMPRESSION_ESR:
+        gain_db = 20.0 * np.log10(abs(dw / dd))
+        raise NoCompressionError(
+            f"{pair.wet_name}: is {pair.dry_name} times a constant gain ({gain_db:+.2f} dB, residual ESR {residual:.1e}): "
+            "there is no compression to fit; drive the device harder (lower threshold / more peak reduction) and record again"
+        )
+
+
 def fit_pair(
     pair: AudioPair,
     *,
     align: bool = True,
     model: str = "ff5",
     candidates: Sequence[str] = AUTO_CANDIDATES,
+    times: StageTimes | None = None,
     **options,
 ) -> CaptureFit:
-    """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects)."""
+    """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects).
+
+    ``times`` (a :class:`~dynamatch.timing.StageTimes`) receives the wall time of checks, alignment, fit."""
     if model != AUTO:
         model_spec(model)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
+    with maybe(times, "checks"):
+        check_signal(pair.dry, pair.dry_name)
+        check_signal(pair.wet, pair.wet_name)
+        check_fit_length(pair, options.get("warmup_seconds", 1.0))
+        check_compressed(pair)
     alignment = None
     if align:
-        pair, alignment = align_pair(pair)
-    if model == AUTO:
-        result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
-        return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
-    result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
+        with maybe(times, "alignment"):
+            pair, alignment = align_pair(pair)
+        with maybe(times, "checks"):
+            check_compressed(pair)
+    with maybe(times, "fit"):
+        if model == AUTO:
+            result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
+            return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
+        result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
     return CaptureFit(result=result, alignment=alignment, pair=pair)
 
 

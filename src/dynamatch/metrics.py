@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy.signal import lfilter
 
 from .errors import LengthMismatchError, NonFiniteAudioError, ParameterError, SilentAudioError
 from .kernels.prefilter import prefilter as _prefilter
@@ -55,6 +54,8 @@ def esr(prediction, target, *, prefilter: bool = True) -> float:
 def _power_envelope(x2: np.ndarray, time_seconds: float, sample_rate: float) -> np.ndarray:
     """One-pole power envelope ``e[n] = a x²[n] + (1-a) e[n-1]``, ``a = 1 - exp(-1/(τ fs))``, ``e[-1] = 0``."""
     a = -np.expm1(-1.0 / (time_seconds * sample_rate))
+    from scipy.signal import lfilter
+
     return lfilter([a], [1.0, a - 1.0], x2, axis=-1)
 
 

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import fft, optimize, signal
 
 from ..errors import AudioError, ParameterError, UnrelatedAudioError
 from .audio import AudioPair
@@ -32,7 +31,10 @@ from .audio import AudioPair
 HIGHPASS_HZ = 100.0  # pre-filter: 4th-order Butterworth band-pass on both signals, from here ...
 LOWPASS_FRACTION = 0.4  # ... to this fraction of the sample rate (converters' and resamplers' anti-alias
 # transition bands near Nyquist alias differently for every fractional shift and would bias the lag)
-FRACTIONAL_DELAY_PADDING_SAMPLES = 4096  # zeros appended before the FFT phase shift (keeps wrap-around out)
+ANALYSIS_SECONDS = 10.0  # the lag is estimated on the loudest window of this length (was 60 s: 6x the FFT work)
+FRACTIONAL_DELAY_TAPS = 64  # Kaiser-windowed sinc fractional-delay filter: length ...
+FRACTIONAL_DELAY_KAISER_BETA = 10.0  # ... and window shape (see fractional_delay_taps)
+FRACTIONAL_DELAY_MAX_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def estimate_alignment(
     sample_rate: float,
     *,
     max_lag_seconds: float = 1.0,
-    max_analysis_seconds: float = 60.0,
+    max_analysis_seconds: float = ANALYSIS_SECONDS,
 ) -> Alignment:
     """Estimate the lag (in samples, sub-sample accurate) and polarity of ``wet`` against ``dry``.
 
@@ -65,15 +67,22 @@ def estimate_alignment(
     d, w = _mono(dry, "dry"), _mono(wet, "wet")
     length = min(d.size, w.size)
     d, w = _analysis_window(d[:length], w[:length], int(round(max_analysis_seconds * sample_rate)))
-    band_hz = (min(HIGHPASS_HZ, 0.1 * sample_rate), LOWPASS_FRACTION * sample_rate)
-    sos = signal.butter(4, band_hz, "bandpass", fs=sample_rate, output="sos")
-    d, w = signal.sosfilt(sos, d), signal.sosfilt(sos, w)
-    norm = math.sqrt(float(np.dot(d, d)) * float(np.dot(w, w)))
-    if norm == 0.0:
-        raise AudioError("cannot align: the dry or the wet signal has no energy in the 100 Hz…0.4·sample_rate band: check the files")
+    d, w = np.asarray(d, dtype=np.float64), np.asarray(w, dtype=np.float64)  # only the window, in float64
+    from scipy import fft
 
     n_fft = fft.next_fast_len(2 * d.size - 1, real=True)
-    cross = fft.rfft(w, n_fft) * np.conj(fft.rfft(d, n_fft))
+    frequency_hz = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    band = _band_magnitude(frequency_hz, min(HIGHPASS_HZ, 0.1 * sample_rate), LOWPASS_FRACTION * sample_rate)
+    spectrum_d, spectrum_w = fft.rfft(d, n_fft) * band, fft.rfft(w, n_fft) * band
+    weights = np.full(spectrum_d.size, 2.0)  # one-sided spectrum: count the bins 0 < f < N/2 twice
+    weights[0] = 1.0
+    if n_fft % 2 == 0:
+        weights[-1] = 1.0
+    # Parseval: the energies of the band-passed signals
+    norm = math.sqrt(float(np.dot(weights, np.abs(spectrum_d) ** 2)) * float(np.dot(weights, np.abs(spectrum_w) ** 2))) / n_fft
+    if norm == 0.0:
+        raise AudioError("cannot align: the dry or the wet signal has no energy in the 100 Hz…0.4·sample_rate band: check the files")
+    cross = spectrum_w * np.conj(spectrum_d)
     r = fft.irfft(cross, n_fft)  # r[k] = sum_n w[n + k] d[n]; negative k at n_fft + k
 
     max_lag = max(1, min(int(round(max_lag_seconds * sample_rate)), d.size - 2))
@@ -83,36 +92,68 @@ def estimate_alignment(
     polarity = 1 if values[peak] >= 0 else -1
     guess = float(lags[peak]) + _parabolic_offset(np.abs(values), peak)
 
-    weights = np.full(cross.size, 2.0)  # one-sided spectrum: count the bins 0 < f < N/2 twice
-    weights[0] = 1.0
-    if n_fft % 2 == 0:
-        weights[-1] = 1.0
     weighted, omega = weights * cross / n_fft, 2.0 * np.pi * np.arange(cross.size) / n_fft
     lag = _refine_peak(weighted, omega, polarity, guess, float(lags[peak]))
     correlation = polarity * _interpolated_correlation(weighted, omega, lag)[0] / norm
     return Alignment(lag_samples=lag, polarity=polarity, correlation=float(correlation))
 
 
+def fractional_delay_taps(fraction: float, length: int = FRACTIONAL_DELAY_TAPS,
+                          beta: float = FRACTIONAL_DELAY_KAISER_BETA) -> np.ndarray:
+    r"""Kaiser-windowed sinc taps ``g(j) = sinc(j − f)·w(j − f)``, ``j = −(L/2 − 1) … L/2``, that delay by
+    ``f`` (0 ≤ f < 1): :math:`y[n] = \sum_j g(j)\,x[n − j] \approx x(n − f)`.  Normalised to unit DC gain.
+    With L = 64 and β = 10 the error is below −90 dB up to 0.4·sample_rate (Kaiser's formula
+    N ≈ (A − 8)/(2.285·2π·Δf) with a transition Δf = 0.1 from 0.4 to 0.5 cycles/sample)."""
+    half = length // 2
+    j = np.arange(-(half - 1), half + 1, dtype=np.float64)
+    t = j - fraction
+    window = np.i0(beta * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None))) / np.i0(beta)
+    taps = np.sinc(t) * window
+    return taps / taps.sum()
+
+
 def fractional_delay(x: np.ndarray, delay_samples: float) -> np.ndarray:
     r"""Delay ``x`` (along its last axis) by a real number of samples: ``y[n] = x(n - delay)``.
 
-    Ideal band-limited delay by FFT phase shift, :math:`Y_f = X_f e^{-2\pi i f\,\text{delay}/N}`,
-    on a copy zero-padded by :data:`FRACTIONAL_DELAY_PADDING_SAMPLES` so the sinc tails of both ends
-    fall into the padding instead of wrapping round (the signal is treated as zero outside its span).
-    Meant for delays of a few samples at most; the output has the input's length.
+    The whole part is a shift; the fraction is a 64-tap Kaiser-windowed sinc
+    (:func:`fractional_delay_taps`), applied by one compiled parallel pass with float64 sums, so the
+    cost is linear in the length (no FFT over the whole signal).  The signal is zero outside its span;
+    the output has the input's length and dtype (float32 stays float32).
     """
-    x = np.asarray(x, dtype=np.float64)
-    if abs(delay_samples) > FRACTIONAL_DELAY_PADDING_SAMPLES / 4:
+    from ..kernels.signal_checks import fir_same
+
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    if abs(delay_samples) > FRACTIONAL_DELAY_MAX_SAMPLES:
         raise ParameterError(f"fractional_delay is for small delays, got {delay_samples} samples")
-    if delay_samples == 0.0:
-        return x.copy()
-    samples = x.shape[-1]
-    n_fft = fft.next_fast_len(samples + FRACTIONAL_DELAY_PADDING_SAMPLES, real=True)
-    spectrum = fft.rfft(x, n_fft, axis=-1)
-    phase = np.exp(-2j * np.pi * np.arange(spectrum.shape[-1]) * delay_samples / n_fft)
-    if n_fft % 2 == 0:  # the Nyquist bin of a real signal must stay real
-        phase[-1] = math.cos(math.pi * delay_samples)
-    return fft.irfft(spectrum * phase, n_fft, axis=-1)[..., :samples]
+    whole = math.floor(delay_samples)
+    fraction = delay_samples - whole
+    if fraction == 0.0:
+        return _shift(x, whole)
+    taps = fractional_delay_taps(fraction)
+    centre = FRACTIONAL_DELAY_TAPS // 2 - 1  # tap index of j = 0
+    # h[k] = g(k - centre) and fir_same computes out[n] = sum_k h[k] x[n + centre - k] = sum_j g(j) x[n - j]
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+    out = np.empty_like(flat)
+    for channel in range(flat.shape[0]):
+        fir_same(flat[channel], taps, centre, out[channel])
+    return _shift(out.reshape(x.shape), whole) if whole else out.reshape(x.shape)
+
+
+def _float_array(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def _shift(x: np.ndarray, samples: int) -> np.ndarray:
+    """``x`` delayed by a whole number of samples (zeros shifted in), same length."""
+    out = np.zeros_like(x)
+    if samples >= 0:
+        out[..., samples:] = x[..., : x.shape[-1] - samples]
+    else:
+        out[..., :samples] = x[..., -samples:]
+    return out
 
 
 def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
@@ -122,10 +163,10 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     :func:`fractional_delay` and both are trimmed to the overlap for the integer shift ``m``; the
     wet's polarity is flipped when ``alignment.polarity`` is −1.  Shapes (samples,) or (channels, samples).
     """
-    dry, wet = np.asarray(dry, dtype=np.float64), np.asarray(wet, dtype=np.float64)
+    dry, wet = _float_array(dry), _float_array(wet)
     whole = math.floor(alignment.lag_samples)
     fraction = alignment.lag_samples - whole
-    delayed = fractional_delay(dry, fraction) if fraction > 0 else dry.copy()
+    delayed = fractional_delay(dry, fraction) if fraction > 0 else dry
     if whole >= 0:
         wet = wet[..., whole:]
     else:
@@ -133,7 +174,7 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     length = min(delayed.shape[-1], wet.shape[-1])
     if length <= 0:
         raise AudioError(f"a lag of {alignment.lag_samples:.1f} samples leaves no overlap between dry and wet")
-    wet = wet[..., :length] * alignment.polarity
+    wet = wet[..., :length] if alignment.polarity == 1 else -wet[..., :length]  # a view when not flipped
     return np.ascontiguousarray(delayed[..., :length]), np.ascontiguousarray(wet)
 
 
@@ -174,6 +215,8 @@ def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: 
             break
         if abs(step) < 1e-7:
             return tau
+    from scipy import optimize
+
     result = optimize.minimize_scalar(
         lambda t: -polarity * _interpolated_correlation(weighted, omega, t)[0],
         bounds=(centre - 1.0, centre + 1.0),
@@ -184,9 +227,9 @@ def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: 
 
 
 def _mono(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    x = _float_array(x)
     if x.ndim == 2:
-        x = x.mean(axis=0)
+        x = x.mean(axis=0, dtype=np.float64)
     if x.ndim != 1 or x.size < 4:
         raise AudioError(f"{name}: expected audio of shape (samples,) or (channels, samples), got {np.shape(x)}")
     return x
@@ -198,9 +241,23 @@ def _analysis_window(d: np.ndarray, w: np.ndarray, window_samples: int) -> tuple
         return d, w
     hop = max(1, window_samples // 2)
     starts = np.arange(0, d.size - window_samples + 1, hop)
-    energy = np.concatenate(([0.0], np.cumsum(np.square(d))))
-    start = int(starts[np.argmax(energy[starts + window_samples] - energy[starts])])
+    # energy of each hop-long block (float64 sums, no full-length temporary), then of each window
+    block_energy = np.array([float(np.dot(block, block)) for block in
+                             (d[i:i + hop].astype(np.float64) for i in range(0, d.size, hop))])
+    energy = np.concatenate(([0.0], np.cumsum(block_energy)))
+    blocks_per_window = window_samples // hop  # 2, or 1 for a one-sample window
+    first_block = starts // hop
+    window_energy = energy[np.minimum(first_block + blocks_per_window, block_energy.size)] - energy[first_block]
+    start = int(starts[np.argmax(window_energy)])
     return d[start : start + window_samples], w[start : start + window_samples]
+
+
+def _band_magnitude(frequency_hz: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """Zero-phase band-pass magnitude: 4th-order Butterworth high-pass at ``low_hz`` times 4th-order
+    Butterworth low-pass at ``high_hz``, :math:`|H| = (1 + (f_l/f)^8)^{-1/2} (1 + (f/f_h)^8)^{-1/2}`."""
+    with np.errstate(divide="ignore"):
+        highpass = 1.0 / np.sqrt(1.0 + (low_hz / frequency_hz) ** 8)
+    return highpass * (1.0 / np.sqrt(1.0 + (frequency_hz / high_hz) ** 8))
 
 
 def _parabolic_offset(values: np.ndarray, peak: int) -> float:

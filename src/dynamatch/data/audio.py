@@ -1,6 +1,6 @@
 """Audio files in and out, signal sanity checks, and dry/wet pair loading.
 
-Everything returned is float64, time on the last axis: ``(samples,)`` mono or ``(channels, samples)``.
+Everything returned is float64 (or float32 where asked: ``dtype="float32"``), time on the last axis: ``(samples,)`` mono or ``(channels, samples)``.
 Errors are one line that names the file and says what to do (see :mod:`dynamatch.errors`).
 """
 
@@ -36,6 +36,7 @@ CLIP_RUN_SAMPLES = 4  # a clipped run: at least this many consecutive identical 
 CLIP_FRACTION = 1e-3  # refuse a signal when more than this fraction of its samples sit in clipped runs
 TRIM_FRACTION = 0.005  # dry/wet length differences up to 0.5 % of the longer ...
 TRIM_SECONDS = 1.0  # ... or up to 1 s (whichever is larger) are trimmed with a warning
+DC_WARN_LEVEL = 0.01  # |mean| at or above this (-40 dBFS) gets a warning
 PCM_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
 
 
@@ -61,12 +62,14 @@ def read_audio(
     mono: bool = True,
     start_seconds: float = 0.0,
     duration_seconds: float | None = None,
+    dtype: str = "float64",
 ) -> tuple[np.ndarray, int]:
     """Read WAV/FLAC/OGG/MP3 (anything libsndfile reads) as float64.
 
     Returns ``(audio, sample_rate)`` with ``audio`` of shape (samples,) when ``mono`` (channels
     averaged) else (channels, samples).  ``start_seconds``/``duration_seconds`` select a section
-    without reading the rest of the file (a section past the end stops at the end).  When ``sample_rate`` is given and differs from the
+    without reading the rest of the file (a section past the end stops at the end).  ``dtype="float32"``
+    holds 32-bit float and PCM files exactly at half the memory (resampling still computes in float64).  When ``sample_rate`` is given and differs from the
     file's, the audio is resampled with soxr (very high quality).
     """
     path = Path(path)
@@ -92,7 +95,11 @@ def read_audio(
             count = -1 if duration_seconds is None else int(round(duration_seconds * file_rate))
             if start:
                 f.seek(start)
-            data = f.read(frames=count, dtype="float64", always_2d=True)
+            if dtype not in ("float32", "float64"):
+                raise ParameterError(f"dtype must be float32 or float64, got {dtype!r}")
+            data = f.read(frames=count, dtype=dtype, always_2d=f.channels > 1)
+            if data.ndim == 1:
+                data = data[:, None]
     except (sf.SoundFileError, RuntimeError) as error:  # LibsndfileError derives from SoundFileError
         reason = str(getattr(error, "error_string", error)).replace("\n", " ").strip().rstrip(".")
         raise AudioFileError(
@@ -100,10 +107,13 @@ def read_audio(
         ) from error
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: the file holds no audio in the requested section: check start/duration")
-    audio = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)
+    if data.shape[1] == 1:
+        audio = data[:, 0] if mono else data.T  # (samples, 1) of a contiguous 1-D read: views, no copy
+    else:
+        audio = data.mean(axis=1, dtype=np.float64).astype(dtype, copy=False) if mono else np.ascontiguousarray(data.T)
     if target_rate is not None and target_rate != file_rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", path, file_rate, target_rate)
-        return resample_audio(audio, file_rate, target_rate), target_rate
+        return resample_audio(audio, file_rate, target_rate).astype(dtype, copy=False), target_rate
     return audio, file_rate
 
 
@@ -178,6 +188,45 @@ def clipped_fraction(audio: np.ndarray) -> float:
     return total / x.size
 
 
+@dataclass(frozen=True)
+class SignalStatistics:
+    """What :func:`check_signal` needs, from one compiled pass (float64 sums over float32/64 audio)."""
+
+    samples: int
+    non_finite: int
+    first_non_finite: int  # sample index along time (-1: none)
+    mean: float  # of the finite samples
+    rms: float  # of the finite samples
+    clipped_fraction: float  # as :func:`clipped_fraction`
+
+
+def signal_statistics(audio: np.ndarray) -> SignalStatistics:
+    """Non-finite count, mean, RMS and clipped fraction of (samples,) or (channels, samples) audio in one
+    parallel numba pass per channel (:func:`dynamatch.kernels.signal_checks.signal_statistics`)."""
+    from ..kernels.signal_checks import signal_statistics as kernel
+
+    x = np.asarray(audio)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    channels = np.atleast_2d(x)
+    if channels.size == 0:
+        return SignalStatistics(0, 0, -1, 0.0, 0.0, 0.0)
+    bad = clipped = 0
+    first = -1
+    total = squares = 0.0
+    for channel in channels:
+        b, f, s, q, c = kernel(np.ascontiguousarray(channel), CLIP_LEVEL, CLIP_RUN_SAMPLES)
+        bad, total, squares, clipped = bad + int(b), total + float(s), squares + float(q), clipped + int(c)
+        if f >= 0:
+            first = int(f) if first < 0 else min(first, int(f))
+    finite = channels.size - bad
+    return SignalStatistics(
+        samples=int(channels.shape[-1]), non_finite=bad, first_non_finite=first,
+        mean=total / finite if finite else 0.0, rms=math.sqrt(squares / finite) if finite else 0.0,
+        clipped_fraction=clipped / channels.size,
+    )
+
+
 def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None) -> None:
     """Refuse audio that cannot be used to fit a model, with one line naming ``name`` and the fix.
 
@@ -188,22 +237,44 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
       signature of a converter or file format that hit full scale.  An isolated full-scale
       sample, or float audio that exceeds 1.0 without flat tops, is not clipping.
     """
-    x = np.asarray(audio, dtype=np.float64)
-    if x.size == 0:
+    stats = signal_statistics(audio)
+    if stats.samples == 0:
         raise SilentAudioError(f"{name}: no samples: check the file or the selected section")
-    check_finite(x, name, sample_rate)
-    rms = float(np.sqrt(np.mean(np.square(x))))
+    if stats.non_finite:
+        where = f"sample {stats.first_non_finite}" + (
+            f" ({stats.first_non_finite / sample_rate:.3f} s)" if sample_rate else "")
+        raise NonFiniteAudioError(
+            f"{name}: {stats.non_finite} non-finite samples (NaN/inf), first at {where}: re-render or re-export the audio"
+        )
+    rms = stats.rms
     if rms == 0.0 or 20.0 * math.log10(rms) < SILENCE_DBFS:
         level = "all zero" if rms == 0.0 else f"RMS {20.0 * math.log10(rms):.1f} dBFS"
         raise SilentAudioError(
             f"{name}: silent ({level}, below {SILENCE_DBFS:.0f} dBFS): check the recording level and routing"
         )
-    fraction = clipped_fraction(x)
+    fraction = stats.clipped_fraction
     if fraction > CLIP_FRACTION:
         raise ClippedAudioError(
             f"{name}: {100 * fraction:.2f} % of samples sit in flat runs at full scale (clipped): "
             "record again with less gain into the converter"
         )
+
+
+def warn_dc_offset(audio: np.ndarray, name: str) -> float:
+    """Log a warning when the mean of ``audio`` is at least :data:`DC_WARN_LEVEL` of full scale (a
+    converter or DAW offset: the level detector sees it as signal); returns the offset."""
+    offset = signal_statistics(audio).mean
+    if abs(offset) >= DC_WARN_LEVEL:
+        log.warning("%s: large DC offset %+.3f (%.0f dBFS): the level detector sees it as signal; "
+                    "high-pass the recording or check the converter", name, offset, 20.0 * math.log10(abs(offset)))
+    return offset
+
+
+def _file_channels(path: Path) -> int | None:
+    try:
+        return int(sf.info(str(path)).channels)
+    except Exception:  # unreadable: read_audio reports it with the reason
+        return None
 
 
 def load_pair(
@@ -213,6 +284,7 @@ def load_pair(
     sample_rate: float | None = None,
     resample: bool = True,
     mono: bool = True,
+    dtype: str = "float64",
 ) -> AudioPair:
     """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`.
 
@@ -222,20 +294,26 @@ def load_pair(
     warning; larger differences raise :class:`LengthMismatchError`.
     """
     dry_path, wet_path = Path(dry_path), Path(wet_path)
-    dry, dry_rate = read_audio(dry_path, mono=mono)
-    wet, wet_rate = read_audio(wet_path, mono=mono)
+    dry_channels, wet_channels = _file_channels(dry_path), _file_channels(wet_path)
+    if dry_channels and wet_channels and dry_channels != wet_channels:
+        raise AudioError(
+            f"{dry_path} has {dry_channels} channels but {wet_path} has {wet_channels}: record dry and wet "
+            "with the same channel count (or mix both to mono first)"
+        )
+    dry, dry_rate = read_audio(dry_path, mono=mono, dtype=dtype)
+    wet, wet_rate = read_audio(wet_path, mono=mono, dtype=dtype)
     rate = dry_rate if sample_rate is None else _integer_rate(sample_rate)
     if not resample and (dry_rate != rate or wet_rate != rate):
         raise SampleRateMismatchError(
             f"{dry_path} is {dry_rate} Hz but {wet_path} is {wet_rate} Hz (wanted {rate} Hz): "
-            "export both at one rate or allow resampling"
+            "export both at one rate, or resample both (CLI: --sample-rate HZ)"
         )
     if dry_rate != rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", dry_path, dry_rate, rate)
-        dry = resample_audio(dry, dry_rate, rate)
+        dry = resample_audio(dry, dry_rate, rate).astype(dtype, copy=False)
     if wet_rate != rate:
         log.info("resampling %s from %d Hz to %d Hz (soxr VHQ)", wet_path, wet_rate, rate)
-        wet = resample_audio(wet, wet_rate, rate)
+        wet = resample_audio(wet, wet_rate, rate).astype(dtype, copy=False)
     if dry.ndim != wet.ndim or dry.shape[:-1] != wet.shape[:-1]:
         raise AudioError(
             f"{dry_path} has {_channel_count(dry)} channels but {wet_path} has {_channel_count(wet)}: "
@@ -257,6 +335,8 @@ def load_pair(
         dry, wet = dry[..., :length], wet[..., :length]
     check_signal(dry, str(dry_path), rate)
     check_signal(wet, str(wet_path), rate)
+    for audio, path in ((dry, dry_path), (wet, wet_path)):
+        warn_dc_offset(audio, str(path))
     return AudioPair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, str(dry_path), str(wet_path))
 
 

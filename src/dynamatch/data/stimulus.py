@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from ..errors import ParameterError
 from ..units import db_to_gain
@@ -217,6 +216,8 @@ def _hit(kind: str, sample_rate: float, rng: np.random.Generator) -> np.ndarray:
     elif kind == "snare":
         source = 0.5 * np.sin(2 * np.pi * 190.0 * t) + rng.standard_normal(n)
     else:
+        from scipy import signal
+
         sos = signal.butter(2, min(7000.0, 0.4 * sample_rate), "highpass", fs=sample_rate, output="sos")
         source = signal.sosfilt(sos, rng.standard_normal(n))
     return source * envelope

@@ -20,12 +20,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, OutputPathError
 from .compressor import Compressor
 from .family import MODELS
 
 COMPRESSOR_FORMAT = "dynamatch.compressor"
 COMPRESSOR_FORMAT_VERSION = 2
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Refuse, before any work is done, an output ``path`` whose folder cannot be created or written."""
+    path = Path(path)
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder: give a file name for the output")
+    if not existing.is_dir():
+        raise OutputPathError(f"{path}: {existing} is a file, not a folder: choose another output path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: folder {existing} is not writable: choose another output path")
+    return path
 
 
 def write_json_atomic(path: str | os.PathLike, document: dict[str, Any]) -> Path:

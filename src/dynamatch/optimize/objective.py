@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import AudioError, LengthMismatchError, ParameterError, SilentAudioError
 from ..kernels.generated import kernels_of
-from ..kernels.objective import detector_log_level
-from ..kernels.prefilter import PREFILTER_POLE, prefilter as prefilter_signal
+from ..kernels.objective import _log_level, detector_log_level
+from ..kernels.prefilter import PREFILTER_POLE, prefilter as prefilter_signal, prefilter_block
 from ..models.compressor import Compressor
 from ..models.family import model_spec
 from ..units import DB_TO_LOG
@@ -58,12 +58,23 @@ class CompressorObjective:
             raise ParameterError(
                 f"need 0 <= warmup_seconds < chunk_seconds, got {warmup_seconds} and {chunk_seconds}"
             )
-        self._dry = np.ascontiguousarray(dry, dtype=np.float64)
-        self._level_log = detector_log_level(self._dry)
-        wet = np.ascontiguousarray(wet, dtype=np.float64)
-        self._target = prefilter_signal(wet) if prefilter else wet
+        if dry.dtype == np.float32 and wet.dtype == np.float32:
+            # float32 storage (what 32-bit float and PCM files hold exactly); every sum is float64
+            self._dry = np.ascontiguousarray(dry)
+            self._level_log = np.empty_like(self._dry)
+            _log_level(self._dry, self._level_log)
+            wet = np.ascontiguousarray(wet)
+            self._target = wet
+            if prefilter:
+                self._target = np.empty_like(wet)
+                prefilter_block(wet, self._target, np.zeros(2), PREFILTER_POLE)
+        else:
+            self._dry = np.ascontiguousarray(dry, dtype=np.float64)
+            self._level_log = detector_log_level(self._dry)
+            wet = np.ascontiguousarray(wet, dtype=np.float64)
+            self._target = prefilter_signal(wet) if prefilter else wet
         self._zero, self._pole = (1.0, PREFILTER_POLE) if prefilter else (0.0, 0.0)
-        self.target_energy = float(np.dot(self._target, self._target))
+        self.target_energy = _energy(self._target)
         if not self.target_energy > 0.0:
             raise SilentAudioError("the (pre-filtered) target has no energy: choose a clip with programme material")
 
@@ -172,3 +183,11 @@ class CompressorObjective:
         grad[:p] = 2.0 * m * s[4: 4 + p]
         grad[p] = 2.0 * DB_TO_LOG * m * s[3]
         return grad
+
+
+def _energy(x: np.ndarray, block_samples: int = 1 << 20) -> float:
+    """Σ x² in float64, block by block (no full-length float64 copy of float32 audio)."""
+    if x.dtype == np.float64:
+        return float(np.dot(x, x))
+    return float(sum(np.dot(b, b) for b in (x[i:i + block_samples].astype(np.float64)
+                                            for i in range(0, x.size, block_samples))))

@@ -35,8 +35,24 @@ def _save(fig, path: str | os.PathLike) -> Path:
 def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> np.ndarray:
     """Short-term RMS level in dB (moving average of x² over ``window_ms``)."""
     n = max(1, int(round(window_ms * 1e-3 * sample_rate)))
-    power = np.convolve(np.asarray(x, dtype=float) ** 2, np.ones(n) / n, mode="same")
+    squares = np.asarray(x, dtype=float) ** 2
+    running = np.concatenate(([0.0], np.cumsum(squares)))
+    # np.convolve(squares, ones(n)/n, "same"): sample i averages squares[i + (n-1)//2 - n + 1 … i + (n-1)//2]
+    index = np.arange(squares.size)
+    last = np.minimum(index + (n - 1) // 2, squares.size - 1)
+    first = np.maximum(index + (n - 1) // 2 - n + 1, 0)
+    power = (running[last + 1] - running[first]) / n
     return 10.0 * np.log10(np.maximum(power, 1e-20))
+
+
+PLOT_STEP_SECONDS = 0.002
+
+
+def _min_max(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block minimum and maximum of ``x`` in blocks of ``step`` samples (the last block may be short)."""
+    blocks = -(-x.size // step)
+    padded = np.pad(x, (0, blocks * step - x.size), mode="edge").reshape(blocks, step)
+    return padded.min(axis=1), padded.max(axis=1)
 
 
 def plot_fit(
@@ -53,26 +69,33 @@ def plot_fit(
 ) -> Path:
     """Target vs prediction levels, their error, and gain-reduction curves over time."""
     plt = _pyplot()
-    n = min(len(dry), int(max_seconds * sample_rate))
-    t = np.arange(n) / sample_rate
+    n = min(len(dry), len(wet), len(prediction), int(max_seconds * sample_rate))
+    step = max(1, int(PLOT_STEP_SECONDS * sample_rate))  # envelopes (>= 10 ms) drawn every 2 ms
+    t = np.arange(0, n, step) / sample_rate
+
+    def envelope(x, window_ms: float = 10.0):
+        return np.asarray(envelope_db(np.asarray(x[:n], dtype=np.float64), sample_rate, window_ms))[:n:step]
+
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
-    axes[0].plot(t, envelope_db(dry[:n], sample_rate), lw=0.7, color="0.6", label="dry (input)")
-    axes[0].plot(t, envelope_db(wet[:n], sample_rate), lw=0.9, label="target (device)")
-    axes[0].plot(t, envelope_db(prediction[:n], sample_rate), lw=0.9, ls="--", label="prediction (model)")
+    axes[0].plot(t, envelope(dry), lw=0.7, color="0.6", label="dry (input)")
+    axes[0].plot(t, envelope(wet), lw=0.9, label="target (device)")
+    axes[0].plot(t, envelope(prediction), lw=0.9, ls="--", label="prediction (model)")
     axes[0].set_ylabel("level (dB, 10 ms RMS)")
     axes[0].set_ylim(bottom=-80)
     axes[0].legend(loc="lower right", fontsize=8)
-    axes[1].plot(t, wet[:n], lw=0.4, label="target")
-    axes[1].plot(t, wet[:n] - prediction[:n], lw=0.4, color="C3", label="target − prediction")
-    axes[1].set_ylabel("amplitude")
+    for signal, options in ((wet[:n], {"label": "target"}),
+                            (wet[:n] - prediction[:n], {"color": "C3", "label": "target − prediction"})):
+        low, high = _min_max(np.asarray(signal, dtype=np.float64), step)
+        axes[1].fill_between(t[: low.size], low, high, lw=0.0, alpha=0.8, **options)
+    axes[1].set_ylabel("amplitude (min/max per 2 ms)")
     axes[1].legend(loc="lower right", fontsize=8)
     if reference_gain_reduction_db is not None:
-        axes[2].plot(t, -np.asarray(reference_gain_reduction_db[:n]), lw=0.9, label="device gain (−gain reduction)")
+        axes[2].plot(t, -np.asarray(reference_gain_reduction_db[:n:step]), lw=0.9, label="device gain (−gain reduction)")
     else:
-        apparent = envelope_db(wet[:n], sample_rate, 20.0) - envelope_db(dry[:n], sample_rate, 20.0)
+        apparent = envelope(wet, 20.0) - envelope(dry, 20.0)
         axes[2].plot(t, apparent, lw=0.6, color="0.5", label="apparent gain (target/dry, 20 ms)")
     if model_gain is not None:
-        axes[2].plot(t, gain_to_db(model_gain[:n]), lw=0.9, ls="--", label="model gain (before make-up)")
+        axes[2].plot(t, gain_to_db(np.asarray(model_gain[:n:step])), lw=0.9, ls="--", label="model gain (before make-up)")
     axes[2].set_ylabel("gain (dB)")
     axes[2].set_xlabel("time (s)")
     axes[2].legend(loc="lower right", fontsize=8)
