@@ -464,6 +464,14 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
     console.print(f"dataset → {path}")
 
 
+def _parallel_options(command):
+    """``--workers N`` (a local Dask cluster) and ``--scheduler tcp://host:port`` (an existing one)."""
+    command = click.option("--scheduler", default=None,
+                           help="Run on the Dask cluster at tcp://host:port (needs dynamatch[dask]).")(command)
+    return click.option("--workers", type=int, default=None,
+                        help="Run independent fits on a local Dask cluster of N workers (needs dynamatch[dask]).")(command)
+
+
 @main.command("fit-map")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("map.json"), show_default=True)
@@ -480,9 +488,10 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
 @click.option("--install-preset", "preset_name", default=None,
               help="Also install the map as this preset name (a fit of the real SignalTrain set installs as 'la2a').")
 @_device_option
+@_parallel_options
 @_handle_errors
 def fit_map_command(dataset, output, modes_text, chain_text, split, session, model, method, interpolation, max_seconds,
-                    plot, preset_name, objective_device):
+                    plot, preset_name, objective_device, workers, scheduler):
     """Fit a knob → parameter map over DATASET (SignalTrain layout or a capture set); resumable.
 
     A fit of the real SignalTrain LA2A set (both modes) replaces the shipped 'la2a' preset for
@@ -495,16 +504,20 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
     from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
+    from .parallel import SerialExecutor, executor
+
     chain = _chain(chain_text)
     if getattr(ds, "knob", "peak_reduction") != "peak_reduction" and \
             click.get_current_context().get_parameter_source("chain_text") == click.core.ParameterSource.DEFAULT:
         chain = sorted({pr for _, pr in ds.settings()})  # a captured plugin's knob: every captured value
     progress, on_start, callback, on_setting = _map_progress("fit-map")
-    with progress:
+    with executor(workers, scheduler) as pool, progress:
+        distributed = not isinstance(pool, SerialExecutor)
         parameter_map = fit_map(ds, output, modes=_modes(modes_text), chain=chain,
                                 split=None if split == "all" else split, session=session, model=model, method=method,
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
-                                callback=callback, on_setting=on_setting, device=objective_device)
+                                callback=None if distributed else callback, on_setting=on_setting,
+                                device=objective_device, executor=pool if distributed else None)
     console.print(f"map → {output}")
     generated = (ds.root / GENERATED_MARKER).exists()
     if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:

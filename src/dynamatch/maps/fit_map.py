@@ -112,6 +112,7 @@ def fit_map(
     on_start: Callable[[str, float, int, int], None] | None = None,
     callback: Callable | None = None,
     device: str | None = None,
+    executor: Any = None,
 ) -> ParameterMap:
     """Fit family member ``model`` at every setting in ``chain`` for each mode and write the map to ``output``.
 
@@ -119,6 +120,9 @@ def fit_map(
     ``callback(intermediate_result)`` report progress.  ``device`` (``"cuda"``, ``"cpu-torch"``) fits with
     the torch parallel-scan objective (FF-5; see :func:`dynamatch.fitting.fit_arrays`).
     Settings absent from the dataset are skipped (the chain continues from the last fitted one).
+    ``executor`` (from :func:`dynamatch.parallel.executor`): the modes' chains run side by side on it,
+    each in its own order with the same warm starts, so the map equals the serial one; the progress file
+    is written here, after every setting, whichever worker fitted it.
     """
     modes = list(modes)
     settings_key = {
@@ -139,32 +143,81 @@ def fit_map(
             "check the dataset and the --split/--session options"
         )
     fits: dict[tuple[str, float], SettingFit] = dict(done)
-    previous: dict[str, Compressor] = {}
-    for index, (mode, pr, pairs) in enumerate(plan):
-        key = (mode, pr)
-        if key in fits:
-            previous[mode] = fits[key].compressor
-            continue
-        if on_start:
-            on_start(mode, pr, index, len(plan))
-        dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
-        started = time.perf_counter()
-        result = fit_arrays(dry, wet, dataset.sample_rate, model=model, method=method, initial=previous.get(mode),
-                            max_iterations=max_iterations, callback=callback, device=device)
-        fit = SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
-                         time.perf_counter() - started, tuple(p.name for p in pairs))
-        fits[key] = fit
-        previous[mode] = fit.compressor
+    fit_options = {"model": model, "method": method, "max_seconds": max_seconds, "start_seconds": start_seconds,
+                   "max_iterations": max_iterations, "device": device}
+
+    def record(fit: SettingFit, index: int) -> None:
+        fits[(fit.mode, fit.peak_reduction)] = fit
         write_json_atomic(progress_path(output), {
             "format": PROGRESS_FORMAT, "settings": settings_key, "fits": [f.to_dict() for f in fits.values()],
         })
         if on_setting:
             on_setting(fit, index, len(plan))
+
+    if executor is None:
+        previous: dict[str, Compressor] = {}
+        for index, (mode, pr, pairs) in enumerate(plan):
+            if (mode, pr) in fits:
+                previous[mode] = fits[(mode, pr)].compressor
+                continue
+            if on_start:
+                on_start(mode, pr, index, len(plan))
+            fit = fit_setting(dataset, mode, pr, pairs, initial=previous.get(mode), callback=callback, **fit_options)
+            previous[mode] = fit.compressor
+            record(fit, index)
+    else:
+        _run_chains(executor, dataset, plan, fits, fit_options, record, on_start)
     parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
                                   provenance={"dataset": str(dataset.root), **settings_key}, model=model,
                                   knob=getattr(dataset, "knob", "peak_reduction"))
     parameter_map.save(output)
     return parameter_map
+
+
+def fit_setting(
+    dataset: PairDataset, mode: str, pr: float, pairs: Sequence[PairInfo], *, model: str, method: str,
+    max_seconds: float | None, start_seconds: float, max_iterations: int, initial: Compressor | None,
+    callback: Callable | None = None, device: str | None = None,
+) -> SettingFit:
+    """Read and fit one setting (a task a worker can run: it reads the audio itself)."""
+    dry, wet = load_setting_audio(dataset, pairs, max_seconds, start_seconds)
+    started = time.perf_counter()
+    result = fit_arrays(dry, wet, dataset.sample_rate, model=model, method=method, initial=initial,
+                        max_iterations=max_iterations, callback=callback, device=device)
+    return SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
+                      time.perf_counter() - started, tuple(p.name for p in pairs))
+
+
+def _run_chains(executor, dataset, plan, fits, fit_options, record, on_start) -> None:
+    """Each mode's chain in order (a setting starts when its warm start is known); modes side by side."""
+    chains: dict[str, list[tuple[int, float, list[PairInfo]]]] = {}
+    for index, (mode, pr, pairs) in enumerate(plan):
+        chains.setdefault(mode, []).append((index, pr, pairs))
+    previous: dict[str, Compressor | None] = {mode: None for mode in chains}
+    pending: dict[Any, tuple[str, int]] = {}
+
+    def submit_next(mode: str) -> None:
+        chain = chains[mode]
+        while chain:
+            index, pr, pairs = chain.pop(0)
+            if (mode, pr) in fits:
+                previous[mode] = fits[(mode, pr)].compressor
+                continue
+            if on_start:
+                on_start(mode, pr, index, len(plan))
+            future = executor.submit(fit_setting, dataset, mode, pr, pairs, initial=previous[mode], **fit_options)
+            pending[future] = (mode, index)
+            return
+
+    for mode in chains:
+        submit_next(mode)
+    while pending:
+        for future in executor.wait_first(list(pending)):
+            mode, index = pending.pop(future)
+            fit = future.result()
+            previous[mode] = fit.compressor
+            record(fit, index)
+            submit_next(mode)
 
 
 def map_from_fits(
