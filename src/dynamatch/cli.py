@@ -115,17 +115,29 @@ def check_table(report) -> Table:
     return table
 
 
-def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks):
-    """The checks of `dynamatch check` on a loaded pair: print the table; refuse a failing capture."""
+def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose=False, warmup_seconds=1.0):
+    """The checks of `dynamatch check` on a loaded pair: refuse a failing capture with one line (after the
+    input validation's own, more specific errors); warnings as one line; the table with ``--verbose``."""
+    from .data.audio import check_signal
     from .data.check import check_capture
+    from .fitting import check_fit_length
 
+    check_fit_length(pair, warmup_seconds)
+    check_signal(pair.dry, pair.dry_name)
+    check_signal(pair.wet, pair.wet_name)
     report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
                            input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
-    console.print(check_table(report))
-    if ignore_checks and not report.passed:
-        console.print("[yellow]capture check failed; going on (--ignore-checks)[/]")
-    elif not ignore_checks:
+    if not report.passed and not ignore_checks:
+        from .data.alignment import align_pair
+
+        align_pair(pair)  # unrelated files get alignment's one-line error
         report.raise_on_failure()
+    if verbose:
+        print_table(check_table(report))
+    flagged = [f"{line.name} {line.status}: {line.message}" for line in report.lines if line.status != "pass"]
+    if flagged:
+        click.echo("warning: capture check: " + "; ".join(flagged)
+                   + ("; going on (--ignore-checks)" if not report.passed else ""), err=True)
     return report
 
 
@@ -273,7 +285,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         with times.stage("read"):
             pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
         source = {"dry": str(dry), "wet": str(wet)}
-    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks)
+    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     held = {"pair": pair}
