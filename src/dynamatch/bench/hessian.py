@@ -20,7 +20,6 @@ on CUDA) is its own.  Loss: ESR of ``batch`` chunks of ``seconds`` each (no warm
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError
+from ..report.rows import write_rows_csv
 
 STRATEGIES = ("autograd-rev-rev", "func-rev-rev", "func-fwd-rev", "func-rev-fwd", "func-fwd-fwd",
               "torchcomp-rev-rev", "torch-scan", "numba")
@@ -270,19 +270,11 @@ def hessian_table(*, batch: int = 16, seconds: float = 12.0, devices: Sequence[s
                 continue
             rows.append(HessianMeasurement(**json.loads(lines[-1])))
     if csv_path is not None:
-        write_csv(rows, csv_path)
+        write_rows_csv(rows, csv_path)
     if plot_path is not None:
         plot_table(rows, plot_path)
     return rows
 
-
-def write_csv(rows: Sequence[HessianMeasurement], path: str | Path) -> Path:
-    path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(HessianMeasurement.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
-    return path
 
 
 def plot_table(rows: Sequence[HessianMeasurement], path: str | Path) -> Path:

@@ -9,16 +9,16 @@ machine and its load; never use them as pass/fail tests.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..models.compressor import Compressor
+from ..report.rows import write_rows_csv
 
 FRAME_SIZES: tuple[int, ...] = tuple(2**k for k in range(5, 17))  # 32 … 65 536
 COMPRESSOR_NAME = "4a2a"
@@ -125,20 +125,11 @@ def rtf_table(
             repeats=repeats,
         )
     if csv_path is not None:
-        write_csv(rows, csv_path)
+        write_rows_csv(rows, csv_path)
     if plot_path is not None:
         plot_rtf(rows, plot_path)
     return rows
 
-
-def write_csv(rows: Sequence[RTFMeasurement], path: str | Path) -> Path:
-    """One line per measurement, columns as :class:`RTFMeasurement`."""
-    path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(RTFMeasurement.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
-    return path
 
 
 def plot_rtf(rows: Sequence[RTFMeasurement], path: str | Path) -> Path:
