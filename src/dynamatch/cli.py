@@ -597,6 +597,51 @@ def _add_capture_command(group) -> None:
 _add_capture_command(main)
 
 
+def _baseline_options(command):
+    """``evaluate --baseline PLUGIN``: score a third-party plugin beside (or instead of) ``--model``."""
+
+    @click.option("--baseline", "baseline_plugin", default=None,
+                  help="Also score this plugin (VST3 path or LV2 URI) at each pair's setting (protocol score).")
+    @click.option("--baseline-map", "baseline_map", multiple=True,
+                  help="peak_reduction=PARAM[@K:V,…], mode=PARAM@compress:V,limit:V or PARAM=VALUE (repeat).")
+    @click.option("--input-gain-db", type=float, default=None, help="Gain before the plugin (default: calibrated per mode).")
+    @click.option("--output-gain-db", type=float, default=None, help="Gain after the plugin (default: calibrated per mode).")
+    @click.option("--calibration-seconds", type=float, default=30.0, show_default=True,
+                  help="Audio of each pair used to calibrate the gains.")
+    @functools.wraps(command)
+    def wrapper(*args, baseline_plugin, baseline_map, input_gain_db, output_gain_db, calibration_seconds, **kwargs):
+        if baseline_plugin is None:
+            if baseline_map or input_gain_db is not None or output_gain_db is not None:
+                raise click.UsageError("--baseline-map and --input/output-gain-db need --baseline PLUGIN")
+            return command(*args, **kwargs)
+        _evaluate_baseline(baseline_plugin, baseline_map, input_gain_db, output_gain_db, calibration_seconds, **kwargs)
+
+    return wrapper
+
+
+@_handle_errors
+def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, calibration_seconds, *, dataset, output_dir,
+                       model_source, protocol, split, modes_text, max_seconds, metrics_text, **_):
+    from .data.datasets import open_dataset
+    from .maps.baseline import evaluate_baseline, parse_baseline_map
+
+    if protocol != "score":
+        raise click.UsageError("--baseline works with --protocol score")
+    mapping = parse_baseline_map(map_specs)
+    ds = open_dataset(dataset)
+    modes = _modes(modes_text)
+    metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
+    explicit = click.get_current_context().get_parameter_source("model_source") == click.core.ParameterSource.COMMANDLINE
+    model_rows = (_score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
+                  if explicit else [])
+    rows, written = evaluate_baseline(plugin, ds, output_dir, mapping, model_rows=model_rows, input_gain_db=input_gain_db,
+                                      output_gain_db=output_gain_db, split=split, modes=modes, duration_seconds=max_seconds,
+                                      calibration_seconds=calibration_seconds, metrics=metrics)
+    _print_rows(rows, metrics)
+    for name, path in written.items():
+        console.print(f"{name} → {path}")
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("evaluation"), show_default=True)
@@ -614,6 +659,7 @@ _add_capture_command(main)
               help="paper and held-out protocols: the family member fitted at each setting.")
 @click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
               help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
+@_baseline_options
 @_handle_errors
 def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, fit_model,
              metrics_text):
