@@ -1,6 +1,7 @@
 """``python -m dynamatch.codegen [--check] [MODEL ...]``: (re)generate the family's kernels.
 
-Writes ``dynamatch/kernels/generated/<model>.py`` and ``dynamatch/export/generated/<model>.hpp`` for every
+Writes ``dynamatch/kernels/generated/<model>.py``, ``dynamatch/export/generated/<model>.hpp`` and
+``dynamatch/export/torchscript/<model>.py`` (the Neutone export's render loop) for every
 member of :data:`dynamatch.models.family.MODELS` (or the ones named).  With ``--check`` nothing is written;
 the exit status is 1 when a generated file differs from what its description gives.
 """

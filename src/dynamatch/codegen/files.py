@@ -9,11 +9,13 @@ from ..models.family import MODELS, model_spec
 from .cpp_header import header_source
 from .forward import differentiate
 from .numba_module import module_source
+from .torchscript_module import torchscript_source
 from .trace import trace
 
 PACKAGE = Path(__file__).resolve().parents[1]
 KERNELS_DIR = PACKAGE / "kernels" / "generated"
 HEADERS_DIR = PACKAGE / "export" / "generated"
+TORCHSCRIPT_DIR = PACKAGE / "export" / "torchscript"
 
 
 def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path, str]]:
@@ -23,3 +25,4 @@ def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path,
         derived = differentiate(trace(spec))
         yield KERNELS_DIR / f"{spec.module_name}.py", module_source(derived)
         yield HEADERS_DIR / f"{spec.module_name}.hpp", header_source(derived)
+        yield TORCHSCRIPT_DIR / f"{spec.module_name}.py", torchscript_source(derived)
