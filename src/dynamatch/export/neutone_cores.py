@@ -1,0 +1,251 @@
+"""TorchScript cores of the Neutone export: stateful, block-by-block, mono; torch imported at the top.
+
+Every core has ``forward(x [1, samples], controls: List[float]) -> [1, samples]`` (the controls in real
+units, as :func:`dynamatch.export.neutone.export_neutone` lays them out), ``reset()`` (back to the rest
+state, as at the start of a signal) and ``set_sample_rate(hz)``.  State is carried across blocks, so
+consecutive blocks give the output of one whole-signal render.
+
+* :func:`compressor_core` — a family member with a knob → parameter map evaluated inside the model
+  (piecewise cubics in real units, clamped to the knots, then to valid ranges, then to kernel space at the
+  current sample rate), rendered by the member's generated loop (:mod:`dynamatch.export.torchscript`)
+  in float64; a fixed compressor is a one-knot map whose overridden parameters come from the controls.
+* :class:`LSTMCore`, :class:`GRUCore` — LSTM-32 / the 4A-2A-G GRU stage (hidden state carried), optionally after a
+  compressor core (the hybrid: the compressor at make-up 0 dB feeds the GRU).
+* :class:`TCNCore` — micro-TCN with one input history per layer (as :meth:`dynamatch.neural.tcn.TCN.step`).
+"""
+
+
+import importlib
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..maps.parameter_map import ParameterMap
+from ..models.family import model_spec
+
+KIND_CODES = {"db": 0, "ratio": 1, "time": 2, "hz": 3, "share": 4}
+MODE_INDEX = {"compress": 0, "limit": 1}
+
+
+def _member_render(model: str):
+    """The generated ``render`` loop and rest states of family member ``model``."""
+    module = importlib.import_module(f"{__package__}.torchscript.{model_spec(model).module_name}")
+    return module.render, list(module.REST_STATE), list(module.OUTPUT_REST_STATE)
+
+
+def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), zero_makeup: bool = False,
+                    sample_rate: float = 44100.0) -> nn.Module:
+    """A scriptable core for ``parameter_map`` (both modes; a missing mode uses the other's table).
+
+    ``controls = [knob, limit (0/1), *override values]``: the knob value in the map's knob units,
+    then the real-unit values of the parameters with indices ``overrides`` (replacing the map's).
+    """
+    render, rest, output_rest = _member_render(parameter_map.model)
+    spec = model_spec(parameter_map.model)
+    names = parameter_map.parameter_names
+    breakpoints: List[List[float]] = []
+    coefficients: List[List[List[float]]] = []
+    for mode in ("compress", "limit"):
+        source = mode if mode in parameter_map.modes else next(iter(parameter_map.modes))
+        segments = parameter_map.spline_segments(source)
+        breakpoints.append([float(v) for v in segments["breakpoints"]])
+        count = segments[names[0]].shape[1]
+        coefficients.append([[float(segments[n][r, k]) for n in names for r in range(4)] for k in range(count)])
+
+    class CompressorCore(nn.Module):
+        """A knob-controlled compressor (see :func:`compressor_core`)."""
+
+        state: List[float]
+        output_state: List[float]
+        rest_state: List[float]
+        output_rest_state: List[float]
+        breakpoints: List[List[float]]
+        coefficients: List[List[List[float]]]
+        kinds: List[int]
+        overrides: List[int]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.breakpoints = breakpoints
+            self.coefficients = coefficients
+            self.kinds = [KIND_CODES[p.kind] for p in spec.parameters]
+            self.overrides = [int(i) for i in overrides]
+            self.zero_makeup = bool(zero_makeup)
+            self.sample_rate = float(sample_rate)
+            self.rest_state = rest
+            self.output_rest_state = output_rest
+            self.state = list(rest)
+            self.output_state = list(output_rest)
+
+        @torch.jit.export
+        def reset(self) -> None:
+            self.state = [v for v in self.rest_state]
+            self.output_state = [v for v in self.output_rest_state]
+
+        @torch.jit.export
+        def set_sample_rate(self, sample_rate: float) -> None:
+            self.sample_rate = float(sample_rate)
+
+        @torch.jit.export
+        def parameters_at(self, knob: float, mode: int) -> List[float]:
+            """The map's real-unit parameters at ``knob`` (clamped to the knots) in ``mode`` (0/1)."""
+            knots = self.breakpoints[mode]
+            value = min(max(knob, knots[0]), knots[-1])
+            segment = 0
+            for k in range(1, len(knots) - 1):
+                if value >= knots[k]:
+                    segment = k
+            d = value - knots[segment]
+            c = self.coefficients[mode][segment]
+            out: List[float] = []
+            for j in range(len(self.kinds)):
+                out.append(((c[4 * j] * d + c[4 * j + 1]) * d + c[4 * j + 2]) * d + c[4 * j + 3])
+            return out
+
+        def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+            mode = 1 if controls[1] >= 0.5 else 0
+            values = self.parameters_at(controls[0], mode)
+            for k in range(len(self.overrides)):
+                values[self.overrides[k]] = controls[2 + k]
+            q: List[float] = []
+            for j in range(len(self.kinds) - 1):  # make-up (last) is applied outside the loop
+                v = values[j]
+                kind = self.kinds[j]
+                if kind == 1:
+                    v = max(v, 1.0)
+                elif kind == 2:
+                    v = -math.expm1(-2200.0 / (max(v, 1e-3) * self.sample_rate))
+                elif kind == 3:
+                    v = -math.expm1(-2.0 * math.pi * max(v, 0.0) / self.sample_rate)
+                elif kind == 4:
+                    v = min(max(v, 0.0), 1.0)
+                q.append(v)
+            makeup = 1.0 if self.zero_makeup else 10.0 ** (values[len(values) - 1] / 20.0)
+            samples: List[float] = x.reshape(-1).double().tolist()
+            y = render(samples, q, self.state, self.output_state)
+            return (torch.tensor(y, dtype=torch.float64) * makeup).to(x.dtype).reshape(1, -1)
+
+    return CompressorCore()
+
+
+class PassThrough(nn.Module):
+    """The identity with a core's interface (a recurrent core without a compressor before it)."""
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: float) -> None:
+        pass
+
+    def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+        return x
+
+
+class _RecurrentBase(nn.Module):
+    """Shared parts of the recurrent cores: the compressor before the network and the conditioning."""
+
+    def __init__(self, model: nn.Module, rnn: nn.Module, compressor: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.rnn = rnn
+        self.linear = model.linear
+        self.conditioned = bool(getattr(model, "conditioned", True))
+        self.compressor = compressor if compressor is not None else PassThrough()
+        self.register_buffer("h", torch.zeros(1, 1, rnn.hidden_size))
+        self.register_buffer("c", torch.zeros(1, 1, rnn.hidden_size))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.h.zero_()
+        self.c.zero_()
+        self.compressor.reset()
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: float) -> None:
+        self.compressor.set_sample_rate(sample_rate)
+
+    def _inputs(self, x: Tensor, controls: List[float]) -> Tuple[Tensor, Tensor]:
+        u = self.compressor(x, controls).reshape(1, -1, 1).to(self.h.dtype)
+        if not self.conditioned:
+            return u, u
+        cond = torch.tensor([1.0 if controls[1] >= 0.5 else 0.0, controls[0] / 100.0], dtype=u.dtype)
+        return u, torch.cat([u, cond.view(1, 1, 2).expand(1, u.shape[1], 2)], dim=-1)
+
+
+class GRUCore(_RecurrentBase):
+    """The 4A-2A-G GRU stage ``u + Linear(h)``, after a compressor core (the hybrid) or alone."""
+
+    def __init__(self, model: nn.Module, compressor: Optional[nn.Module] = None) -> None:
+        super().__init__(model, model.gru, compressor)
+
+    def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+        u, inputs = self._inputs(x, controls)
+        h, hn = self.rnn(inputs, self.h)
+        self.h.copy_(hn)
+        return (u + self.linear(h)).reshape(1, -1).to(x.dtype)
+
+
+class LSTMCore(_RecurrentBase):
+    """LSTM-32: ``tanh(Linear(h))`` over ``[x, limit, knob/100]``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model, model.lstm, None)
+
+    def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+        u, inputs = self._inputs(x, controls)
+        h, (hn, cn) = self.rnn(inputs, (self.h, self.c))
+        self.h.copy_(hn)
+        self.c.copy_(cn)
+        return torch.tanh(self.linear(h)).reshape(1, -1).to(x.dtype)
+
+
+class TCNCore(nn.Module):
+    """micro-TCN streamed with one input history per layer; output delayed by ``lookahead_samples``."""
+
+    histories: List[Tensor]
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.conditioning = model.conditioning
+        self.blocks = model.blocks
+        self.output = model.output
+        self.spans = [int(b.span_samples) for b in model.blocks]
+        self.lookahead_samples = int(model.lookahead_samples)
+        self.histories = []
+        self.needs_reset = True
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.needs_reset = True
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: float) -> None:
+        pass
+
+    def _initial(self, embedding: Tensor) -> List[Tensor]:
+        """Histories after silence (as :meth:`TCN.initial_state`)."""
+        out: List[Tensor] = []
+        h = torch.zeros(1, 1, 1, dtype=embedding.dtype)
+        for i, block in enumerate(self.blocks):
+            span = self.spans[i]
+            out.append(h.expand(1, h.shape[1], span).clone())
+            h = block(h.expand(1, h.shape[1], span + 1), embedding)
+        return out
+
+    def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+        cond = torch.tensor([[1.0 if controls[1] >= 0.5 else 0.0, controls[0] / 100.0]], dtype=torch.float32)
+        embedding = self.conditioning(cond)
+        if self.needs_reset or len(self.histories) != len(self.spans):
+            self.histories = self._initial(embedding)
+            self.needs_reset = False
+        h = x.reshape(1, 1, -1).to(torch.float32)
+        new: List[Tensor] = []
+        for i, block in enumerate(self.blocks):
+            h = torch.cat([self.histories[i], h], dim=-1)
+            new.append(h[:, :, h.shape[-1] - self.spans[i]:])
+            h = block(h, embedding)
+        self.histories = new
+        return torch.tanh(self.output(h)).reshape(1, -1).to(x.dtype)
