@@ -931,6 +931,26 @@ def export_neural(model_path, output, export_format, mode, peak_reduction):
     console.print(f"{export_format} → {path}")
 
 
+@export.command("neutone")
+@click.argument("model_source", metavar="MODEL")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write (model.nm, metadata.json, dynamatch.json).")
+@click.option("--sample-rate", type=int, default=None,
+              help="Native rate (neural models: must be the training rate; compressors: default any rate).")
+@click.option("--name", default=None, help="Model name shown in Neutone (at most 30 characters).")
+@click.option("--gru-only", is_flag=True, help="A 4A-2A-G GRU stage alone, without the compressor map before it.")
+@click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
+@_handle_errors
+def export_neutone_command(model_source, output_dir, sample_rate, name, gru_only, interpolation):
+    """Export MODEL (map or compressor file, preset:la2a, neural or GRU model.json) as a Neutone FX model."""
+    from .export.neutone import export_neutone
+
+    result = export_neutone(model_source, output_dir, sample_rate=sample_rate, name=name, gru_only=gru_only,
+                            interpolation=interpolation)
+    knobs = ", ".join(f"{p['name']} {p['min_value']:g}…{p['max_value']:g}" for p in result.parameters)
+    console.print(f"neutone ({result.kind}; {knobs}) → {result.model_path}")
+
+
 # -- warmup ---------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,29 @@ from .numba_module import FLUSH_BELOW, FLUSH_PERIOD, split_prologue
 from .printing import NumbaPrinter
 
 INDENT = "    "
+#: TorchScript serialises an integral float constant from 1e11 up to 1e17 without a decimal point, so the
+#: reloaded code sees an ``int`` (``torch.jit.load`` then fails on ``x if c else 1e12``).  Such constants are
+#: written as a product with ``unit``, a local that is 1.0 at run time and cannot be folded at compile time.
+_FOLDED_INT_RANGE = (1e11, 1e17)
+
+
+class TorchScriptPrinter(NumbaPrinter):
+    """:class:`NumbaPrinter` with large integral float constants kept floats through TorchScript's serialiser."""
+
+    def _number(self, value: float) -> str:
+        low, high = _FOLDED_INT_RANGE
+        if low <= abs(value) < high and value == int(value):
+            return f"({value!r}*unit)"
+        return repr(value)
+
+    def _print_Float(self, expression) -> str:
+        return self._number(float(expression))
+
+    def _print_Rational(self, expression) -> str:
+        return self._number(float(expression))
+
+    def _print_Integer(self, expression) -> str:
+        return self._number(float(int(expression)))
 _X, _X_N = sp.Symbol("x", real=True), sp.Symbol("x_n", real=True)
 _LEVEL, _LEVEL_N = sp.Symbol("level_log", real=True), sp.Symbol("level_log_n", real=True)
 
@@ -26,7 +49,7 @@ def torchscript_source(derived: Derived) -> str:
     """The complete module of one member: ``render(x, q, state, output_state) -> List[float]``."""
     program = derived.program
     spec = program.spec
-    printer = NumbaPrinter()
+    printer = TorchScriptPrinter()
     prologue, body = split_prologue(derived, 0)
     gain_path = [st for st in body if not st.output_stage]
     output_stage = [st for st in body if st.output_stage]
@@ -57,6 +80,7 @@ def torchscript_source(derived: Derived) -> str:
     line("def render(x: List[float], q: List[float], state: List[float], output_state: List[float]) -> List[float]:")
     line('"""Render the mono block ``x`` (before make-up) with kernel parameters ``q``; advances ``state``', 1)
     line('(``REST_STATE``) and ``output_state`` (``OUTPUT_REST_STATE``) in place."""', 1)
+    line("unit = float(len(q) >= 0)  # 1.0, not a compile-time constant (see _FOLDED_INT_RANGE)", 1)
     for i, p in enumerate(program.parameters):
         line(f"{p.name} = q[{i}]", 1)
     for statement in prologue:

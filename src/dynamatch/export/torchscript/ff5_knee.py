@@ -15,6 +15,7 @@ OUTPUT_REST_STATE = []
 def render(x: List[float], q: List[float], state: List[float], output_state: List[float]) -> List[float]:
     """Render the mono block ``x`` (before make-up) with kernel parameters ``q``; advances ``state``
     (``REST_STATE``) and ``output_state`` (``OUTPUT_REST_STATE``) in place."""
+    unit = float(len(q) >= 0)  # 1.0, not a compile-time constant (see _FOLDED_INT_RANGE)
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -22,7 +23,7 @@ def render(x: List[float], q: List[float], state: List[float], output_state: Lis
     knee_db = q[4]
     slope = 1.0 - 1.0/ratio
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
+    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else (1000000000000.0*unit))
     gain_prev = state[0]
     out: List[float] = []
     n = 0

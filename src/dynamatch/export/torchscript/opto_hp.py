@@ -15,6 +15,7 @@ OUTPUT_REST_STATE = [0.0]
 def render(x: List[float], q: List[float], state: List[float], output_state: List[float]) -> List[float]:
     """Render the mono block ``x`` (before make-up) with kernel parameters ``q``; advances ``state``
     (``REST_STATE``) and ``output_state`` (``OUTPUT_REST_STATE``) in place."""
+    unit = float(len(q) >= 0)  # 1.0, not a compile-time constant (see _FOLDED_INT_RANGE)
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
