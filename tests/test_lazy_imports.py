@@ -1,0 +1,12 @@
+"""The baseline and Neutone export modules (and the CLI that offers them) import no optional package."""
+
+import subprocess
+import sys
+
+
+def test_baseline_and_neutone_modules_import_neither_torch_nor_the_sdk_nor_pedalboard():
+    code = ("import sys, dynamatch.cli, dynamatch.maps.baseline, dynamatch.export.neutone; "
+            "loaded = [m for m in ('torch', 'neutone_sdk', 'pedalboard') if m in sys.modules]; "
+            "assert not loaded, loaded")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
