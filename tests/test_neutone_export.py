@@ -167,7 +167,8 @@ def _save_neural(tmp_path, name: str, **overrides):
 
 
 @needs_sdk
-@pytest.mark.parametrize("name, overrides", [("lstm-32", {}), ("tcn-100-c", {"channels": 8})])
+@pytest.mark.parametrize("name, overrides", [("lstm-32", {}), ("tcn-100-c", {"channels": 8}), ("tcn-100-n", {"channels": 8}),
+                                             ("s4-c32-f4", {"channels": 8})])
 def test_exported_neural_model_matches_the_streaming_processor(tmp_path, name, overrides):
     from dynamatch.neural.streaming import StreamingProcessor
 
@@ -178,6 +179,8 @@ def test_exported_neural_model_matches_the_streaming_processor(tmp_path, name, o
     y = sdk_render(tmp_path / "nm", x, [[0.7, 1.0]])
     processor = StreamingProcessor(model, (1.0, 0.7))
     reference = np.concatenate([processor.process(x[a:b].astype(np.float32)) for a, b in blocks(x.size)])
+    delay = json.loads((tmp_path / "nm" / "dynamatch.json").read_text())["delay_samples"]
+    assert delay == processor.latency_samples  # a non-causal TCN reports its look-ahead to the host
     error = np.max(np.abs(y - reference))
     print(f"{name}: max |Δ| {error:.2e} (output peak {np.max(np.abs(reference)):.3f})")
     assert error < 1e-5 and np.max(np.abs(reference)) > 1e-3
@@ -213,14 +216,15 @@ def test_exported_hybrid_is_the_map_then_the_gru(tmp_path):
     (lambda p: ["/nonexistent/model.json"], "no such model file"),
     (lambda p: [p["lstm"], "--sample-rate", 48000], "trained at 44100 Hz"),
     (lambda p: ["preset:la2a", "--sample-rate", 500000], "Neutone accepts"),
-    (lambda p: [p["s4"]], "cannot be exported to Neutone yet"),
+    (lambda p: [p["foreign"]], "foreign"),
     (lambda p: [p["gru"]], "--gru-only"),
     (lambda p: [p["bad"]], "not a dynamatch model file"),
 ])
 def test_bad_export_input_is_one_line_and_exit_2(tmp_path, make_args, message):
-    paths = {"lstm": _save_neural(tmp_path, "lstm-32")[1], "s4": _save_neural(tmp_path, "s4-c32-f4", channels=4)[1],
-             "gru": _save_neural(tmp_path, "gru-8")[1], "bad": tmp_path / "bad.json"}
+    paths = {"lstm": _save_neural(tmp_path, "lstm-32")[1], "gru": _save_neural(tmp_path, "gru-8")[1],
+             "bad": tmp_path / "bad.json", "foreign": tmp_path / "foreign.json"}
     paths["bad"].write_text("{not json")
+    paths["foreign"].write_text('{"format": "foreign", "format_version": 1}')
     result = run_cli("export", "neutone", *make_args(paths), "-o", tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output

@@ -9,7 +9,7 @@ Neutone FX plugin and by ``neutone_sdk.utils.load_neutone_model``), ``DIR/metada
   ≥ 0.5 limit) are Neutone parameters; the map is evaluated inside the model (as in ``export plugin``);
 * a fitted compressor file: ``threshold_db``, ``ratio``, ``attack_ms`` and ``release_ms`` are the
   parameters (Neutone allows four), defaulting to the fitted values; the rest stays as fitted;
-* a trained neural model (``model.json``): LSTM-32 or micro-TCN, with ``Peak Reduction`` and ``Mode``;
+* a trained neural model (``model.json``): LSTM-32, micro-TCN or S4, with ``Peak Reduction`` and ``Mode``;
 * a 4A-2A-G GRU stage from ``train-hybrid``: the map it was trained after (make-up 0 dB) followed by the
   GRU, knobs as for the map — or, with ``gru_only``, the GRU stage alone (its input is the compressor's
   output, as the 4A-2A paper shipped it).
@@ -165,6 +165,7 @@ def plan_neutone(
         from ..neural.gru import GRUStage
         from ..neural.lstm import LSTMModel
         from ..neural.registry import load_model
+        from ..neural.s4 import S4Model
         from ..neural.tcn import TCN
 
         model = copy.deepcopy(load_model(loaded)).float().eval()
@@ -196,12 +197,14 @@ def plan_neutone(
                     parameters[0]["description"] = "unused (the GRU stage is unconditioned)"
         elif isinstance(model, LSTMModel):
             core, summary = cores.LSTMCore(model), f"LSTM-{model.lstm.hidden_size}"
+        elif isinstance(model, S4Model):
+            core, summary = cores.S4Core(model), f"S4 DRC ({len(model.blocks)} blocks)"
         elif isinstance(model, TCN):
             core, summary = cores.TCNCore(model), f"micro-TCN ({'causal' if model.causal else 'non-causal'})"
             delay = int(model.lookahead_samples)
         else:
-            raise ExportError(f"{loaded}: {type(model).__name__} models cannot be exported to Neutone yet "
-                              "(S4's state is complex and per block size); use export neural (ONNX)")
+            raise ExportError(f"{loaded}: {type(model).__name__} models cannot be exported to Neutone; "
+                              "use export neural (ONNX)")
     try:
         scripted = torch.jit.script(core)
     except Exception as error:  # TorchScript raises RuntimeError/TypeError/NotSupportedError

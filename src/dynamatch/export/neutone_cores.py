@@ -12,6 +12,7 @@ consecutive blocks give the output of one whole-signal render.
 * :class:`LSTMCore`, :class:`GRUCore` — LSTM-32 / the 4A-2A-G GRU stage (hidden state carried), optionally after a
   compressor core (the hybrid: the compressor at make-up 0 dB feeds the GRU).
 * :class:`TCNCore` — micro-TCN with one input history per layer (as :meth:`dynamatch.neural.tcn.TCN.step`).
+* :class:`S4Core` — S4 DRC, the block recurrence in closed form (as :meth:`dynamatch.neural.s4.S4Model.step`).
 """
 
 
@@ -248,4 +249,90 @@ class TCNCore(nn.Module):
             new.append(h[:, :, h.shape[-1] - self.spans[i]:])
             h = block(h, embedding)
         self.histories = new
+        return torch.tanh(self.output(h)).reshape(1, -1).to(x.dtype)
+
+
+class S4Core(nn.Module):
+    """S4 DRC streamed block by block (as :meth:`dynamatch.neural.s4.S4Model.step`) with the complex SSM
+    states carried as float64 real and imaginary parts; the per-block-size tables are rebuilt when the block
+    size changes (a host keeps one size)."""
+
+    d: List[Tensor]
+    dta_re: List[Tensor]
+    dta_im: List[Tensor]
+    w_re: List[Tensor]
+    w_im: List[Tensor]
+    z_re: List[Tensor]
+    z_im: List[Tensor]
+    tables: List[List[Tensor]]
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.conditioning = model.conditioning
+        self.input = model.input
+        self.blocks = model.blocks
+        self.output = model.output
+        self.dta_re, self.dta_im, self.w_re, self.w_im = [], [], [], []
+        with torch.no_grad():
+            for block in model.blocks:
+                dta_re, dta_im, w_re, w_im = block.ssm.discretize()
+                self.dta_re.append(dta_re.clone())
+                self.dta_im.append(dta_im.clone())
+                self.w_re.append(w_re.clone())
+                self.w_im.append(w_im.clone())
+        self.d = [block.ssm.d.detach().clone() for block in model.blocks]
+        self.z_re = [torch.zeros(1, t.shape[0], t.shape[1], dtype=torch.float64) for t in self.dta_re]
+        self.z_im = [torch.zeros(1, t.shape[0], t.shape[1], dtype=torch.float64) for t in self.dta_re]
+        self.tables = []
+        self.table_samples = -1
+
+    @torch.jit.export
+    def reset(self) -> None:
+        for i in range(len(self.z_re)):
+            self.z_re[i] = torch.zeros_like(self.z_re[i])
+            self.z_im[i] = torch.zeros_like(self.z_im[i])
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: float) -> None:
+        pass
+
+    def _build_tables(self, samples: int) -> None:
+        """Per block: kernel spectrum, Ā^{t+1} (re, im), w·Ā^{S−1−k} (re, im), Ā^S (re, im)."""
+        tables: List[List[Tensor]] = []
+        j = torch.arange(samples + 1, dtype=torch.float64)
+        for i in range(len(self.dta_re)):
+            magnitude = torch.exp(self.dta_re[i].unsqueeze(-1) * j)
+            angle = self.dta_im[i].unsqueeze(-1) * j
+            p_re, p_im = magnitude * torch.cos(angle), magnitude * torch.sin(angle)  # Ā^j
+            w_re, w_im = self.w_re[i].unsqueeze(-1), self.w_im[i].unsqueeze(-1)
+            kernel = 2.0 * (w_re * p_re[..., :samples] - w_im * p_im[..., :samples]).sum(dim=1)
+            spectrum = torch.fft.rfft(kernel.to(torch.float32), n=2 * samples)
+            flip_re, flip_im = p_re[..., :samples].flip(-1), p_im[..., :samples].flip(-1)
+            tables.append([spectrum, p_re[..., 1:], p_im[..., 1:], w_re * flip_re - w_im * flip_im,
+                           w_re * flip_im + w_im * flip_re, p_re[..., samples], p_im[..., samples]])
+        self.tables = tables
+        self.table_samples = samples
+
+    def forward(self, x: Tensor, controls: List[float]) -> Tensor:
+        samples = x.shape[-1]
+        if samples != self.table_samples:
+            self._build_tables(samples)
+        cond = torch.tensor([[1.0 if controls[1] >= 0.5 else 0.0, controls[0] / 100.0]], dtype=torch.float32)
+        embedding = self.conditioning(cond)
+        h = self.input(x.reshape(1, 1, -1).to(torch.float32))
+        for i, block in enumerate(self.blocks):
+            table = self.tables[i]
+            u = block.act_in(block.linear(h))
+            y = torch.fft.irfft(torch.fft.rfft(u, n=2 * samples) * table[0], n=2 * samples)[..., :samples]
+            z_re, z_im = self.z_re[i], self.z_im[i]
+            y = y + (2.0 * (torch.einsum("hnt,bhn->bht", table[1], z_re)
+                            - torch.einsum("hnt,bhn->bht", table[2], z_im))).to(y.dtype)
+            u64 = u.to(torch.float64)
+            drive_re = torch.einsum("hnk,bhk->bhn", table[3], u64)
+            drive_im = torch.einsum("hnk,bhk->bhn", table[4], u64)
+            decay_re, decay_im = table[5], table[6]
+            self.z_re[i] = decay_re * z_re - decay_im * z_im + drive_re
+            self.z_im[i] = decay_re * z_im + decay_im * z_re + drive_im
+            s = y + self.d[i].unsqueeze(-1) * u
+            h = block.act_out(block.film(block.norm(s), embedding)) + block.residual.weight.view(1, -1, 1) * h
         return torch.tanh(self.output(h)).reshape(1, -1).to(x.dtype)
