@@ -72,7 +72,7 @@ def test_calibrated_baseline_reproduces_the_plugin_and_recovers_the_gains(datase
     print({m: (round(g.input_gain_db, 4), round(g.output_gain_db, 4), g.calibration_esr) for m, g in gains.items()})
     assert set(gains) == {"compress", "limit"}
     for g in gains.values():
-        assert g.input_fitted and g.output_fitted
+        assert g.input_fitted and g.output_fitted and g.latency_samples == 0
         assert g.input_gain_db == pytest.approx(IN_DB, abs=0.05)
         assert g.output_gain_db == pytest.approx(OUT_DB, abs=0.05)
     assert len(rows) == len(dataset.pairs()) and {r["model"] for r in rows} == {"ZamComp"}
@@ -106,6 +106,24 @@ def test_fixed_gains_and_a_wrong_mapping_score_worse(dataset_root):
     assert best < 1e-5
     assert min(r["esr"] for r in unity) > 100 * best
     assert min(r["esr"] for r in wrong_rows) > 100 * best
+
+
+def test_plugin_latency_is_measured_and_compensated(tmp_path):
+    """Targets 25 samples late (as through an interface): the baseline advances the plugin to match."""
+    def late_device(x, sample_rate, mode, peak_reduction):
+        y = zamcomp_device(x, sample_rate, mode, peak_reduction)
+        return np.concatenate([np.zeros(25), y[:-25]])
+
+    root = generate_signaltrain_like(tmp_path, duration_seconds=10.0, peak_reductions=[70], modes=("compress",),
+                                     seed=6, device=late_device)
+    dataset = open_dataset(root)
+    rows, gains = score_plugin_baseline(ZAMCOMP, dataset, parse_baseline_map(MAP_SPECS), input_gain_db=IN_DB,
+                                        output_gain_db=OUT_DB)
+    assert gains["compress"].latency_samples == -25  # the plugin's output leads the targets
+    assert max(r["esr"] for r in rows) < 1e-5 and {r["latency_samples"] for r in rows} == {-25}
+    uncompensated, _ = score_plugin_baseline(ZAMCOMP, dataset, parse_baseline_map(MAP_SPECS), input_gain_db=IN_DB,
+                                             output_gain_db=OUT_DB, latency_samples=0)
+    assert min(r["esr"] for r in uncompensated) > 1000 * max(r["esr"] for r in rows)
 
 
 def test_cli_writes_model_and_baseline_rows_in_one_csv(dataset_root, tmp_path):

@@ -606,21 +606,27 @@ def _baseline_options(command):
                   help="peak_reduction=PARAM[@K:V,…], mode=PARAM@compress:V,limit:V or PARAM=VALUE (repeat).")
     @click.option("--input-gain-db", type=float, default=None, help="Gain before the plugin (default: calibrated per mode).")
     @click.option("--output-gain-db", type=float, default=None, help="Gain after the plugin (default: calibrated per mode).")
+    @click.option("--baseline-latency-samples", "latency_samples", type=int, default=None,
+                  help="The plugin's latency to compensate (default: measured per mode).")
     @click.option("--calibration-seconds", type=float, default=30.0, show_default=True,
                   help="Audio of each pair used to calibrate the gains.")
     @functools.wraps(command)
-    def wrapper(*args, baseline_plugin, baseline_map, input_gain_db, output_gain_db, calibration_seconds, **kwargs):
+    def wrapper(*args, baseline_plugin, baseline_map, input_gain_db, output_gain_db, latency_samples, calibration_seconds,
+                **kwargs):
         if baseline_plugin is None:
-            if baseline_map or input_gain_db is not None or output_gain_db is not None:
-                raise click.UsageError("--baseline-map and --input/output-gain-db need --baseline PLUGIN")
+            if baseline_map or input_gain_db is not None or output_gain_db is not None or latency_samples is not None:
+                raise click.UsageError("--baseline-map, --input/output-gain-db and --baseline-latency-samples "
+                                       "need --baseline PLUGIN")
             return command(*args, **kwargs)
-        _evaluate_baseline(baseline_plugin, baseline_map, input_gain_db, output_gain_db, calibration_seconds, **kwargs)
+        _evaluate_baseline(baseline_plugin, baseline_map, input_gain_db, output_gain_db, latency_samples,
+                           calibration_seconds, **kwargs)
 
     return wrapper
 
 
 @_handle_errors
-def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, calibration_seconds, *, dataset, output_dir,
+def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency_samples, calibration_seconds, *,
+                       dataset, output_dir,
                        model_source, protocol, split, modes_text, max_seconds, metrics_text, **_):
     from .data.datasets import open_dataset
     from .maps.baseline import evaluate_baseline, parse_baseline_map
@@ -635,7 +641,8 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, calibra
     model_rows = (_score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
                   if explicit else [])
     rows, written = evaluate_baseline(plugin, ds, output_dir, mapping, model_rows=model_rows, input_gain_db=input_gain_db,
-                                      output_gain_db=output_gain_db, split=split, modes=modes, duration_seconds=max_seconds,
+                                      output_gain_db=output_gain_db, latency_samples=latency_samples, split=split,
+                                      modes=modes, duration_seconds=max_seconds,
                                       calibration_seconds=calibration_seconds, metrics=metrics)
     _print_rows(rows, metrics)
     for name, path in written.items():

@@ -8,7 +8,9 @@ them with the same metrics as its model.  :func:`score_plugin_baseline` does tha
 * a :class:`BaselineMapping` says which plugin parameters follow the pair's setting
   (``peak_reduction=Peak Reduction``, optionally through a piecewise-linear table), which one is the
   mode switch, and which are fixed (:func:`parse_baseline_map` reads the ``--baseline-map`` syntax);
-* the prediction of a pair is ``10^(G_out/20) · plugin(10^(G_in/20) · x)`` rendered from a reset state;
+* the prediction of a pair is ``10^(G_out/20) · plugin(10^(G_in/20) · x)`` rendered from a reset state,
+  advanced by the plugin's latency (measured per mode against the targets unless given; hosts compensate
+  it, and a lagging baseline would be scored unfairly);
 * gains not given are calibrated per mode (:func:`calibrate_gains`): the output gain in closed form (the
   least-squares scale of the pre-filtered signals), the input gain by a coarse grid and a bounded
   scalar search on the pre-filtered ESR summed over the mode's pairs;
@@ -28,7 +30,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..data.datasets import PairDataset, PairInfo
-from ..errors import DatasetError, ParameterError
+from ..data.alignment import _shift
+from ..errors import AudioError, DatasetError, ParameterError
 from ..kernels.prefilter import prefilter
 from ..metrics import score
 from .evaluate import FAST_METRICS, write_rows
@@ -36,6 +39,7 @@ KNOB_NAMES = ("peak_reduction", "knob")
 GAIN_SEARCH_DB = (-24.0, 24.0)
 GAIN_GRID_STEP_DB = 2.0
 CALIBRATION_SECONDS = 30.0
+MAX_LATENCY_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -133,13 +137,15 @@ def _table(spec: str, text: str, key_type) -> list[tuple[Any, float]]:
 
 @dataclass(frozen=True)
 class ModeGains:
-    """The gains around the plugin for one mode, whether each was fitted, and the calibration ESR."""
+    """The gains around the plugin for one mode, whether each was fitted, the plugin latency compensated
+    (samples; measured unless given) and the calibration ESR."""
 
     input_gain_db: float
     output_gain_db: float
     input_fitted: bool
     output_fitted: bool
     calibration_esr: float | None = None
+    latency_samples: int = 0
 
 
 class PluginBaseline:
@@ -159,18 +165,36 @@ class PluginBaseline:
         self.name = getattr(self.host, "name", str(self.host.path))
 
     def dry_render(self, x: np.ndarray, sample_rate: float, mode: str, knob_value: float,
-                   input_gain_db: float = 0.0) -> np.ndarray:
-        """The plugin's output at the pair's setting for input ``x`` scaled by ``input_gain_db`` (no output gain)."""
+                   input_gain_db: float = 0.0, latency_samples: int = 0) -> np.ndarray:
+        """The plugin's output at the pair's setting for input ``x`` scaled by ``input_gain_db`` (no output
+        gain), advanced by ``latency_samples`` (zeros at the end)."""
         self.host.apply(self.mapping.settings(mode, knob_value))
         y = self.host.render(np.asarray(x, dtype=np.float64) * 10.0 ** (input_gain_db / 20.0), sample_rate)
         if not np.all(np.isfinite(y)):
             raise DatasetError(f"{self.host.path}: non-finite output at {mode} {knob_value:g}; check the plugin")
+        if latency_samples:
+            y = _shift(y, -int(latency_samples))
         return y
 
     def render(self, x: np.ndarray, sample_rate: float, mode: str, knob_value: float,
-               input_gain_db: float = 0.0, output_gain_db: float = 0.0) -> np.ndarray:
-        """``10^(out/20) · plugin(10^(in/20) · x)`` at the pair's setting, from a reset state."""
-        return self.dry_render(x, sample_rate, mode, knob_value, input_gain_db) * 10.0 ** (output_gain_db / 20.0)
+               input_gain_db: float = 0.0, output_gain_db: float = 0.0, latency_samples: int = 0) -> np.ndarray:
+        """``10^(out/20) · plugin(10^(in/20) · x)`` at the pair's setting, from a reset state, advanced by
+        ``latency_samples``."""
+        return (self.dry_render(x, sample_rate, mode, knob_value, input_gain_db, latency_samples)
+                * 10.0 ** (output_gain_db / 20.0))
+
+    def measure_latency(self, x: np.ndarray, target: np.ndarray, sample_rate: float, mode: str,
+                        knob_value: float, max_latency_seconds: float = MAX_LATENCY_SECONDS) -> int:
+        """Whole samples by which the plugin's output (at 0 dB input gain) lags ``target`` (negative: leads)."""
+        from ..data.alignment import estimate_alignment
+
+        y = self.dry_render(x, sample_rate, mode, knob_value)
+        try:
+            alignment = estimate_alignment(y, target, sample_rate, max_lag_seconds=max_latency_seconds)
+        except AudioError as error:
+            raise DatasetError(f"{self.host.path}: cannot measure the plugin's latency at {mode} {knob_value:g} "
+                               f"({error}); give --baseline-latency-samples") from None
+        return int(round(-alignment.lag_samples))
 
 
 def calibrate_gains(
@@ -180,6 +204,7 @@ def calibrate_gains(
     *,
     input_gain_db: float | None = None,
     output_gain_db: float | None = None,
+    latency_samples: int | None = None,
     calibration_seconds: float | None = CALIBRATION_SECONDS,
     search_db: tuple[float, float] = GAIN_SEARCH_DB,
 ) -> dict[str, ModeGains]:
@@ -188,7 +213,9 @@ def calibrate_gains(
     A gain given is held; the output gain is the least-squares scale of the pre-filtered plugin output
     onto the pre-filtered target (exact for each input gain); the input gain is searched on a
     ``GAIN_GRID_STEP_DB`` grid over ``search_db`` and refined by a bounded Brent search around the best
-    grid point.  Each pair contributes its first ``calibration_seconds`` (all of it for None).
+    grid point.  Each pair contributes its first ``calibration_seconds`` (all of it for None).  The plugin's
+    latency is ``latency_samples`` or, when None, measured per mode on its first pair (the lag of the
+    plugin's output behind the target, whole samples, at most ``MAX_LATENCY_SECONDS``) and compensated.
     """
     from scipy.optimize import minimize_scalar
 
@@ -204,13 +231,18 @@ def calibrate_gains(
         energy = sum(float(np.dot(t, t)) for _, _, t in audio)
         if energy == 0.0:
             raise DatasetError(f"{dataset.root}: the {mode} targets are silent; the gains cannot be calibrated")
+        if latency_samples is None:  # on the pre-filtered target: the lag is the same
+            first, x0, t0 = audio[0]
+            latency = baseline.measure_latency(x0, t0, dataset.sample_rate, mode, first.peak_reduction)
+        else:
+            latency = int(latency_samples)
 
         def loss(in_db: float) -> tuple[float, float]:
             """(ESR, output gain dB) at input gain ``in_db``."""
             cross = power = 0.0
             predictions = []
             for pair, x, t in audio:
-                p = prefilter(baseline.dry_render(x, dataset.sample_rate, mode, pair.peak_reduction, in_db))
+                p = prefilter(baseline.dry_render(x, dataset.sample_rate, mode, pair.peak_reduction, in_db, latency))
                 predictions.append(p)
                 cross += float(np.dot(p, t))
                 power += float(np.dot(p, p))
@@ -223,7 +255,7 @@ def calibrate_gains(
 
         if input_gain_db is not None:
             esr_value, out_db = loss(float(input_gain_db))
-            out[mode] = ModeGains(float(input_gain_db), out_db, False, output_gain_db is None, esr_value)
+            out[mode] = ModeGains(float(input_gain_db), out_db, False, output_gain_db is None, esr_value, latency)
             continue
         low, high = search_db
         grid = np.arange(low, high + 1e-9, GAIN_GRID_STEP_DB)
@@ -233,7 +265,7 @@ def calibrate_gains(
         refined = minimize_scalar(lambda g: loss(g)[0], bounds=bracket, method="bounded", options={"xatol": 1e-3})
         in_db = float(refined.x) if refined.fun <= values[best] else float(grid[best])
         esr_value, out_db = loss(in_db)
-        out[mode] = ModeGains(in_db, out_db, True, output_gain_db is None, esr_value)
+        out[mode] = ModeGains(in_db, out_db, True, output_gain_db is None, esr_value, latency)
     return out
 
 
@@ -244,6 +276,7 @@ def score_plugin_baseline(
     *,
     input_gain_db: float | None = None,
     output_gain_db: float | None = None,
+    latency_samples: int | None = None,
     label: str | None = None,
     split: str | None = None,
     modes: Iterable[str] | None = None,
@@ -254,8 +287,9 @@ def score_plugin_baseline(
 ) -> tuple[list[dict[str, Any]], dict[str, ModeGains]]:
     """Render every selected pair through ``plugin`` at its setting and score it.
 
-    Returns the rows (as :func:`~dynamatch.maps.evaluate.score_map`, plus ``input_gain_db`` and
-    ``output_gain_db``) and the gains per mode (calibrated on the same pairs where not given).
+    Returns the rows (as :func:`~dynamatch.maps.evaluate.score_map`, plus ``input_gain_db``,
+    ``output_gain_db`` and ``latency_samples``) and the gains per mode (calibrated on the same pairs where
+    not given).
     """
     baseline = plugin if isinstance(plugin, PluginBaseline) else PluginBaseline(plugin, mapping)
     pairs = dataset.pairs(split=split, mode=list(modes) if modes else None)
@@ -263,17 +297,18 @@ def score_plugin_baseline(
         raise DatasetError(f"{dataset.root}: no pairs match the selection (split {split!r}, modes {modes}); "
                            "widen --split/--modes")
     gains = calibrate_gains(baseline, dataset, pairs, input_gain_db=input_gain_db, output_gain_db=output_gain_db,
-                            calibration_seconds=calibration_seconds)
+                            latency_samples=latency_samples, calibration_seconds=calibration_seconds)
     label = label or baseline.name
     rows = []
     for index, pair in enumerate(pairs):
         x, y = dataset.read(pair, duration_seconds=duration_seconds)
         g = gains[pair.mode]
         prediction = baseline.render(x, dataset.sample_rate, pair.mode, pair.peak_reduction,
-                                     g.input_gain_db, g.output_gain_db)
+                                     g.input_gain_db, g.output_gain_db, g.latency_samples)
         row: dict[str, Any] = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
-        row.update({"input_gain_db": g.input_gain_db, "output_gain_db": g.output_gain_db})
+        row.update({"input_gain_db": g.input_gain_db, "output_gain_db": g.output_gain_db,
+                    "latency_samples": g.latency_samples})
         rows.append(row)
         if on_pair:
             on_pair(index + 1, len(pairs))
@@ -289,6 +324,7 @@ def evaluate_baseline(
     model_rows: Sequence[Mapping[str, Any]] = (),
     input_gain_db: float | None = None,
     output_gain_db: float | None = None,
+    latency_samples: int | None = None,
     split: str | None = None,
     modes: Iterable[str] | None = None,
     duration_seconds: float | None = None,
@@ -301,7 +337,8 @@ def evaluate_baseline(
 
     baseline = PluginBaseline(plugin, mapping)
     baseline_rows, gains = score_plugin_baseline(
-        baseline, dataset, mapping, input_gain_db=input_gain_db, output_gain_db=output_gain_db, split=split,
+        baseline, dataset, mapping, input_gain_db=input_gain_db, output_gain_db=output_gain_db,
+        latency_samples=latency_samples, split=split,
         modes=modes, duration_seconds=duration_seconds, calibration_seconds=calibration_seconds, metrics=metrics)
     rows = [dict(r) for r in model_rows] + baseline_rows
     output_dir = Path(output_dir)
