@@ -76,6 +76,7 @@ def test_calibrated_baseline_reproduces_the_plugin_and_recovers_the_gains(datase
         assert g.input_gain_db == pytest.approx(IN_DB, abs=0.05)
         assert g.output_gain_db == pytest.approx(OUT_DB, abs=0.05)
     assert len(rows) == len(dataset.pairs()) and {r["model"] for r in rows} == {"ZamComp"}
+    print(f"calibrated rows: max ESR {max(r['esr'] for r in rows):.3g}")
     assert max(r["esr"] for r in rows) < 1e-5
 
     # the rows score what the plugin renders: recompute one independently with pedalboard
