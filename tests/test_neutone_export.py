@@ -228,3 +228,22 @@ def test_bad_export_input_is_one_line_and_exit_2(tmp_path, make_args, message):
     result = run_cli("export", "neutone", *make_args(paths), "-o", tmp_path / "out")
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@needs_sdk
+def test_exported_capture_map_exposes_the_captured_knob_by_name(tmp_path):
+    """A map over a captured control (threshold_db, one mode) becomes one Neutone parameter over its knots."""
+    knots = [-30.0, -20.0, -10.0]
+    table = {"peak_reduction": knots, "threshold_db": [k + 1.0 for k in knots], "ratio": [4.0, 4.2, 4.4],
+             "attack_ms": [5.0, 5.5, 6.0], "release_ms": [100.0, 110.0, 90.0], "makeup_db": [0.0, 0.5, 1.0]}
+    captured = ParameterMap({"compress": table}, "linear", model="ff5", knob="threshold_db")
+    path = captured.save(tmp_path / "zam.json")
+    result = run_cli("export", "neutone", path, "-o", tmp_path / "nm")
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((tmp_path / "nm" / "metadata.json").read_text())
+    (parameter,) = metadata["neutone_parameters"].values()
+    assert (parameter["name"], parameter["min_value"], parameter["max_value"]) == ("threshold_db", -30.0, -10.0)
+    x = programme(1.0, seed=7)
+    y = sdk_render(tmp_path / "nm", x, [[0.25]])  # -30 + 0.25 * 20 = -25 dB
+    reference = captured.compressor(-25.0, "compress").process(x, SAMPLE_RATE)
+    assert np.max(np.abs(y - reference)) < 2e-6
