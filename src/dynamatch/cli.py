@@ -640,11 +640,33 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency
     explicit = click.get_current_context().get_parameter_source("model_source") == click.core.ParameterSource.COMMANDLINE
     model_rows = (_score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
                   if explicit else [])
-    rows, written = evaluate_baseline(plugin, ds, output_dir, mapping, model_rows=model_rows, input_gain_db=input_gain_db,
-                                      output_gain_db=output_gain_db, latency_samples=latency_samples, split=split,
-                                      modes=modes, duration_seconds=max_seconds,
-                                      calibration_seconds=calibration_seconds, metrics=metrics)
-    _print_rows(rows, metrics)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    task = progress.add_task(f"baseline {plugin}: calibrating", total=None)
+
+    def on_mode(mode, g):
+        progress.console.print(f"  {mode:>8}: input {g.input_gain_db:+.2f} dB{'' if g.input_fitted else ' (given)'}, "
+                               f"output {g.output_gain_db:+.2f} dB{'' if g.output_fitted else ' (given)'}, latency "
+                               f"{g.latency_samples} samples, calibration ESR {g.calibration_esr:.4g}")
+
+    def on_pair(done, total):
+        progress.update(task, total=total, completed=done, description=f"baseline {plugin}: scoring")
+
+    with progress:
+        rows, written = evaluate_baseline(plugin, ds, output_dir, mapping, model_rows=model_rows, input_gain_db=input_gain_db,
+                                          output_gain_db=output_gain_db, latency_samples=latency_samples, split=split,
+                                          modes=modes, duration_seconds=max_seconds,
+                                          calibration_seconds=calibration_seconds, metrics=metrics, on_mode=on_mode,
+                                          on_pair=on_pair)
+    table = Table(show_header=True, header_style="bold")
+    columns = ("model", "mode", "peak_reduction", "pair", *metrics)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{row[c]:.5g}" if isinstance(row[c], float) else escape(str(row[c])) for c in columns))
+    print_table(table)
     for name, path in written.items():
         console.print(f"{name} → {path}")
 

@@ -207,13 +207,14 @@ def calibrate_gains(
     latency_samples: int | None = None,
     calibration_seconds: float | None = CALIBRATION_SECONDS,
     search_db: tuple[float, float] = GAIN_SEARCH_DB,
+    on_mode: Callable[[str, ModeGains], None] | None = None,
 ) -> dict[str, ModeGains]:
     """One (input, output) gain per mode minimising the pre-filtered ESR summed over that mode's ``pairs``.
 
     A gain given is held; the output gain is the least-squares scale of the pre-filtered plugin output
     onto the pre-filtered target (exact for each input gain); the input gain is searched on a
     ``GAIN_GRID_STEP_DB`` grid over ``search_db`` and refined by a bounded Brent search around the best
-    grid point.  Each pair contributes its first ``calibration_seconds`` (all of it for None).  The plugin's
+    grid point; ``on_mode(mode, gains)`` is called as each mode is done.  Each pair contributes its first ``calibration_seconds`` (all of it for None).  The plugin's
     latency is ``latency_samples`` or, when None, measured per mode on its first pair (the lag of the
     plugin's output behind the target, whole samples, at most ``MAX_LATENCY_SECONDS``) and compensated.
     """
@@ -256,6 +257,8 @@ def calibrate_gains(
         if input_gain_db is not None:
             esr_value, out_db = loss(float(input_gain_db))
             out[mode] = ModeGains(float(input_gain_db), out_db, False, output_gain_db is None, esr_value, latency)
+            if on_mode:
+                on_mode(mode, out[mode])
             continue
         low, high = search_db
         grid = np.arange(low, high + 1e-9, GAIN_GRID_STEP_DB)
@@ -266,6 +269,8 @@ def calibrate_gains(
         in_db = float(refined.x) if refined.fun <= values[best] else float(grid[best])
         esr_value, out_db = loss(in_db)
         out[mode] = ModeGains(in_db, out_db, True, output_gain_db is None, esr_value, latency)
+        if on_mode:
+            on_mode(mode, out[mode])
     return out
 
 
@@ -283,6 +288,7 @@ def score_plugin_baseline(
     duration_seconds: float | None = None,
     calibration_seconds: float | None = CALIBRATION_SECONDS,
     metrics: Sequence[str] = FAST_METRICS,
+    on_mode: Callable[[str, ModeGains], None] | None = None,
     on_pair: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, ModeGains]]:
     """Render every selected pair through ``plugin`` at its setting and score it.
@@ -297,7 +303,7 @@ def score_plugin_baseline(
         raise DatasetError(f"{dataset.root}: no pairs match the selection (split {split!r}, modes {modes}); "
                            "widen --split/--modes")
     gains = calibrate_gains(baseline, dataset, pairs, input_gain_db=input_gain_db, output_gain_db=output_gain_db,
-                            latency_samples=latency_samples, calibration_seconds=calibration_seconds)
+                            latency_samples=latency_samples, calibration_seconds=calibration_seconds, on_mode=on_mode)
     label = label or baseline.name
     rows = []
     for index, pair in enumerate(pairs):
@@ -330,16 +336,20 @@ def evaluate_baseline(
     duration_seconds: float | None = None,
     calibration_seconds: float | None = CALIBRATION_SECONDS,
     metrics: Sequence[str] = FAST_METRICS,
+    on_mode: Callable[[str, ModeGains], None] | None = None,
+    on_pair: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """Score ``plugin`` and write ``scores.csv`` (``model_rows`` first, then the baseline's), ``scores.png``
-    (ESR and ΔLDR per setting, one line per model and mode) and ``baseline.json`` (plugin, mapping, gains)."""
+    (ESR and ΔLDR per setting, one line per model and mode) and ``baseline.json`` (plugin, mapping, gains).
+    ``on_mode`` and ``on_pair`` report progress (see :func:`score_plugin_baseline`)."""
     from ..report.plots import plot_scores
 
     baseline = PluginBaseline(plugin, mapping)
     baseline_rows, gains = score_plugin_baseline(
         baseline, dataset, mapping, input_gain_db=input_gain_db, output_gain_db=output_gain_db,
         latency_samples=latency_samples, split=split,
-        modes=modes, duration_seconds=duration_seconds, calibration_seconds=calibration_seconds, metrics=metrics)
+        modes=modes, duration_seconds=duration_seconds, calibration_seconds=calibration_seconds, metrics=metrics,
+        on_mode=on_mode, on_pair=on_pair)
     rows = [dict(r) for r in model_rows] + baseline_rows
     output_dir = Path(output_dir)
     written = {"scores": write_rows(output_dir / "scores.csv", rows)}
