@@ -69,6 +69,12 @@ def test_generated_torchscript_loop_matches_numba_for_every_member(model, tmp_pa
         y = np.concatenate([core(torch.from_numpy(x[a:b])[None], controls)[0].numpy() for a, b in blocks(x.size)])
     assert np.max(np.abs(y - reference)) < 1e-6 * max(1.0, np.max(np.abs(reference)))
     assert np.max(np.abs(y - x)) > 1e-3  # it did compress
+    stereo = np.stack([x, 0.5 * programme(1.0, seed=11)])
+    core.reset()
+    with torch.no_grad():
+        y = np.concatenate([core(torch.from_numpy(stereo[:, a:b]), controls).numpy() for a, b in blocks(x.size)], axis=-1)
+    reference = compressor.process(stereo, SAMPLE_RATE)
+    assert np.max(np.abs(y - reference)) < 1e-6 * max(1.0, np.max(np.abs(reference)))
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "spline"])
@@ -95,16 +101,19 @@ def sdk_render(model_dir, x: np.ndarray, params_0to1: list[list[float]], buffer_
     model, metadata = load_neutone_model(str(model_dir / "model.nm"))
     model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer_size)
     model.reset()
-    padded = np.concatenate([x, np.zeros(-x.size % buffer_size)]).astype(np.float32)
+    channels = np.atleast_2d(x)
+    length = channels.shape[-1]
+    padded = np.pad(channels, ((0, 0), (0, -length % buffer_size))).astype(np.float32)
     out = []
     with torch.no_grad():
-        for k in range(padded.size // buffer_size):
+        for k in range(padded.shape[-1] // buffer_size):
             values = params_0to1[min(k, len(params_0to1) - 1)]
             params = torch.zeros(4, buffer_size)
             params[: len(values)] = torch.tensor(values)[:, None]
-            block = torch.from_numpy(padded[k * buffer_size:(k + 1) * buffer_size])[None]
-            out.append(model.forward(block, params)[0].numpy().copy())  # the SDK returns its own buffer
-    return np.concatenate(out)[: x.size]
+            block = torch.from_numpy(np.ascontiguousarray(padded[:, k * buffer_size:(k + 1) * buffer_size]))
+            out.append(model.forward(block, params).numpy().copy())  # the SDK returns its own buffer
+    y = np.concatenate(out, axis=-1)[:, :length]
+    return y[0] if np.ndim(x) == 1 else y
 
 
 @needs_sdk
@@ -131,6 +140,23 @@ def test_exported_la2a_map_loads_in_the_sdk_and_follows_its_knobs(tmp_path):
     expected = np.concatenate([first, second_stream.process(x[split:])])
     assert np.max(np.abs(y - expected)) < 2e-6
     assert np.max(np.abs(y - reference)) > 1e-2  # a different setting really sounds different
+
+
+@needs_sdk
+def test_exported_compressor_is_stereo_linked(tmp_path):
+    """Stereo in the DAW: one gain from the louder channel on both, as Compressor.process on (2, samples)."""
+    result = run_cli("export", "neutone", "preset:la2a", "-o", tmp_path / "la2a")
+    assert result.exit_code == 0, result.output
+    metadata = json.loads((tmp_path / "la2a" / "metadata.json").read_text())
+    assert metadata["model_type"] == "stereo-stereo"
+    left, right = programme(2.0, seed=8), 0.3 * programme(2.0, seed=9)
+    stereo = np.stack([left, right])
+    y = sdk_render(tmp_path / "la2a", stereo, [[0.8, 0.0]])
+    compressor = ParameterMap.preset("la2a").compressor(80, "compress")
+    linked = compressor.process(stereo, SAMPLE_RATE)
+    assert np.max(np.abs(y - linked)) < 2e-6
+    separate = np.stack([compressor.process(left, SAMPLE_RATE), compressor.process(right, SAMPLE_RATE)])
+    assert np.max(np.abs(y[1] - separate[1])) > 1e-3  # the quiet channel follows the loud one's gain
 
 
 @needs_sdk

@@ -1,4 +1,4 @@
-"""Write a family member's render loop as TorchScript-compatible Python (``dynamatch/export/torchscript/<model>.py``).
+"""Write a family member's render loops (mono and stereo-linked) as TorchScript-compatible Python (``dynamatch/export/torchscript/<model>.py``).
 
 The Neutone export (:mod:`dynamatch.export.neutone`) scripts a module that calls ``render`` from this
 file: plain Python on ``float`` values and ``List[float]`` (TorchScript compiles it; a per-sample loop over
@@ -46,7 +46,8 @@ _LEVEL, _LEVEL_N = sp.Symbol("level_log", real=True), sp.Symbol("level_log_n", r
 
 
 def torchscript_source(derived: Derived) -> str:
-    """The complete module of one member: ``render(x, q, state, output_state) -> List[float]``."""
+    """The complete module of one member: ``render(x, q, state, output_state) -> List[float]`` (mono) and
+    ``render_stereo(left, right, q, state, output_state_left, output_state_right)`` (stereo-linked)."""
     program = derived.program
     spec = program.spec
     printer = TorchScriptPrinter()
@@ -69,7 +70,7 @@ def torchscript_source(derived: Derived) -> str:
     line('"""')
     line()
     line("from math import exp, log, sqrt  # noqa: F401 - used by some members")
-    line("from typing import List")
+    line("from typing import List, Tuple")
     line()
     line(f"NAME = {spec.name!r}")
     line(f"KERNEL_PARAMETERS = {len(program.parameters)}")
@@ -117,4 +118,53 @@ def torchscript_source(derived: Derived) -> str:
     for k, s in enumerate(output_states):
         line(f"output_state[{k}] = {s.name}", 1)
     line("return out", 1)
+    line()
+    line()
+    line("def render_stereo(left: List[float], right: List[float], q: List[float], state: List[float],")
+    line("                  output_state_left: List[float], output_state_right: List[float]) -> Tuple[List[float], List[float]]:")
+    line('"""Stereo-linked :func:`render`: the detector sees the sample of larger magnitude, one gain path, one', 1)
+    line('output stage (and ``output_state_*``) per channel, as the numba kernel on (2, samples)."""', 1)
+    line("unit = float(len(q) >= 0)  # 1.0, not a compile-time constant (see _FOLDED_INT_RANGE)", 1)
+    for i, p in enumerate(program.parameters):
+        line(f"{p.name} = q[{i}]", 1)
+    for statement in prologue:
+        assign(statement.target.name, statement.expression, 1)
+    for k, s in enumerate(gain_states):
+        line(f"{s.name} = state[{k}]", 1)
+    line("out_left: List[float] = []", 1)
+    line("out_right: List[float] = []", 1)
+    line("for n in range(len(left)):", 1)
+    line("x_n = left[n]", 2)
+    line("if abs(right[n]) > abs(x_n):", 2)
+    line("x_n = right[n]", 3)
+    if "level_log" in program.used_inputs:
+        line(f"level_log_n = log(max(abs(x_n), {EPSILON!r}))", 2)
+    for statement in gain_path:
+        assign(statement.target.name, statement.expression, 2)
+    assign("gain_n", program.gain, 2)
+    for s, e in zip(gain_states, program.next_states[: program.gain_states]):
+        assign(s.name, e, 2)
+    for channel in ("left", "right"):
+        line(f"x_n = {channel}[n]", 2)
+        for k, s in enumerate(output_states):
+            line(f"{s.name} = output_state_{channel}[{k}]", 2)
+        for statement in output_stage:
+            assign(statement.target.name, statement.expression, 2)
+        assign("out_n", program.output, 2)
+        line(f"out_{channel}.append(out_n)", 2)
+        for k, (s, e) in enumerate(zip(output_states, program.next_states[program.gain_states:])):
+            assign(f"output_state_{channel}[{k}]", e, 2)
+    line(f"if (n & {FLUSH_PERIOD - 1}) == 0:", 2)
+    for s in gain_states:
+        line(f"if abs({s.name}) < {FLUSH_BELOW!r}:", 3)
+        line(f"{s.name} = 0.0", 4)
+    if output_states:
+        line("for k in range(len(output_state_left)):", 3)
+        line(f"if abs(output_state_left[k]) < {FLUSH_BELOW!r}:", 4)
+        line("output_state_left[k] = 0.0", 5)
+        line(f"if abs(output_state_right[k]) < {FLUSH_BELOW!r}:", 4)
+        line("output_state_right[k] = 0.0", 5)
+    for k, s in enumerate(gain_states):
+        line(f"state[{k}] = {s.name}", 1)
+    line("return out_left, out_right", 1)
     return "\n".join(lines) + "\n"

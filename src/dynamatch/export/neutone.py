@@ -15,9 +15,10 @@ Neutone FX plugin and by ``neutone_sdk.utils.load_neutone_model``), ``DIR/metada
   output, as the 4A-2A paper shipped it).
 
 The grey-box members run their generated render loop (:mod:`dynamatch.export.torchscript`) in float64 at
-any sample rate (time constants follow it); neural models run at the rate they were trained at.  Every
-model is mono, carries its state across buffers of any size and reports zero latency (a non-causal TCN
-reports its look-ahead).  Knob changes take effect at the next buffer (no smoothing).
+any sample rate (time constants follow it), stereo-linked (the detector sees the louder channel, as the
+numba kernels and the DPF plugin); neural models are mono and run at the rate they were trained at.  Every
+model carries its state across buffers of any size and reports zero latency (a non-causal TCN reports its
+look-ahead).  Knob changes take effect at the next buffer (no smoothing).
 
 ``import dynamatch.export.neutone`` needs neither torch nor the SDK; :func:`export_neutone` imports them.
 """
@@ -217,7 +218,8 @@ def plan_neutone(
         "authors": ["dynamatch"],
         "short_description": summary[:150],
         "long_description": (f"{summary}, exported by dynamatch {__version__} from {Path(str(source)).name}. "
-                             "Mono; state carried across buffers; knob changes apply from the next buffer.")[:500],
+                             f"{'Stereo-linked' if kind in ('map', 'compressor') else 'Mono'}; state carried across "
+                             "buffers; knob changes apply from the next buffer.")[:500],
         "technical_description": ("Grey-box members run dynamatch's generated per-sample render loop in float64; "
                                   "the knob-to-parameter map is evaluated inside the model.")[:500],
         "version": __version__,
@@ -227,6 +229,7 @@ def plan_neutone(
         "base_controls": base,
         "native_sample_rates": native,
         "delay_samples": delay,
+        "stereo": kind in ("map", "compressor"),
     }
     return NeutonePlan(kind, scripted, info)
 
@@ -277,6 +280,7 @@ def export_neutone(
         "format": EXPORT_FORMAT, "format_version": 1, "kind": plan.kind, "source": str(source),
         "model": "model.nm", "parameters": plan.info["parameters"], "base_controls": plan.info["base_controls"],
         "native_sample_rates": plan.info["native_sample_rates"], "delay_samples": plan.info["delay_samples"],
+        "stereo": plan.info["stereo"],
     }
     description_path = output_dir / "dynamatch.json"
     description_path.write_text(json.dumps(description, indent=2) + "\n")

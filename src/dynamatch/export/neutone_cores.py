@@ -1,6 +1,7 @@
 """TorchScript cores of the Neutone export: stateful, block-by-block, mono; torch imported at the top.
 
-Every core has ``forward(x [1, samples], controls: List[float]) -> [1, samples]`` (the controls in real
+Every core has ``forward(x [channels, samples], controls: List[float]) -> [channels, samples]`` (mono; the
+compressor cores also take stereo, linked) (the controls in real
 units, as :func:`dynamatch.export.neutone.export_neutone` lays them out), ``reset()`` (back to the rest
 state, as at the start of a signal) and ``set_sample_rate(hz)``.  State is carried across blocks, so
 consecutive blocks give the output of one whole-signal render.
@@ -31,9 +32,9 @@ MODE_INDEX = {"compress": 0, "limit": 1}
 
 
 def _member_render(model: str):
-    """The generated ``render`` loop and rest states of family member ``model``."""
+    """The generated mono and stereo-linked loops and the rest states of family member ``model``."""
     module = importlib.import_module(f"{__package__}.torchscript.{model_spec(model).module_name}")
-    return module.render, list(module.REST_STATE), list(module.OUTPUT_REST_STATE)
+    return module.render, module.render_stereo, list(module.REST_STATE), list(module.OUTPUT_REST_STATE)
 
 
 def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), zero_makeup: bool = False,
@@ -43,7 +44,7 @@ def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), 
     ``controls = [knob, limit (0/1), *override values]``: the knob value in the map's knob units,
     then the real-unit values of the parameters with indices ``overrides`` (replacing the map's).
     """
-    render, rest, output_rest = _member_render(parameter_map.model)
+    render, render_stereo, rest, output_rest = _member_render(parameter_map.model)
     spec = model_spec(parameter_map.model)
     names = parameter_map.parameter_names
     breakpoints: List[List[float]] = []
@@ -60,6 +61,7 @@ def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), 
 
         state: List[float]
         output_state: List[float]
+        output_state_right: List[float]
         rest_state: List[float]
         output_rest_state: List[float]
         breakpoints: List[List[float]]
@@ -79,11 +81,13 @@ def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), 
             self.output_rest_state = output_rest
             self.state = list(rest)
             self.output_state = list(output_rest)
+            self.output_state_right = list(output_rest)
 
         @torch.jit.export
         def reset(self) -> None:
             self.state = [v for v in self.rest_state]
             self.output_state = [v for v in self.output_rest_state]
+            self.output_state_right = [v for v in self.output_rest_state]
 
         @torch.jit.export
         def set_sample_rate(self, sample_rate: float) -> None:
@@ -124,6 +128,11 @@ def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), 
                     v = min(max(v, 0.0), 1.0)
                 q.append(v)
             makeup = 1.0 if self.zero_makeup else 10.0 ** (values[len(values) - 1] / 20.0)
+            if x.shape[0] == 2:  # stereo-linked
+                left: List[float] = x[0].double().tolist()
+                right: List[float] = x[1].double().tolist()
+                y_left, y_right = render_stereo(left, right, q, self.state, self.output_state, self.output_state_right)
+                return (torch.tensor([y_left, y_right], dtype=torch.float64) * makeup).to(x.dtype)
             samples: List[float] = x.reshape(-1).double().tolist()
             y = render(samples, q, self.state, self.output_state)
             return (torch.tensor(y, dtype=torch.float64) * makeup).to(x.dtype).reshape(1, -1)

@@ -2,7 +2,7 @@
 
 Imports neutone_sdk at the top: import this module only from :func:`dynamatch.export.neutone.export_neutone`.
 Neutone hands every parameter to the model as a value in [0, 1] (the buffer's mean); the wrapper maps
-each to its range and into the core's control list, and passes mono audio ``[1, samples]`` through.
+each to its range and into the core's control list, and passes the audio ``[channels, samples]`` through.
 """
 
 from typing import Dict, List, Union
@@ -17,7 +17,7 @@ def wrapper_class(info: dict) -> type:
     parameters = [dict(p) for p in info["parameters"]]
 
     class DynamatchNeutoneModel(WaveformToWaveformBase):
-        """A dynamatch model as a Neutone FX model (mono in, mono out)."""
+        """A dynamatch model as a Neutone FX model (mono, or stereo-linked for the grey-box compressors)."""
 
         # TorchScript reads only this class's annotations: repeat the SDK's
         neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
@@ -47,6 +47,7 @@ def wrapper_class(info: dict) -> type:
             self.parameter_slots = [int(p["slot"]) for p in parameters]
             self.base_controls = [float(v) for v in info["base_controls"]]
             self.delay_samples = int(info.get("delay_samples", 0))
+            self.mono = not bool(info.get("stereo", False))
             super().__init__(core)
 
         def get_model_name(self) -> str:
@@ -85,11 +86,11 @@ def wrapper_class(info: dict) -> type:
 
         @torch.jit.export
         def is_input_mono(self) -> bool:
-            return True
+            return self.mono
 
         @torch.jit.export
         def is_output_mono(self) -> bool:
-            return True
+            return self.mono
 
         @torch.jit.export
         def get_native_sample_rates(self) -> List[int]:
