@@ -244,7 +244,8 @@ def export_neutone(
     interpolation: str | None = None,
 ) -> NeutoneExport:
     """Write ``output_dir/model.nm`` (+ ``metadata.json``, ``dynamatch.json``) for ``source``; needs neutone-sdk."""
-    reason = neutone_missing_reason()
+    plan = plan_neutone(source, sample_rate=sample_rate, name=name, gru_only=gru_only, interpolation=interpolation)
+    reason = neutone_missing_reason()  # after the input checks: bad input gets its own message first
     if reason:
         raise ImportError(reason)
     import logging
@@ -253,7 +254,6 @@ def export_neutone(
 
     from .neutone_wrapper import wrapper_class
 
-    plan = plan_neutone(source, sample_rate=sample_rate, name=name, gru_only=gru_only, interpolation=interpolation)
     output_dir = Path(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
