@@ -214,9 +214,10 @@ def calibrate_gains(
     A gain given is held; the output gain is the least-squares scale of the pre-filtered plugin output
     onto the pre-filtered target (exact for each input gain); the input gain is searched on a
     ``GAIN_GRID_STEP_DB`` grid over ``search_db`` and refined by a bounded Brent search around the best
-    grid point; ``on_mode(mode, gains)`` is called as each mode is done.  Each pair contributes its first ``calibration_seconds`` (all of it for None).  The plugin's
+    grid point.  Each pair contributes its first ``calibration_seconds`` (all of it for None).  The plugin's
     latency is ``latency_samples`` or, when None, measured per mode on its first pair (the lag of the
     plugin's output behind the target, whole samples, at most ``MAX_LATENCY_SECONDS``) and compensated.
+    ``on_mode(mode, gains)`` is called as each mode is done.
     """
     from scipy.optimize import minimize_scalar
 
@@ -239,20 +240,18 @@ def calibrate_gains(
             latency = int(latency_samples)
 
         def loss(in_db: float) -> tuple[float, float]:
-            """(ESR, output gain dB) at input gain ``in_db``."""
+            """(ESR, output gain dB) at input gain ``in_db``: Σ(t − s·p)² = Σt² − 2s·Σpt + s²·Σp², so no
+            rendered signal is kept (rows are scored exactly later; this is for the search)."""
             cross = power = 0.0
-            predictions = []
             for pair, x, t in audio:
                 p = prefilter(baseline.dry_render(x, dataset.sample_rate, mode, pair.peak_reduction, in_db, latency))
-                predictions.append(p)
                 cross += float(np.dot(p, t))
                 power += float(np.dot(p, p))
             if output_gain_db is not None:
                 scale = 10.0 ** (output_gain_db / 20.0)
             else:
                 scale = cross / power if power > 0 and cross > 0 else 1e-6
-            error = sum(float(np.sum((t - scale * p) ** 2)) for p, (_, _, t) in zip(predictions, audio))
-            return error / energy, 20.0 * math.log10(scale)
+            return max(0.0, 1.0 - (2.0 * scale * cross - scale * scale * power) / energy), 20.0 * math.log10(scale)
 
         if input_gain_db is not None:
             esr_value, out_db = loss(float(input_gain_db))
