@@ -387,6 +387,17 @@ def _evaluation_pairs(eval_dir: Path) -> list[dict[str, Any]]:
                       "(give the output folder of `dynamatch evaluate --protocol score|held-out`)")
 
 
+def _held_out_start(eval_dir: Path) -> float:
+    """Seconds of each file a held-out evaluation fitted on (excerpts come after them); 0 for other layouts."""
+    if not (eval_dir / "held_out.csv").is_file() or (eval_dir / "scores.csv").is_file():
+        return 0.0
+    try:
+        provenance = json.loads((eval_dir / "map.json").read_text()).get("provenance") or {}
+        return float(provenance.get("max_seconds") or 0.0)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0.0
+
+
 def _dataset_from_maps(eval_dir: Path) -> Path | None:
     map_path = eval_dir / "map.json"
     if not map_path.is_file():
@@ -502,7 +513,8 @@ def build_kit(
 
     ``models``: ``LABEL=SOURCE`` or ``SOURCE`` (map, model file, ``preset:NAME``); default the evaluation
     folder's ``map.json``.  ``dataset``: default the map's recorded dataset.  Models render from
-    ``warmup_seconds`` before each excerpt, so their state is settled when it starts.  All stimuli are matched
+    ``warmup_seconds`` before each excerpt, so their state is settled when it starts; after a held-out
+    evaluation the excerpts come from the held-out part only.  All stimuli are matched
     to ``loudness_lufs``; when that would push a stimulus above −1 dBFS peak, the whole kit is matched lower.
     """
     import yaml
@@ -542,13 +554,15 @@ def build_kit(
         keep = np.unique(np.round(np.linspace(0, len(pairs) - 1, max(1, max_trials // excerpts_per_pair))).astype(int))
         pairs = [sorted(pairs, key=lambda p: (p["mode"], p["peak_reduction"], p["pair"]))[i] for i in keep]
     rate = ds.sample_rate
+    held_out_start = _held_out_start(eval_dir)  # a held-out evaluation: listen to audio the fit never saw
     audio_root = Path("configs") / "resources" / "audio" / test_id
     stimuli: list[dict[str, Any]] = []  # rendered, faded, not yet level-matched
     for pair_row in pairs:
         info = by_name[pair_row["pair"]]
-        search = min(info.duration_seconds, 600.0)
+        search = min(info.duration_seconds, held_out_start + warmup_seconds + 600.0)  # never decode 20-min files whole
         dry_all, _ = ds.read(info, duration_seconds=search)
-        starts = _excerpt_starts(dry_all, rate, excerpt_seconds, excerpts_per_pair, skip_seconds=warmup_seconds)
+        starts = _excerpt_starts(dry_all, rate, excerpt_seconds, excerpts_per_pair,
+                                 skip_seconds=max(warmup_seconds, held_out_start))
         if not starts:
             raise ReportError(f"{info.input_path}: {info.duration_seconds:.1f} s is shorter than one "
                               f"{excerpt_seconds:g}-s excerpt; choose a shorter --excerpt-seconds")

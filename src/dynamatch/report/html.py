@@ -32,7 +32,6 @@ from ..errors import DynamatchError, ReportError
 
 SCORE_METRICS = ("esr", "delta_ldr_db", "mae", "stft", "delta_lufs")
 METRIC_LABELS = {"esr": "ESR", "delta_ldr_db": "ΔLDR (dB)", "mae": "MAE", "stft": "STFT", "delta_lufs": "|ΔLUFS| (LU)"}
-IMAGE_NAMES = ("model.png", "map.png", "parameters.png", "scores.png", "hessian.png", "rtf.png", "ratings.png")
 SIGNALTRAIN_3C = re.compile(r"^\d{3}_3c_(compress|limit)_")
 MAX_CSV_BYTES = 50_000_000
 
@@ -511,8 +510,16 @@ def _mean(values: Iterable[Any]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _settings_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str, series: Sequence[str],
-                    absolute: bool = False) -> Table:
+def _mean_over_settings(rows: Sequence[Mapping[str, Any]], metric: str, absolute: bool = False) -> float | None:
+    """Mean over settings of the per-setting mean (pairs at one setting averaged first), as the paper's means."""
+    per_setting: dict[float, list[float]] = {}
+    for r in rows:
+        if r.get(metric) is not None:
+            per_setting.setdefault(float(r["peak_reduction"]), []).append(abs(r[metric]) if absolute else r[metric])
+    return _mean(_mean(v) for v in per_setting.values()) if per_setting else None
+
+
+def _settings_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str, series: Sequence[str]) -> Table:
     """Per setting (knob value) of one mode: the metric of each series (mean over its pairs at that setting)."""
     knobs = sorted({float(r["peak_reduction"]) for r in rows if r["mode"] == mode})
     body = []
@@ -521,8 +528,7 @@ def _settings_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str, s
         for s in series:
             values = [r.get(metric) for r in rows if r["series"] == s and r["mode"] == mode
                       and float(r["peak_reduction"]) == knob]
-            value = _mean(values)
-            line.append(value if value is None or not absolute else value)
+            line.append(_mean(values))
         body.append(line)
     return Table(f"{mode}: {METRIC_LABELS.get(metric, metric)} per setting", ["setting"] + list(series), body,
                  highlight_min=len(series) > 1)
@@ -589,9 +595,8 @@ def _comparison_section(rows: Sequence[Mapping[str, Any]], figures: _Figures, no
             sel = [r for r in rows if r["series"] == s and r["mode"] == mode]
             if not sel:
                 continue
-            ldr = [abs(r["delta_ldr_db"]) for r in sel if r.get("delta_ldr_db") is not None]
-            summary.append([s, mode, len({float(r["peak_reduction"]) for r in sel}), _mean(r.get("esr") for r in sel),
-                            _mean(ldr) if ldr else None, _mean(r.get("mae") for r in sel)])
+            summary.append([s, mode, len({float(r["peak_reduction"]) for r in sel}), _mean_over_settings(sel, "esr"),
+                            _mean_over_settings(sel, "delta_ldr_db", absolute=True), _mean_over_settings(sel, "mae")])
     out.append(render_table(Table("summary (mean over settings)", ["model", "mode", "settings", "mean ESR",
                                                                     "mean |ΔLDR| (dB)", "mean MAE"], summary,
                                   note=note), "summary-table"))
@@ -728,7 +733,7 @@ def build_report(
     nav, body = [], []
     if all_scores:
         note = ""
-        if published:
+        if published and not any("(published)" in r["series"] for r in all_scores):
             paper = _published_rows(all_scores)
             if paper:
                 note = ("'4A-2A paper (published)': the paper's in-sample fit ESR on the real SignalTrain 3c files; "
