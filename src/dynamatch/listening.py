@@ -439,7 +439,7 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
     try:
         import pyloudnorm
     except ImportError:
-        raise ReportError("loudness matching needs pyloudnorm: pip install 'dynamatch[metrics]'") from None
+        raise ReportError("loudness matching needs pyloudnorm: pip install 'dynamatch[listening]'") from None
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(x, dtype=np.float64)))
 
 
@@ -517,7 +517,10 @@ def build_kit(
     evaluation the excerpts come from the held-out part only.  All stimuli are matched
     to ``loudness_lufs``; when that would push a stimulus above −1 dBFS peak, the whole kit is matched lower.
     """
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise ReportError("the webMUSHRA config needs PyYAML: pip install 'dynamatch[listening]'") from None
 
     from .data.datasets import open_dataset
 
