@@ -238,3 +238,25 @@ def test_kit_bad_input_gives_one_line(evaluation, tmp_path):
     assert "corrupt" in one_error_line(run("listening-test", corrupt, "-o", tmp_path / "k", "--model", "preset:la2a",
                                            "--dataset", evaluation / "data"))
     assert not (tmp_path / "k").exists()
+
+
+def test_report_shows_kit_players_and_analysis(evaluation, tmp_path):
+    kit = tmp_path / "kit"
+    result = run("listening-test", evaluation / "eval", "-o", kit, "--dataset", evaluation / "data",
+                 "--model", "preset:la2a", "--excerpt-seconds", 2, "--max-trials", 2)
+    assert result.exit_code == 0, result.output
+    ratings = tmp_path / "results.csv"
+    with open(ratings, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["listener", "trial", "condition", "rating"])
+        writer.writerows(synthetic_ratings(seed=5, listeners=4, trials=2))
+    assert run("listening-test", "--analyse", ratings, "-o", tmp_path / "stats").exit_code == 0
+    result = run("report", kit, tmp_path / "stats", "-o", tmp_path / "r.html", "--audio-seconds", 1)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r.html").read_text()
+    assert text.count("<audio") == 2 * 3  # 2 trials × (reference, la2a, anchor35)
+    analysis = json.loads((tmp_path / "stats" / "analysis.json").read_text())
+    assert f"H = {analysis['kruskal_wallis']['h']:.4g}" in text
+    for condition in analysis["conditions"]:
+        assert f">{condition['median']:.4g}<" in text
+    assert "ratings.png" in text

@@ -3,7 +3,8 @@
 A *run* is a folder or a file written by the existing commands: a fitted model (``model.json`` with its
 ``.png`` and the dry/wet files it names), a parameter map (``map.json``), an evaluation folder
 (``scores.csv``, the paper protocol's ``comp.csv``/``limit.csv``/``scores.csv``, ``held_out.csv``),
-benchmarks (``hessian.csv``, ``rtf.csv``), a listening-test analysis (``analysis.json``) or the 4A-2A paper's
+benchmarks (``hessian.csv``, ``rtf.csv``), a listening-test kit (``kit.json``: A/B players of its excerpts) or analysis
+(``analysis.json``), or the 4A-2A paper's
 published ``scores.csv`` (``Method,Mode,Peak Value,ESR,LDR``).  The page has inline CSS, plots as inline SVG,
 the runs' PNGs and short audio excerpts as base64 ``data:`` URIs, and no script and no network access.
 
@@ -83,6 +84,7 @@ class Run:
     hessian: list[tuple[Path, list[dict[str, Any]]]] = field(default_factory=list)
     rtf: list[tuple[Path, list[dict[str, Any]]]] = field(default_factory=list)
     listening: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    kits: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     neural: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -90,7 +92,7 @@ class Run:
     @property
     def empty(self) -> bool:
         return not (self.fits or self.maps or self.scores or self.paper_tables or self.hessian or self.rtf
-                    or self.listening or self.neural)
+                    or self.listening or self.kits or self.neural)
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -230,6 +232,9 @@ def _add_json(run: Run, path: Path, strict: bool) -> None:
     if kind == LISTENING_FORMAT:
         run.listening.append((path, document))
         return
+    if kind == KIT_FORMAT:
+        run.kits.append((path, document))
+        return
     if isinstance(kind, str) and "neural" in kind:
         run.neural.append((path, document))
         return
@@ -240,6 +245,8 @@ def _add_json(run: Run, path: Path, strict: bool) -> None:
 
 
 LISTENING_FORMAT = "dynamatch.listening_analysis"
+KIT_FORMAT = "dynamatch.listening_kit"
+MAX_KIT_TRIALS = 4
 
 
 def read_run(path: str | os.PathLike, label: str | None = None) -> Run:
@@ -271,7 +278,7 @@ def read_run(path: str | os.PathLike, label: str | None = None) -> Run:
                 run.images.append(child)
     if run.empty:
         raise ReportError(f"{path}: no dynamatch results found (expected model.json, map.json, scores.csv, comp.csv, "
-                          "held_out.csv, hessian.csv, rtf.csv or analysis.json); unknown layout")
+                          "held_out.csv, hessian.csv, rtf.csv, kit.json or analysis.json); unknown layout")
     return run
 
 
@@ -679,6 +686,40 @@ def _listening_section(path: Path, document: dict[str, Any]) -> str:
                                  ["a", "b", "t", "p", "p adjusted", f"p adj < {document.get('alpha', 0.05)}"], pairs)))
 
 
+def _kit_section(path: Path, document: dict[str, Any], audio_seconds: float) -> str:
+    """A/B players of a listening kit's first trials: the device (reference), each model, anchor, dry."""
+    stimuli_path = path.parent / "stimuli.csv"
+    if not stimuli_path.is_file():
+        return f'<p class="note">{_esc(path)}: no stimuli.csv beside it</p>'
+    header, rows = _read_csv(stimuli_path)
+    records = _records(stimuli_path, header, rows, ["peak_reduction", "start_seconds", "gain_db", "loudness_lufs"],
+                       ["trial_id", "condition", "file", "pair", "mode", "peak_reduction"])
+    trials = list(dict.fromkeys(r["trial_id"] for r in records))
+    out = [f"<h3>Listening kit {_esc(path.parent.name)}: {len(trials)} trials at {fmt(document.get('loudness_lufs'))} LUFS"
+           f" (conditions: {_esc(', '.join(document.get('conditions') or []))})</h3>"]
+    if audio_seconds <= 0:
+        return "".join(out)
+    import soundfile as sf
+
+    for trial in trials[:MAX_KIT_TRIALS]:
+        sel = [r for r in records if r["trial_id"] == trial]
+        first = sel[0]
+        players = []
+        for r in sel:
+            audio_path = path.parent / r["file"]
+            if not audio_path.is_file():
+                continue
+            x, rate = sf.read(str(audio_path), frames=int(audio_seconds * sf.info(str(audio_path)).samplerate),
+                              dtype="float64")
+            label = {"reference": "target (device)", "dry": "dry (input)", "anchor35": "anchor (3.5 kHz low-pass)"}
+            players.append(_player(label.get(r["condition"], f"model {r['condition']}"), x, rate))
+        out.append(f"<p>{_esc(trial)}: {_esc(first['pair'])} ({_esc(first['mode'])} {fmt(first['peak_reduction'])}), "
+                   f"from {fmt(first.get('start_seconds'))} s</p><div class=\"players\">{''.join(players)}</div>")
+    if len(trials) > MAX_KIT_TRIALS:
+        out.append(f'<p class="note">first {MAX_KIT_TRIALS} of {len(trials)} trials shown</p>')
+    return "".join(out)
+
+
 def _comparison_of_parameters(runs: Sequence[Run]) -> str:
     fits = [(run.label, path, doc) for run in runs for path, doc in run.fits]
     if len(fits) < 2:
@@ -770,6 +811,8 @@ def build_report(
             part.append(_rtf_section(path, records, figures))
         for path, document in run.listening:
             part.append(_listening_section(path, document))
+        for path, document in run.kits:
+            part.append(_kit_section(path, document, audio_seconds))
         for path, document in run.neural:
             config = document.get("config") or {}
             part.append(render_table(Table(f"neural model {path.name}", ["setting", "value"],
