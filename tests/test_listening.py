@@ -131,6 +131,23 @@ def test_analyse_cli_on_synthetic_webmushra_ratings(tmp_path):
         assert len(list(csv.DictReader(handle))) == 10
 
 
+def test_post_screening_drops_listeners_who_miss_the_hidden_reference():
+    rows = synthetic_ratings(seed=4, listeners=6, trials=10)
+    ratings = []
+    for listener, trial, condition, score in rows:
+        if condition == "reference":
+            score = max(score, 90.0)  # everyone finds the hidden reference …
+            if (listener == "L2" and trial in ("trial01", "trial02")) or (listener == "L3" and trial == "trial01"):
+                score = 60.0  # … except L2 in 2 of 10 trials (20 % > 15 %: excluded) and L3 in 1 of 10 (kept)
+        ratings.append(Rating(condition, score, trial, listener))
+    analysis = analyse_ratings(ratings, screen=True)
+    assert analysis.excluded_listeners == ("L2",) and analysis.listeners == 5
+    assert analyse_ratings(ratings).listeners == 6
+    medians = {(t, c): m for t, c, m in analysis.trial_medians}
+    kept = [r.score for r in ratings if r.listener != "L2" and r.trial == "trial03" and r.condition == "map"]
+    assert medians[("trial03", "map")] == np.median(kept)
+
+
 def test_plain_ratings_layout_and_analysis_api():
     ratings = [Rating(c, s, t, l) for l, t, c, s in synthetic_ratings(seed=3, listeners=5, trials=2)]
     analysis = analyse_ratings(ratings, adjust="bonferroni")

@@ -145,6 +145,8 @@ def test_published_tables_beside_ours(report):
 def test_report_reads_benchmarks_and_paper_protocol_tables(tmp_path):
     (tmp_path / "rtf.csv").write_text("name,frame_samples,frames,audio_seconds,wall_seconds,rtf,threads\n"
                                       "4a2a,512,10,3.0,0.01,300.5,2\n4a2a,2048,3,3.0,0.005,612.25,2\n")
+    (tmp_path / "hessian.csv").write_text("strategy,device,batch,seconds,ms,peak_mb,relative_error,status\n"
+                                          "numba,cpu,2,6.0,24.61,0.1,0.0,ok\n")
     (tmp_path / "comp.csv").write_text(
         "Peak Reduction,ESR,,,Threshold (dB),Ratio,Attack (ms),Release (ms), Make-up Gain (dB)\n"
         ",GT,Linear Interpolation,Spline Interpolation,,,,,\n"
@@ -152,7 +154,7 @@ def test_report_reads_benchmarks_and_paper_protocol_tables(tmp_path):
     result = run("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r.html").read_text()
-    for value in ("300.5", "612.2", "0.08027", "-14.21", "371.4"):
+    for value in ("300.5", "612.2", "0.08027", "-14.21", "371.4", "24.61"):
         assert f">{value}<" in text, value
 
 

@@ -927,9 +927,11 @@ def _add_report_commands(group) -> None:
     @click.option("--test-id", default="dynamatch", show_default=True)
     @click.option("--adjust", type=click.Choice(["holm", "bonferroni", "none"]), default="holm", show_default=True)
     @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+    @click.option("--screen", is_flag=True,
+                  help="--analyse: drop listeners who rated the hidden reference below 90 in > 15 % of trials (BS.1534-3).")
     @_handle_errors
     def listening_test(eval_dir, output, ratings, models, dataset, excerpt_seconds, excerpts_per_pair, max_trials,
-                       loudness_lufs, anchor, include_dry, test_id, adjust, alpha):
+                       loudness_lufs, anchor, include_dry, test_id, adjust, alpha, screen):
         """Write a webMUSHRA kit from an evaluation (EVAL_DIR), or --analyse its ratings (Kruskal–Wallis, Conover)."""
         from . import listening
 
@@ -937,7 +939,10 @@ def _add_report_commands(group) -> None:
             if eval_dir is not None:
                 raise click.UsageError("give EVAL_DIR to build a kit or --analyse RATINGS, not both")
             scores = listening.read_ratings(ratings)
-            analysis = listening.analyse_ratings(scores, adjust=adjust, alpha=alpha, source=str(ratings))
+            analysis = listening.analyse_ratings(scores, adjust=adjust, alpha=alpha, source=str(ratings), screen=screen)
+            if analysis.excluded_listeners:
+                console.print(f"post-screening excluded {len(analysis.excluded_listeners)} listener(s): "
+                              f"{escape(', '.join(analysis.excluded_listeners))}")
             table = Table(title=f"ratings: {escape(str(ratings))}", header_style="bold")
             for column in ("condition", "n", "median", "Q1", "Q3", "mean rank"):
                 table.add_column(column, justify="left" if column == "condition" else "right")

@@ -234,6 +234,8 @@ class Analysis:
     listeners: int
     trials: int
     source: str = ""
+    excluded_listeners: tuple[str, ...] = ()
+    trial_medians: tuple[tuple[str, str, float], ...] = ()  # (trial, condition, median)
 
     def to_document(self) -> dict[str, Any]:
         kw = self.kruskal_wallis
@@ -243,14 +245,39 @@ class Analysis:
             "conditions": [asdict(c) for c in self.conditions],
             "kruskal_wallis": {"h": kw.h, "df": kw.df, "p": kw.p, "n": kw.n},
             "conover": [asdict(p) for p in self.conover],
+            "excluded_listeners": list(self.excluded_listeners),
+            "trial_medians": [{"trial": t, "condition": c, "median": m} for t, c, m in self.trial_medians],
         }
 
 
+def screen_listeners(ratings: Sequence[Rating], *, reference: str = "reference", threshold: float = 90.0,
+                     share: float = 0.15) -> list[str]:
+    """ITU-R BS.1534-3 post-screening: listeners who rated the hidden reference below ``threshold`` in more than
+    ``share`` of their trials."""
+    if not all(r.listener for r in ratings):
+        raise ReportError("post-screening needs a listener for every rating (webMUSHRA's session_uuid or a listener column)")
+    excluded = []
+    for listener in dict.fromkeys(r.listener for r in ratings):
+        scores = [r.score for r in ratings if r.listener == listener and r.condition == reference]
+        if not scores:
+            raise ReportError(f"listener {listener!r} never rated the hidden reference {reference!r}; cannot screen")
+        if np.mean(np.asarray(scores) < threshold) > share:
+            excluded.append(listener)
+    return excluded
+
+
 def analyse_ratings(ratings: Sequence[Rating], *, adjust: str = "holm", alpha: float = 0.05,
-                    source: str = "") -> Analysis:
-    """Medians per condition, Kruskal–Wallis over conditions (all trials pooled, as the papers), Conover post-hoc."""
+                    source: str = "", screen: bool = False) -> Analysis:
+    """Medians per condition, Kruskal–Wallis over conditions (all trials pooled, as the papers), Conover post-hoc.
+
+    ``screen``: first drop the listeners BS.1534-3 post-screening rejects (see :func:`screen_listeners`)."""
     if adjust not in ADJUSTMENTS:
         raise ReportError(f"p-value adjustment must be one of {', '.join(ADJUSTMENTS)}, got {adjust!r}")
+    excluded = screen_listeners(ratings) if screen else []
+    if excluded:
+        ratings = [r for r in ratings if r.listener not in set(excluded)]
+        if not ratings:
+            raise ReportError(f"{source or 'ratings'}: post-screening excluded every listener")
     groups: dict[str, list[float]] = {}
     for r in ratings:
         groups.setdefault(r.condition, []).append(r.score)
@@ -265,9 +292,15 @@ def analyse_ratings(ratings: Sequence[Rating], *, adjust: str = "holm", alpha: f
         summaries.append(ConditionSummary(name, int(v.size), float(median), float(q1), float(q3), float(v.mean()),
                                           float(mean_rank)))
     summaries.sort(key=lambda s: -s.median)
+    by_trial: dict[tuple[str, str], list[float]] = {}
+    for r in ratings:
+        if r.trial:
+            by_trial.setdefault((r.trial, r.condition), []).append(r.score)
     return Analysis(tuple(summaries), kw, tuple(pairs), adjust, alpha,
                     listeners=len({r.listener for r in ratings if r.listener}) or 0,
-                    trials=len({r.trial for r in ratings if r.trial}) or 0, source=source)
+                    trials=len({r.trial for r in ratings if r.trial}) or 0, source=source,
+                    excluded_listeners=tuple(excluded),
+                    trial_medians=tuple((t, c, float(np.median(v))) for (t, c), v in by_trial.items()))
 
 
 def plot_ratings(analysis: Analysis, ratings: Sequence[Rating], path: str | os.PathLike) -> Path:

@@ -677,11 +677,13 @@ def _listening_section(path: Path, document: dict[str, Any]) -> str:
     rows = [[c.get("condition"), c.get("n"), c.get("median"), c.get("q1"), c.get("q3"), c.get("mean_rank")]
             for c in conditions if isinstance(c, dict)]
     kw = document.get("kruskal_wallis") or {}
+    excluded = [str(e) for e in document.get("excluded_listeners") or []]
     pairs = [[p.get("a"), p.get("b"), p.get("t"), p.get("p"), p.get("p_adjusted"), p.get("significant")]
              for p in document.get("conover") or [] if isinstance(p, dict)]
     return (render_table(Table(f"{path.name}: ratings per condition", ["condition", "n", "median", "Q1", "Q3", "mean rank"],
                                rows, note=f"Kruskal–Wallis H = {fmt(kw.get('h'))}, df = {fmt(kw.get('df'))}, "
-                                          f"p = {fmt(kw.get('p'))}"))
+                                          f"p = {fmt(kw.get('p'))}; {document.get('listeners', 0)} listener(s)"
+                                          + (f", excluded by post-screening: {', '.join(excluded)}" if excluded else "")))
             + render_table(Table(f"Conover post-hoc ({document.get('adjust', 'holm')}-adjusted)",
                                  ["a", "b", "t", "p", "p adjusted", f"p adj < {document.get('alpha', 0.05)}"], pairs)))
 
