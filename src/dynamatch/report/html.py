@@ -502,11 +502,12 @@ def _map_section(path: Path, parameter_map, figures: _Figures) -> str:
     fig.tight_layout()
     out.append(_figure(figures.svg(fig), f"parameters of {path.name} against {knob} (dots: fitted knots)"))
     for mode, table in parameter_map.modes.items():
-        esr = {float(s["peak_reduction"]): s.get("esr") for s in parameter_map.fit_statistics.get(mode, [])
-               if isinstance(s, dict) and "peak_reduction" in s}
+        fits = {float(s["peak_reduction"]): s for s in parameter_map.fit_statistics.get(mode, [])
+                if isinstance(s, dict) and "peak_reduction" in s}
         header = [knob] + [f"{p.name} ({p.unit.strip(': ') if p.kind == 'ratio' else p.unit})".replace(" ()", "")
-                           for p in spec.parameters] + ["fit ESR"]
-        rows = [[float(k)] + [float(table[p.name][i]) for p in spec.parameters] + [esr.get(float(k))]
+                           for p in spec.parameters] + ["fit ESR", "iterations", "converged", "fit time (s)"]
+        rows = [[float(k)] + [float(table[p.name][i]) for p in spec.parameters]
+                + [fits.get(float(k), {}).get(c) for c in ("esr", "iterations", "success", "elapsed_seconds")]
                 for i, k in enumerate(table["peak_reduction"])]
         out.append(render_table(Table(f"{mode}: knots", header, rows)))
     return "".join(out)
