@@ -277,3 +277,15 @@ def test_report_shows_kit_players_and_analysis(evaluation, tmp_path):
     for condition in analysis["conditions"]:
         assert f">{condition['median']:.4g}<" in text
     assert "ratings.png" in text
+
+
+def test_rewriting_a_kit_removes_the_files_it_dropped(evaluation, tmp_path):
+    kit = tmp_path / "kit"
+    common = ("-o", kit, "--dataset", evaluation / "data", "--model", "preset:la2a", "--excerpt-seconds", 2)
+    assert run("listening-test", evaluation / "eval", *common, "--max-trials", 3).exit_code == 0
+    assert len(list(kit.rglob("*.wav"))) == 3 * 3
+    (kit / "notes.wav").write_bytes(b"mine")  # not the kit's: kept
+    assert run("listening-test", evaluation / "eval", *common, "--max-trials", 2, "--no-anchor").exit_code == 0
+    written = sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*.wav"))
+    listed = sorted(row["file"] for row in csv.DictReader(open(kit / "stimuli.csv")))
+    assert written == sorted(listed + ["notes.wav"]) and len(listed) == 2 * 2

@@ -496,6 +496,18 @@ def _excerpt_starts(dry: np.ndarray, sample_rate: int, seconds: float, count: in
     return sorted(chosen)
 
 
+def _previous_kit_files(output_dir: Path) -> set[str]:
+    """Audio files listed by an earlier kit written to ``output_dir`` (only a folder with our kit.json)."""
+    try:
+        if json.loads((output_dir / "kit.json").read_text()).get("format") != KIT_FORMAT:
+            return set()
+        with open(output_dir / "stimuli.csv", newline="") as handle:
+            files = {row["file"] for row in csv.DictReader(handle) if row.get("file")}
+    except (OSError, ValueError, KeyError, AttributeError, csv.Error):
+        return set()
+    return {f for f in files if f.startswith("configs/resources/audio/") and f.endswith(".wav") and ".." not in f}
+
+
 @dataclass
 class Kit:
     """What :func:`build_kit` wrote."""
@@ -631,6 +643,7 @@ def build_kit(
         peak = float(np.max(np.abs(s["audio"])))
         allowed = s["source_lufs"] + 20.0 * math.log10(ceiling / peak) if peak > 0 else target
         target = min(target, allowed)
+    previous = _previous_kit_files(output_dir)
     trials: list[dict[str, Any]] = []
     for s in stimuli:
         gain_db = target - s["source_lufs"]
@@ -669,6 +682,8 @@ def build_kit(
     from .models.model_file import write_json_atomic
 
     write_rows(output_dir / "stimuli.csv", trials)
+    for stale in previous - {t["file"] for t in trials}:  # files of an earlier kit in this folder that this one dropped
+        (output_dir / stale).unlink(missing_ok=True)
     conditions = list(dict.fromkeys(t["condition"] for t in trials))
     write_json_atomic(output_dir / "kit.json", {
         "format": KIT_FORMAT, "format_version": 1, "evaluation": str(eval_dir), "dataset": str(dataset_path),

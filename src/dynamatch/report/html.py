@@ -247,6 +247,7 @@ def _add_json(run: Run, path: Path, strict: bool) -> None:
 LISTENING_FORMAT = "dynamatch.listening_analysis"
 KIT_FORMAT = "dynamatch.listening_kit"
 MAX_KIT_TRIALS = 4
+GENERIC_STEMS = ("model", "map", "scores", "held_out", "analysis", "kit", "rtf", "hessian")
 
 
 def read_run(path: str | os.PathLike, label: str | None = None) -> Run:
@@ -254,7 +255,10 @@ def read_run(path: str | os.PathLike, label: str | None = None) -> Run:
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: not found; give a run folder or result file (model.json, map.json, scores.csv, …)")
-    run = Run(label=label or (path.stem if path.is_file() else path.name) or str(path), path=path)
+    default = path.name
+    if path.is_file():
+        default = f"{path.parent.name}/{path.stem}" if path.stem in GENERIC_STEMS and path.parent.name else path.stem
+    run = Run(label=label or default or str(path), path=path)
     if path.is_file():
         if path.suffix.lower() == ".csv":
             _add_csv(run, path, strict=True)
