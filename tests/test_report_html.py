@@ -151,10 +151,12 @@ def test_report_reads_benchmarks_and_paper_protocol_tables(tmp_path):
         "Peak Reduction,ESR,,,Threshold (dB),Ratio,Attack (ms),Release (ms), Make-up Gain (dB)\n"
         ",GT,Linear Interpolation,Spline Interpolation,,,,,\n"
         "40,0.08429,,,-13.07,5.435,30.51,470.1,0.6978\n45,0.0802,0.08027,0.08039,-14.21,4.51,17.31,371.4,0.6503\n")
+    (tmp_path / "tcn.json").write_text(json.dumps({"format": "dynamatch-neural", "format_version": 1,
+                                                   "config": {"preset": "tcn-300-c", "channels": 32}}))
     result = run("report", tmp_path, "-o", tmp_path / "r.html")
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r.html").read_text()
-    for value in ("300.5", "612.2", "0.08027", "-14.21", "371.4", "24.61"):
+    for value in ("300.5", "612.2", "0.08027", "-14.21", "371.4", "24.61", "tcn-300-c", "32"):
         assert f">{value}<" in text, value
 
 

@@ -66,7 +66,6 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
-    numeric: bool = True
     highlight_min: bool = False  # bold the smallest number per row (comparisons)
 
 
@@ -824,7 +823,7 @@ def build_report(
             config = document.get("config") or {}
             part.append(render_table(Table(f"neural model {path.name}", ["setting", "value"],
                                            [[k, json.dumps(v) if isinstance(v, (dict, list)) else v]
-                                            for k, v in config.items()], numeric=False)))
+                                            for k, v in config.items()])))
         shown_fit_pngs = {p.with_suffix(".png") for p, _ in run.fits}
         for image in run.images:
             caption = f"{image.name} (from the run{'; levels, error and gain reduction over time' if image in shown_fit_pngs else ''})"
