@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install dynamatch.  `setup.sh core` = grey-box path only (no torch);
-# `setup.sh dev` = everything the tests need (system packages for plugins, torch CPU, extras).
+# `setup.sh dev` = everything the tests need (system packages for plugins, headless Chromium for the
+# report test, torch CPU, extras).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-core}"
@@ -9,7 +10,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 if [ "$profile" = dev ] && command -v apt-get >/dev/null; then
   need=""
-  for pkg in dpf-source zam-plugins lilv-utils lv2-dev sordi lsp-plugins-lv2 g++ make pkg-config; do
+  for pkg in dpf-source zam-plugins lilv-utils lv2-dev sordi lsp-plugins-lv2 g++ make pkg-config chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
   done
   if [ -n "$need" ]; then

@@ -979,6 +979,96 @@ def export_neutone_command(model_source, output_dir, sample_rate, name, gru_only
     knobs = ", ".join(f"{p['name']} {p['min_value']:g}…{p['max_value']:g}" for p in result.parameters)
     console.print(f"neutone ({result.kind}; {knobs}) → {result.model_path}")
 
+# -- report and listening test (logic in dynamatch.report.html and dynamatch.listening) -------------
+
+
+def _add_report_commands(group) -> None:
+    @group.command("report")
+    @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+                  show_default=True, help="HTML file to write (self-contained: inline CSS, SVG plots, no network).")
+    @click.option("--title", default="dynamatch report", show_default=True)
+    @click.option("--label", "labels", multiple=True, help="Name of each RUN in order (default: its folder or file name).")
+    @click.option("--audio-seconds", type=click.FloatRange(min=0), default=4.0, show_default=True,
+                  help="A/B excerpts (dry, target, model) of fitted models whose audio files exist; 0: none.")
+    @click.option("--published/--no-published", default=True, show_default=True,
+                  help="Add the 4A-2A paper's per-setting ESR beside scores of SignalTrain 3c pairs.")
+    @_handle_errors
+    def report(runs, output, title, labels, audio_seconds, published):
+        """One HTML page summarising RUNS: fits, maps, evaluations (ESR/ΔLDR per setting), benchmarks, comparisons."""
+        from .report.html import write_report
+
+        path = write_report(runs, output, title=title, labels=labels, audio_seconds=audio_seconds, published=published)
+        console.print(f"report → {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+    @group.command("listening-test")
+    @click.argument("eval_dir", required=False, type=click.Path(path_type=Path))
+    @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Kit folder to write (default kit/), or with --analyse the folder for the statistics.")
+    @click.option("--analyse", "--analyze", "ratings", type=click.Path(path_type=Path), default=None,
+                  help="Analyse ratings (webMUSHRA mushra.csv, or condition,rating CSV) instead of writing a kit.")
+    @click.option("--model", "models", multiple=True,
+                  help="[LABEL=]MAP|MODEL|preset:NAME to compare (repeat; default EVAL_DIR/map.json).")
+    @click.option("--dataset", type=click.Path(path_type=Path), default=None,
+                  help="The dataset the evaluation scored (default: the one its map.json records).")
+    @click.option("--excerpt-seconds", type=float, default=8.0, show_default=True)
+    @click.option("--excerpts-per-pair", type=click.IntRange(min=1), default=1, show_default=True)
+    @click.option("--max-trials", type=click.IntRange(min=1), default=12, show_default=True)
+    @click.option("--loudness-lufs", type=float, default=-23.0, show_default=True)
+    @click.option("--anchor/--no-anchor", default=True, show_default=True, help="Add the 3.5 kHz low-pass anchor.")
+    @click.option("--dry/--no-dry", "include_dry", default=False, show_default=True,
+                  help="Add the unprocessed input as a condition.")
+    @click.option("--test-id", default="dynamatch", show_default=True)
+    @click.option("--adjust", type=click.Choice(["holm", "bonferroni", "none"]), default="holm", show_default=True)
+    @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+    @click.option("--screen", is_flag=True,
+                  help="--analyse: drop listeners who rated the hidden reference below 90 in > 15 % of trials (BS.1534-3).")
+    @_handle_errors
+    def listening_test(eval_dir, output, ratings, models, dataset, excerpt_seconds, excerpts_per_pair, max_trials,
+                       loudness_lufs, anchor, include_dry, test_id, adjust, alpha, screen):
+        """Write a webMUSHRA kit from an evaluation (EVAL_DIR), or --analyse its ratings (Kruskal–Wallis, Conover)."""
+        from . import listening
+
+        if ratings is not None:
+            if eval_dir is not None:
+                raise click.UsageError("give EVAL_DIR to build a kit or --analyse RATINGS, not both")
+            scores = listening.read_ratings(ratings)
+            analysis = listening.analyse_ratings(scores, adjust=adjust, alpha=alpha, source=str(ratings), screen=screen)
+            if analysis.excluded_listeners:
+                console.print(f"post-screening excluded {len(analysis.excluded_listeners)} listener(s): "
+                              f"{escape(', '.join(analysis.excluded_listeners))}")
+            table = Table(title=f"ratings: {escape(str(ratings))}", header_style="bold")
+            for column in ("condition", "n", "median", "Q1", "Q3", "mean rank"):
+                table.add_column(column, justify="left" if column == "condition" else "right")
+            for c in analysis.conditions:
+                table.add_row(escape(c.condition), str(c.n), f"{c.median:.4g}", f"{c.q1:.4g}", f"{c.q3:.4g}",
+                              f"{c.mean_rank:.4g}")
+            print_table(table)
+            kw = analysis.kruskal_wallis
+            console.print(f"Kruskal–Wallis H = {kw.h:.4g}, df = {kw.df}, p = {kw.p:.3g}")
+            table = Table(title=f"Conover post-hoc, {adjust}-adjusted", header_style="bold")
+            for column in ("a", "b", "t", "p", "p adjusted", "significant"):
+                table.add_column(column, justify="left" if column in ("a", "b", "significant") else "right")
+            for p in analysis.conover:
+                table.add_row(escape(p.a), escape(p.b), f"{p.t:.4g}", f"{p.p:.3g}", f"{p.p_adjusted:.3g}",
+                              "yes" if p.significant else "no")
+            print_table(table)
+            written = listening.write_analysis(analysis, scores, output or ratings.with_name(ratings.stem + "_analysis"))
+            console.print(", ".join(f"{name} → {path}" for name, path in written.items()))
+            return
+        if eval_dir is None:
+            raise click.UsageError("give EVAL_DIR (an evaluate output folder) or --analyse RATINGS.csv")
+        kit = listening.build_kit(eval_dir, output or Path("kit"), models=models, dataset=dataset,
+                                  excerpt_seconds=excerpt_seconds, excerpts_per_pair=excerpts_per_pair,
+                                  max_trials=max_trials, loudness_lufs=loudness_lufs, anchor=anchor,
+                                  include_dry=include_dry, test_id=test_id)
+        trials = len({t["trial_id"] for t in kit.trials})
+        console.print(f"kit → {kit.root}: {trials} trials × {len(kit.conditions)} stimuli ({', '.join(kit.conditions)}), "
+                      f"{kit.loudness_lufs:.1f} LUFS; webMUSHRA config {kit.config}")
+
+
+_add_report_commands(main)
+
 
 # -- warmup ---------------------------------------------------------------------------------------
 

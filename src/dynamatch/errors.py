@@ -64,6 +64,10 @@ class DatasetError(DynamatchError, ValueError):
     """A dataset whose layout or files are missing, unpaired or malformed."""
 
 
+class ReportError(DynamatchError, ValueError):
+    """A run folder, results file or ratings file that is missing, of an unknown layout or malformed."""
+
+
 class ExportError(DynamatchError, RuntimeError):
     """An export or plugin build that failed."""
 
