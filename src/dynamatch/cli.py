@@ -158,11 +158,12 @@ def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
     report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
     console.print(check_table(report))
     if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=2)
         if str(json_path) == "-":
-            click.echo(text)
+            click.echo(json.dumps(report.to_dict(), indent=2))
         else:
-            json_path.write_text(text + "\n")
+            from .documents import write_json
+
+            write_json(json_path, report.to_dict())
     verdict = "[green]passed[/]" if report.passed else "[bold red]failed[/]"
     console.print(f"capture check {verdict}")
     if not report.passed:

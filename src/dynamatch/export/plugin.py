@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import __version__
+from ..documents import write_json
 from ..errors import ExportError, ParameterError
 from ..maps.parameter_map import ParameterMap
 from ..models.family import model_spec
@@ -164,7 +165,7 @@ def build_plugin(
     missing = [str(path) for path in bundles.values() if not path.exists()]
     if missing:
         raise ExportError(f"{output_dir}: make succeeded but these bundles are missing: {missing}")
-    stamp.write_text(json.dumps({"digest": digest, "name": name, "formats": list(formats)}) + "\n")
+    write_json(stamp, {"digest": digest, "name": name, "formats": list(formats)}, indent=None)
     return PluginBuild(output_dir, name, bundles, uris, digest, rebuilt=True)
 
 

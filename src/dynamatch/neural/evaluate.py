@@ -7,7 +7,6 @@ its training record (make-up 0 dB).  Models run block by block through :class:`S
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..data.datasets import PairDataset
+from ..documents import NEURAL, read_document
 from ..maps import ParameterMap
 from ..metrics import score
 from .data import conditioning
@@ -26,7 +26,7 @@ BLOCK_SAMPLES = 65536
 
 def hybrid_map(model_path: str | os.PathLike) -> ParameterMap | None:
     """The compressor map a hybrid GRU stage was trained after (None for black-box models)."""
-    document = json.loads(Path(model_path).read_text())
+    document = read_document(model_path, NEURAL, what="neural model file")
     hybrid = (document.get("training") or {}).get("hybrid")
     return None if not hybrid else ParameterMap.from_document(hybrid["parameter_map"], str(model_path))
 
