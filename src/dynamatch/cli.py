@@ -379,7 +379,8 @@ def stimulus(output, duration_seconds, sample_rate, seed):
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["la2a"]), help="Use a built-in map instead of a model file.")
+@click.option("--preset", metavar="NAME", default=None,
+              help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a model file.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Knob value for maps and presets.")
 @click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True)
@@ -394,10 +395,10 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
     from .data.audio import read_audio, write_audio
     from .model_loading import load_processor
 
-    expected = 2 if preset else 3
+    expected = 2 if preset is not None else 3
     if len(paths) != expected:
         raise click.UsageError("usage: process MODEL IN OUT  |  process --preset la2a IN OUT")
-    source = f"preset:{preset}" if preset else paths[0]
+    source = f"preset:{preset}" if preset is not None else paths[0]
     in_path, out_path = paths[-2], paths[-1]
     knob = None
     if knob_text is not None:
@@ -602,7 +603,8 @@ _add_capture_command(main)
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("evaluation"), show_default=True)
 @click.option("--model", "model_source", default="preset:la2a", show_default=True,
-              help="Map/model file, preset:la2a, or a trained neural model (protocol 'score').")
+              help="Map/model file, run folder, preset (la2a or an installed one) or a trained neural model "
+                   "(protocol 'score').")
 @click.option("--protocol", type=click.Choice(["score", "paper", "held-out"]), default="score", show_default=True,
               help="score: score MODEL; paper: fit 100→40, interpolate held-out settings 45…95; "
                    "held-out: fit on the first --fit-seconds of each file, score on the rest.")
@@ -623,6 +625,10 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     from .maps import evaluate as ev
     from .report.plots import plot_scores
 
+    from .model_loading import resolve_model_source
+
+    if protocol == "score":
+        model_source = resolve_model_source(model_source)
     ds = open_dataset(dataset)
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
@@ -660,26 +666,15 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
 def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
     """Score a grey-box model (file/preset) or a trained neural model on a dataset."""
     from .maps import evaluate as ev
-    from .maps.parameter_map import MAP_FORMAT, ParameterMap
-    from .model_loading import load_processor
+    from .model_loading import resolve_model_source
 
-    kind = None
-    if not str(model_source).startswith("preset:"):
-        try:
-            kind = json.loads(Path(model_source).read_text()).get("format")
-        except (OSError, ValueError, AttributeError):
-            kind = None
-    if kind is not None and "neural" in kind:
+    source = resolve_model_source(model_source)
+    if source.kind == "neural":
         from .neural.evaluate import score_neural
 
-        return score_neural(model_source, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
-    if str(model_source).startswith("preset:"):
-        model = ParameterMap.preset(str(model_source).split(":", 1)[1])
-    elif kind == MAP_FORMAT:
-        model = ParameterMap.load(model_source)
-    else:
-        model = load_processor(model_source)
-    return ev.score_map(model, ds, label=Path(str(model_source)).stem, split=split, modes=modes,
+        return score_neural(source.path, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
+    model = source.parameter_map() if source.is_map else source.compressor()
+    return ev.score_map(model, ds, label=Path(source.given).stem, split=split, modes=modes,
                         duration_seconds=duration_seconds, metrics=metrics)
 
 
@@ -736,12 +731,12 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
 @click.option("--seed", type=int, default=0, show_default=True)
 @_handle_errors
 def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, seed):
-    """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or preset:la2a)."""
-    from .maps import ParameterMap
+    """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or a preset such as la2a)."""
+    from .model_loading import load_parameter_map
+
+    parameter_map = load_parameter_map(map_source)
     from .neural.hybrid import train_hybrid
 
-    parameter_map = (ParameterMap.preset(map_source.split(":", 1)[1]) if map_source.startswith("preset:")
-                     else ParameterMap.load(map_source))
     if max_steps is None and max_epochs is None:
         max_epochs = 60.0
     result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed)
@@ -787,7 +782,7 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
 @bench.command("rtf")
 @click.option("--models", default=None, help="Comma-separated presets (default: all) plus the fitted compressor.")
 @click.option("--compressor", "compressor_source", default=None,
-              help="Grey-box model to time beside them: model/map file or preset:la2a (default: preset LA-2A at PR 65).")
+              help="Grey-box model to time beside them: model/map file or preset (default: preset la2a at PR 65).")
 @click.option("--frames", default="all", show_default=True, help="Comma-separated frame sizes or 'all' (32…65536).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--duration-seconds", type=float, default=3.0, show_default=True)
@@ -797,10 +792,11 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
 def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repeats, output_dir):
     """Real-time factor of every neural model and the fitted compressor, block by block (CSV + PNG)."""
     from .model_loading import load_processor
+
+    compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
     from .neural.rtf import FRAME_SIZES, rtf_table
 
     frame_sizes = FRAME_SIZES if frames == "all" else tuple(int(f) for f in frames.split(","))
-    compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = rtf_table([m for m in models.split(",") if m] if models else None, compressor=compressor,
                      frame_sizes=frame_sizes, duration_seconds=duration_seconds, threads=threads, repeats=repeats,
@@ -827,7 +823,8 @@ def export() -> None:
 
 @export.command("plugin")
 @click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["la2a"]), help="Use a built-in map instead of a map file.")
+@click.option("--preset", metavar="NAME", default=None,
+              help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
               show_default=True)
 @click.option("--name", default="dynamatch LA-2A", show_default=True)
@@ -841,14 +838,12 @@ def export() -> None:
 @_handle_errors
 def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
     """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
-    from .export import build_plugin
-    from .maps import ParameterMap
+    from . import export as exporting
+    from .model_loading import load_parameter_map
 
     if (map_path is None) == (preset is None):
         raise click.UsageError("give a MAP file or --preset, not both")
-    parameter_map = ParameterMap.preset(preset) if preset else ParameterMap.load(map_path)
-    if interpolation:
-        parameter_map = parameter_map.with_interpolation(interpolation)
+    parameter_map = load_parameter_map(f"preset:{preset}" if preset is not None else map_path, interpolation)
     gru_weights = None
     if gru_model is not None:
         from .neural.gru import gru_weights_dict
@@ -856,7 +851,7 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 
         gru_weights = gru_weights_dict(load_model(gru_model))
     console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
-    build = build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
+    build = exporting.build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
                          gru_weights=gru_weights, jobs=jobs)
     for (fmt, channels), path in sorted(build.bundles.items()):
         console.print(f"{fmt:5s} {'mono  ' if channels == 1 else 'stereo'} {path}")
