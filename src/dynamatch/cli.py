@@ -420,20 +420,16 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
 
 
 def _chain(text: str) -> list[float]:
-    """'100:40:5' → 100, 95, …, 40; or a comma list '100,90,80'."""
-    if ":" in text:
-        start, stop, step = (float(v) for v in text.split(":"))
-        step = -abs(step) if stop < start else abs(step)
-        return [float(v) for v in np.arange(start, stop + step / 2, step)]
-    return [float(v) for v in text.split(",") if v.strip()]
+    """'100:40:5' → 100, 95, …, 40; or a comma list '100,90,80' (:func:`dynamatch.parsing.parse_chain`)."""
+    from .parsing import parse_chain
+
+    return parse_chain(text)
 
 
 def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("compress", "limit")]
-    if bad:
-        raise click.BadParameter(f"unknown mode(s) {bad}; use compress and/or limit")
-    return modes
+    from .parsing import parse_modes
+
+    return parse_modes(text)
 
 
 def _map_progress(total_label: str):
@@ -633,7 +629,8 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
     if protocol == "score":
-        rows = _score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
+        rows = _score_any(model_source, ds, split=split, session=session, modes=modes, duration_seconds=max_seconds,
+                          metrics=metrics)
         path = ev.write_rows(output_dir / "scores.csv", rows)
         plot_scores(output_dir / "scores.png", rows, metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1])
         _print_rows(rows, metrics)
@@ -643,7 +640,7 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     with progress:
         if protocol == "paper":
             written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session, model=fit_model,
-                                        max_seconds=max_seconds, on_setting=on_setting)
+                                        max_seconds=max_seconds, metrics=metrics, on_setting=on_setting)
         else:
             if fit_seconds is None:
                 raise click.UsageError("--protocol held-out needs --fit-seconds")
@@ -658,12 +655,13 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
 
     rows = list(csv.DictReader(open(written["scores"])))
     group = "method" if protocol == "paper" else "part"
-    plot_scores(output_dir / "scores.png", rows, metrics=("esr", "delta_ldr_db"), group_by=group)
+    plot_scores(output_dir / "scores.png", rows,
+                metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1], group_by=group)
     for name, path in written.items():
         console.print(f"{name} → {path}")
 
 
-def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
+def _score_any(model_source, ds, *, split, session=None, modes, duration_seconds, metrics):
     """Score a grey-box model (file/preset) or a trained neural model on a dataset."""
     from .maps import evaluate as ev
     from .model_loading import resolve_model_source
@@ -672,9 +670,10 @@ def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
     if source.kind == "neural":
         from .neural.evaluate import score_neural
 
-        return score_neural(source.path, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
+        return score_neural(source.path, ds, split=split, session=session, modes=modes,
+                            duration_seconds=duration_seconds, metrics=metrics)
     model = source.parameter_map() if source.is_map else source.compressor()
-    return ev.score_map(model, ds, label=Path(source.given).stem, split=split, modes=modes,
+    return ev.score_map(model, ds, label=Path(source.given).stem, split=split, session=session, modes=modes,
                         duration_seconds=duration_seconds, metrics=metrics)
 
 
@@ -792,11 +791,12 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
 def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repeats, output_dir):
     """Real-time factor of every neural model and the fitted compressor, block by block (CSV + PNG)."""
     from .model_loading import load_processor
+    from .parsing import parse_frames
 
     compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
     from .neural.rtf import FRAME_SIZES, rtf_table
 
-    frame_sizes = FRAME_SIZES if frames == "all" else tuple(int(f) for f in frames.split(","))
+    frame_sizes = parse_frames(frames, FRAME_SIZES)
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = rtf_table([m for m in models.split(",") if m] if models else None, compressor=compressor,
                      frame_sizes=frame_sizes, duration_seconds=duration_seconds, threads=threads, repeats=repeats,

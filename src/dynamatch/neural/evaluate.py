@@ -45,6 +45,7 @@ def score_neural(
     dataset: PairDataset,
     *,
     split: str | None = None,
+    session: str | None = None,
     modes: Iterable[str] | None = None,
     duration_seconds: float | None = None,
     metrics: Sequence[str] = ("esr", "delta_ldr_db", "mae"),
@@ -54,7 +55,7 @@ def score_neural(
     compressor_map = hybrid_map(model_path)
     label = Path(model_path).parent.name or Path(model_path).stem
     rows = []
-    for pair in dataset.pairs(split=split, mode=list(modes) if modes else None):
+    for pair in dataset.pairs(split=split, session=session, mode=list(modes) if modes else None):
         x, y = dataset.read(pair, duration_seconds=duration_seconds)
         model_input = x
         if compressor_map is not None:

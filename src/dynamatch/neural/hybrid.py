@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import PairDataset, PairInfo, open_dataset
-from ..errors import DatasetError
+from ..errors import ArgumentError, DatasetError
 from ..maps import ParameterMap
 from ..metrics import esr
 from ..models.compressor import Compressor
@@ -72,7 +72,7 @@ def train_hybrid(
     """
     parameter_map = _as_map(map_path_or_map)
     if "loss" in train_options:
-        raise TypeError("train_hybrid always trains with loss='esr'; do not pass loss")
+        raise ArgumentError("train_hybrid always trains with loss='esr'; do not pass loss")
     return train(
         model,
         dataset_path,
