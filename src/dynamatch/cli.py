@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DynamatchError
+from .models.parameters import MODES
 from .timing import PROCESS_STARTED, StageTimes
 
 console = Console(stderr=True, highlight=False)
@@ -383,7 +384,7 @@ def stimulus(output, duration_seconds, sample_rate, seed):
               help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a model file.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Knob value for maps and presets.")
-@click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="compress", show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None,
               help="Override the map's interpolation.")
 @click.option("--knob", "knob_text", default=None,
@@ -864,7 +865,7 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (.onnx or .pt).")
 @click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
-@click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True,
+@click.option("--mode", type=click.Choice(MODES), default="compress", show_default=True,
               help="TorchScript only: the controls are fixed at export.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True)
 @_handle_errors

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ParameterError
-from .models.opto import MODES
+from .models.parameters import MODES
 
 
 def parse_chain(text: str) -> list[float]:

@@ -39,6 +39,7 @@ from ..documents import write_json
 from ..errors import ExportError, ParameterError
 from ..maps.parameter_map import ParameterMap
 from ..models.family import model_spec
+from ..models.parameters import MODES
 
 DPF_PATH = Path(os.environ.get("DYNAMATCH_DPF_PATH", "/usr/share/dpf"))
 FORMATS = ("vst3", "lv2", "clap")
@@ -183,7 +184,7 @@ def generate_header(
     if not name or '"' in name or "\\" in name or not name.isprintable():
         raise ParameterError(f"plugin name must be printable text without quotes or backslashes, got {name!r}")
     slug = _slug(name)
-    modes = [m for m in ("compress", "limit") if m in parameter_map.modes]
+    modes = [m for m in MODES if m in parameter_map.modes]
     if not modes:
         raise ParameterError(
             f"the map has no 'compress' or 'limit' mode (it has {list(parameter_map.modes)}); rename its modes"
@@ -217,7 +218,7 @@ def generate_header(
               "    const double* breakpoints;",
               "    const double* coefficients; // [parameter][power 3..0][segment], the model's parameter order",
               "};", ""]
-    for mode in ("compress", "limit"):
+    for mode in MODES:
         segments = parameter_map.spline_segments(mode if mode in modes else modes[0])
         breakpoints = np.asarray(segments["breakpoints"], dtype=float)
         coefficients = np.stack([np.asarray(segments[p], dtype=float) for p in spec.parameter_names])

@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from ..documents import PARAMETER_MAP, read_document, write_document
 from ..errors import ModelFileError, ParameterError
 from ..models.compressor import Compressor
 from ..models.family import model_spec
+from ..models.parameters import MODES  # noqa: F401  (re-exported)
 from ..models.parameters import Parameter
-from ..documents import PARAMETER_MAP, read_document, write_document
 
 MAP_FORMAT = PARAMETER_MAP.format
 PRESETS_DIR_VARIABLE = "DYNAMATCH_PRESETS_DIR"
 MAP_FORMAT_VERSION = PARAMETER_MAP.version
 INTERPOLATIONS = ("linear", "spline")
-MODES = ("compress", "limit")
 PRESETS = ("la2a",)
 
 
