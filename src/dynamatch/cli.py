@@ -117,22 +117,11 @@ def check_table(report) -> Table:
 
 
 def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose=False, warmup_seconds=1.0):
-    """The checks of `dynamatch check` on a loaded pair: refuse a failing capture with one line (after the
-    input validation's own, more specific errors); warnings as one line; the table with ``--verbose``."""
-    from .data.audio import check_signal
-    from .data.check import check_capture
-    from .fitting import check_fit_length
+    """:func:`dynamatch.fitting.check_capture_for_fit`, printed: the table with ``--verbose``, warnings as one line."""
+    from .fitting import check_capture_for_fit
 
-    check_fit_length(pair, warmup_seconds)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
-    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
-                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
-    if not report.passed and not ignore_checks:
-        from .data.alignment import align_pair
-
-        align_pair(pair)  # unrelated files get alignment's one-line error
-        report.raise_on_failure()
+    report = check_capture_for_fit(pair, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu,
+                                   ignore_checks=ignore_checks, warmup_seconds=warmup_seconds)
     if verbose:
         print_table(check_table(report))
     flagged = [f"{line.name} {line.status}: {line.message}" for line in report.lines if line.status != "pass"]
@@ -254,7 +243,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import AudioPair
         from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
         from .models.family import model_spec
-        from .models.model_file import check_writable, load_compressor, save_compressor
+        from .models.model_file import check_writable, load_compressor
     times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
 
     check_writable(output)
@@ -271,16 +260,12 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         raise click.UsageError("give both DRY and WET, or neither for the built-in default")
     reference_gr_db = None
     if dry is None:
-        from .data.stimulus import capture_stimulus
-        from .models.opto import OptoLevellingAmplifier
+        from .report.fit import builtin_capture
 
-        device = OptoLevellingAmplifier(peak_reduction=65.0, mode="compress")
-        x = capture_stimulus(DEFAULT_SAMPLE_RATE, duration_seconds=60.0, seed=0)
-        console.print(f"built-in default: {len(x) / DEFAULT_SAMPLE_RATE:.0f} s capture stimulus → {device}")
-        y = device.process(x, DEFAULT_SAMPLE_RATE)
-        reference_gr_db = device.gain_reduction_db(x, DEFAULT_SAMPLE_RATE)
-        pair = AudioPair(x, y, DEFAULT_SAMPLE_RATE, "stimulus", "virtual opto levelling amplifier")
-        source = {"dry": "capture_stimulus(seed=0, 60 s)", "wet": repr(device)}
+        builtin = builtin_capture(DEFAULT_SAMPLE_RATE)
+        console.print(f"built-in default: {builtin.description}")
+        pair, source, reference_gr_db = builtin.pair, builtin.source, builtin.reference_gain_reduction_db
+        del builtin
     else:
         from .data.audio import load_pair
 
@@ -300,46 +285,24 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     )
     elapsed = time.perf_counter() - started
     save_started = time.perf_counter()
-    result, aligned = capture.result, capture.pair
+    from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
+
+    result = capture.result
     if capture.selection is not None:
         print_table(selection_table(capture.selection))
     print_table(parameter_table(result.params))
-    alignment = capture.alignment
-    fit_stats = {
-        "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
-        "success": bool(result.success), "message": result.message, "elapsed_seconds": round(elapsed, 3),
-        "fit_seconds": round(times.seconds["fit"], 3),
-        "duration_seconds": len(aligned.dry) / aligned.sample_rate,
-        "alignment": None if alignment is None else {
-            "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
-        "selection": None if capture.selection is None else capture.selection.to_dict(),
-    }
-    save_compressor(output, result.params, sample_rate=aligned.sample_rate, fit=fit_stats,
-                    provenance={"source": source, "dynamatch": _version(), "calibration": report.calibration,
-                                "capture_check": {line.name: line.status for line in report.lines}})
-    summary = output.with_suffix(".summary.txt")
-    summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
+    fit_stats = fit_statistics(capture, method=method, elapsed_seconds=elapsed, fit_seconds=times.seconds["fit"])
+    save_fit(output, capture, fit_stats, fit_provenance(source, report))
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
     console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {times.seconds['fit']:.1f} s → {output}")
     times.add("save", time.perf_counter() - save_started)
-    with times.stage("plot") if plot else contextlib.nullcontext():
-        _fit_plot(plot, output, result, aligned, reference_gr_db, source)
+    if plot:
+        with times.stage("plot"):
+            png = plot_capture_fit(output, capture, reference_gain_reduction_db=reference_gr_db,
+                                   title=f"{source['wet']}: ESR {result.loss:.4g}")
+        console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
-
-
-def _fit_plot(plot, output, result, aligned, reference_gr_db, source) -> None:
-    if plot:
-        from .report.plots import plot_fit
-
-        shown = aligned.dry[: int(PLOT_SECONDS * aligned.sample_rate)]  # the plot shows the first 30 s
-        prediction = result.params.process(shown, aligned.sample_rate)
-        gain = result.params.gain(shown, aligned.sample_rate)
-        png = plot_fit(output.with_suffix(".png"), shown, aligned.wet[: shown.size], prediction, aligned.sample_rate,
-                       max_seconds=PLOT_SECONDS,
-                       model_gain=gain, reference_gain_reduction_db=reference_gr_db,
-                       title=f"{source['wet']}: ESR {result.loss:.4g}")
-        console.print(f"plot → {png}")
 
 
 @main.command("models")
@@ -509,9 +472,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
     ``dynamatch process --preset la2a`` and ``export plugin --preset la2a``.
     """
     from .data.datasets import open_dataset
-    from .data.generate import GENERATED_MARKER
-    from .data.signaltrain import SignalTrainDataset
-    from .maps.fit_map import fit_map
+    from .maps.fit_map import fit_map, preset_to_install
     from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
@@ -530,9 +491,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
     console.print(f"map → {output}")
-    generated = (ds.root / GENERATED_MARKER).exists()
-    if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:
-        preset_name = "la2a"
+    preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
         console.print(f"installed as preset '{preset_name}' → {install_preset(parameter_map, preset_name)}")
     if plot:
@@ -619,62 +578,31 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
              metrics_text):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
-    from .maps import evaluate as ev
-    from .report.plots import plot_scores
-
+    from .evaluation import evaluate_dataset
     from .model_loading import resolve_model_source
 
     if protocol == "score":
-        model_source = resolve_model_source(model_source)
+        model_source = resolve_model_source(model_source)  # an unknown name fails before the dataset is read
     ds = open_dataset(dataset)
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
-    if protocol == "score":
-        rows = _score_any(model_source, ds, split=split, session=session, modes=modes, duration_seconds=max_seconds,
-                          metrics=metrics)
-        path = ev.write_rows(output_dir / "scores.csv", rows)
-        plot_scores(output_dir / "scores.png", rows, metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1])
-        _print_rows(rows, metrics)
-        console.print(f"scores → {path}")
-        return
     progress, on_start, callback, on_setting = _map_progress(protocol)
-    with progress:
-        if protocol == "paper":
-            written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session, model=fit_model,
-                                        max_seconds=max_seconds, metrics=metrics, on_setting=on_setting)
-        else:
-            if fit_seconds is None:
-                raise click.UsageError("--protocol held-out needs --fit-seconds")
-            written = ev.held_out_protocol(ds, output_dir, fit_seconds=fit_seconds, score_seconds=max_seconds, model=fit_model,
-                                           modes=modes, split=split or "train", session=session, metrics=metrics,
-                                           on_setting=on_setting)
-    from .maps import ParameterMap
-    from .report.plots import plot_map
-
-    plot_map(ParameterMap.load(written["map"]), output_dir / "parameters.png")
-    import csv
-
-    rows = list(csv.DictReader(open(written["scores"])))
-    group = "method" if protocol == "paper" else "part"
-    plot_scores(output_dir / "scores.png", rows,
-                metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1], group_by=group)
-    for name, path in written.items():
+    with progress if protocol != "score" else contextlib.nullcontext():
+        evaluation = evaluate_dataset(ds, output_dir, protocol=protocol, model=model_source, split=split,
+                                      session=session, modes=modes, max_seconds=max_seconds, fit_seconds=fit_seconds,
+                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting)
+    if protocol == "score":
+        _print_rows(evaluation.rows, metrics)
+    for name, path in evaluation.files.items():
         console.print(f"{name} → {path}")
 
 
 def _score_any(model_source, ds, *, split, session=None, modes, duration_seconds, metrics):
-    """Score a grey-box model (file/preset) or a trained neural model on a dataset."""
-    from .maps import evaluate as ev
-    from .model_loading import resolve_model_source
+    """Score a grey-box model (file/preset) or a trained neural model on a dataset
+    (:func:`dynamatch.evaluation.score_source`)."""
+    from .evaluation import score_source
 
-    source = resolve_model_source(model_source)
-    if source.kind == "neural":
-        from .neural.evaluate import score_neural
-
-        return score_neural(source.path, ds, split=split, session=session, modes=modes,
-                            duration_seconds=duration_seconds, metrics=metrics)
-    model = source.parameter_map() if source.is_map else source.compressor()
-    return ev.score_map(model, ds, label=Path(source.given).stem, split=split, session=session, modes=modes,
+    return score_source(model_source, ds, split=split, session=session, modes=modes,
                         duration_seconds=duration_seconds, metrics=metrics)
 
 
@@ -890,22 +818,9 @@ def export_neural(model_path, output, export_format, mode, peak_reduction):
 def warmup():
     """Compile and cache every numba kernel now (otherwise the first call of each pays seconds)."""
     started = time.perf_counter()
-    from .fitting import fit_arrays
+    from .fitting import warm_up
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(DEFAULT_SAMPLE_RATE) * 0.3
-    from .models.compressor import Compressor
-
-    y = Compressor(-20, 3, 5, 100, 0).process(x, DEFAULT_SAMPLE_RATE)
-    fit_arrays(x, y, DEFAULT_SAMPLE_RATE, max_iterations=2)
-    # the file path of `fit`: float32 audio, one-pass checks, fractional-delay alignment
-    from .data.alignment import fractional_delay
-    from .data.audio import AudioPair
-    from .fitting import fit_pair
-
-    x32 = np.tile(x, 3).astype(np.float32)
-    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, DEFAULT_SAMPLE_RATE), 0.5).astype(np.float32)
-    fit_pair(AudioPair(x32, y32, DEFAULT_SAMPLE_RATE, "warmup dry", "warmup wet"), max_iterations=2)
+    warm_up(DEFAULT_SAMPLE_RATE)
     console.print(f"kernels compiled and cached in {time.perf_counter() - started:.1f} s")
 
 

@@ -386,6 +386,44 @@ def check_compressed(pair: AudioPair) -> None:
         )
 
 
+def check_capture_for_fit(
+    pair: AudioPair,
+    *,
+    reference_dbu: float | None = None,
+    input_reference_dbu: float | None = None,
+    ignore_checks: bool = False,
+    warmup_seconds: float = 1.0,
+):
+    """The checks of ``dynamatch check`` on a loaded pair, after the input validation's own (more specific)
+    one-line errors; a failing capture raises :class:`~dynamatch.errors.CaptureCheckError` unless
+    ``ignore_checks``.  Returns the :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    from .data.check import check_capture
+
+    check_fit_length(pair, warmup_seconds)
+    check_signal(pair.dry, pair.dry_name)
+    check_signal(pair.wet, pair.wet_name)
+    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+    if not report.passed and not ignore_checks:
+        align_pair(pair)  # unrelated files get alignment's one-line error
+        report.raise_on_failure()
+    return report
+
+
+def warm_up(sample_rate: int = 44100) -> None:
+    """Compile and cache every numba kernel of the fit path (float64 arrays, and the float32 file path with
+    one-pass checks and fractional-delay alignment), so that the first real fit does not pay for it."""
+    from .data.alignment import fractional_delay
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(sample_rate) * 0.3
+    y = Compressor(-20, 3, 5, 100, 0).process(x, sample_rate)
+    fit_arrays(x, y, sample_rate, max_iterations=2)
+    x32 = np.tile(x, 3).astype(np.float32)
+    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, sample_rate), 0.5).astype(np.float32)
+    fit_pair(AudioPair(x32, y32, sample_rate, "warmup dry", "warmup wet"), max_iterations=2)
+
+
 def fit_pair(
     pair: AudioPair,
     *,
@@ -433,4 +471,5 @@ def fit_files(
 
 
 __all__ = ["AUTO", "AUTO_CANDIDATES", "CaptureFit", "MODELS", "ModelSelection", "SelectionRow", "choose",
-           "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair", "select_model"]
+           "check_capture_for_fit", "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair",
+           "select_model", "warm_up"]

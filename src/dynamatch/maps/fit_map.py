@@ -186,6 +186,18 @@ def fit_map(
     return parameter_map
 
 
+def preset_to_install(dataset: PairDataset, parameter_map: ParameterMap, requested: str | None = None) -> str | None:
+    """The preset name a fitted map is installed as: ``requested``, else ``"la2a"`` for a fit of both modes of
+    the real SignalTrain set (it replaces the shipped paper map), else None."""
+    if requested:
+        return requested
+    from ..data.generate import GENERATED_MARKER
+    from ..data.signaltrain import SignalTrainDataset
+
+    real = isinstance(dataset, SignalTrainDataset) and not (dataset.root / GENERATED_MARKER).exists()
+    return "la2a" if real and set(parameter_map.modes) == {"compress", "limit"} else None
+
+
 def fit_setting(
     dataset: PairDataset, mode: str, pr: float, pairs: Sequence[PairInfo], *, model: str, method: str,
     max_seconds: float | None, start_seconds: float, max_iterations: int, initial: Compressor | None,
