@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from skips import require_module
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -88,7 +89,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case):
 
 
 def test_bench_rtf_writes_csv_and_plot(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     result = run("bench", "rtf", "--models", "gru-8", "--frames", "512,2048", "--duration-seconds", 0.3,
                  "--repeats", 1, "--threads", 1, "-o", tmp_path)
     assert result.exit_code == 0, result.output
@@ -99,7 +100,7 @@ def test_bench_rtf_writes_csv_and_plot(tmp_path):
 
 def test_capture_workflow_with_a_third_party_compressor(tmp_path):
     """stimulus → a real plugin (pedalboard's compressor) with 37 samples latency and inverted polarity → fit."""
-    pedalboard = pytest.importorskip("pedalboard")
+    pedalboard = require_module("pedalboard")
     assert run("stimulus", tmp_path / "stimulus.wav", "--duration-seconds", 20).exit_code == 0
     x, sample_rate = sf.read(tmp_path / "stimulus.wav")
     plugin = pedalboard.Compressor(threshold_db=-24, ratio=4, attack_ms=5, release_ms=100)

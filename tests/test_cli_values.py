@@ -2,6 +2,7 @@
 library misuse raises dynamatch errors that derive from the builtin they refine."""
 
 import pytest
+from skips import require_module
 from click.testing import CliRunner
 
 from dynamatch.cli import main
@@ -65,7 +66,7 @@ def test_bad_modes_is_one_line(dataset, tmp_path):
 
 
 def test_train_hybrid_with_a_loss_is_a_dynamatch_error(tmp_path):
-    pytest.importorskip("torch")
+    require_module("torch")
     from dynamatch.maps import ParameterMap
     from dynamatch.neural.hybrid import train_hybrid
 

@@ -3,6 +3,7 @@
 import importlib
 
 import pytest
+from skips import require_module
 
 
 def test_modes_are_defined_once():
@@ -13,7 +14,7 @@ def test_modes_are_defined_once():
 
 
 def test_modes_of_the_neural_data_are_the_same():
-    pytest.importorskip("torch")
+    require_module("torch")
     from dynamatch.models.opto import MODES
     from dynamatch.neural import data
 
@@ -29,7 +30,7 @@ def test_split_folders_map_one_way_in_one_place():
 
 
 def test_default_chunk_samples_means_one_value():
-    pytest.importorskip("torch")
+    require_module("torch")
     from dynamatch.neural import data, hybrid
 
     assert getattr(hybrid, "DEFAULT_CHUNK_SAMPLES", data.DEFAULT_CHUNK_SAMPLES) == data.DEFAULT_CHUNK_SAMPLES

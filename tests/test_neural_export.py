@@ -7,8 +7,9 @@ import importlib.util
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from dynamatch import Compressor  # noqa: E402
 from dynamatch.errors import ExportError  # noqa: E402
@@ -55,7 +56,7 @@ def test_torchscript_matches_pytorch(name, tmp_path):
     assert model.training is False and all(p.requires_grad for p in model.parameters())  # caller's model untouched
 
 
-@pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="onnx/onnxruntime not installed (pip install 'dynamatch[nn]')")
+@pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="optional package: onnx/onnxruntime not installed (pip install 'dynamatch[nn]')")
 @pytest.mark.parametrize("name", list(TINY))
 def test_onnx_matches_pytorch(name, tmp_path):
     import onnx

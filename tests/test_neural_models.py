@@ -9,8 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from dynamatch.errors import ModelFileError, ParameterError  # noqa: E402
 from dynamatch.neural import (  # noqa: E402
