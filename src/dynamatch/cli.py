@@ -789,20 +789,23 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 
 
 @export.command("neural")
-@click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model_path", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (.onnx or .pt).")
-@click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default=None,
+              help="Default: from the extension of --output (.onnx → onnx, .pt → torchscript).")
 @click.option("--mode", type=click.Choice(MODES), default="compress", show_default=True,
               help="TorchScript only: the controls are fixed at export.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True)
 @_handle_errors
 def export_neural(model_path, output, export_format, mode, peak_reduction):
-    """Export a trained neural model to ONNX (inputs audio, cond) or TorchScript (controls fixed)."""
-    from .neural.export import export_onnx, export_torchscript
-    from .neural.registry import load_model
+    """Export a trained neural model (its model.json or run folder) to ONNX (inputs audio, cond) or TorchScript
+    (controls fixed)."""
+    from .model_loading import resolve_model_source
+    from .neural.export import export_format_for, export_onnx, export_torchscript
 
-    model = load_model(model_path)
+    export_format = export_format_for(output, export_format)
+    model = resolve_model_source(model_path).neural_model()
     if export_format == "onnx":
         path = export_onnx(model, output)
     else:
