@@ -125,3 +125,16 @@ def test_every_command_resolves_names_the_same_way(tmp_path, command):
     args = [str(data) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in command]
     line = one_line_error(run(*args))
     assert "fairchild" in line and "la2a" in line, line
+
+
+def test_process_says_when_a_single_compressor_ignores_the_knob(tmp_path):
+    """`process MODEL --peak-reduction 65` with a fitted single compressor ignored the knob silently."""
+    model_path = save_compressor(tmp_path / "m.json", Compressor(-30, 3, 5, 100, 0))
+    x = np.random.default_rng(0).standard_normal(SAMPLE_RATE) * 0.1
+    sf.write(tmp_path / "in.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    result = run("process", model_path, tmp_path / "in.wav", tmp_path / "out.wav", "--peak-reduction", 65, "--mode", "limit")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "--peak-reduction" in warnings[0] and "--mode" in warnings[0], result.output
+    quiet = run("process", model_path, tmp_path / "in.wav", tmp_path / "out.wav")
+    assert "warning" not in quiet.output, quiet.output

@@ -372,7 +372,17 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
         except ValueError:
             raise click.BadParameter(f"{knob_text!r}: write NAME=VALUE, e.g. threshold_db=-25", param_hint="--knob")
         knob = knob.strip()
-    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
+    from .model_loading import resolve_model_source
+
+    resolved = resolve_model_source(source)
+    if not resolved.is_map:
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("peak_reduction", "mode", "interpolation")
+                 if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if given and knob is None:
+            click.echo(f"warning: {resolved.given} is a single fitted compressor: {', '.join(given)} "
+                       "only apply to maps and presets; ignored", err=True)
+    compressor = load_processor(resolved, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
                                 knob=knob)
     audio, sample_rate = read_audio(in_path, mono=False)
     output = compressor.process(audio, sample_rate)
