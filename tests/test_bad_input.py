@@ -232,3 +232,18 @@ def test_out_of_range_fit_options(capture, tmp_path, args, reason):
     result = run("fit", dry, wet, "-o", tmp_path / "m.json", *args)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert reason in result.output.lower(), result.output
+
+
+def test_a_fit_that_explains_nothing_says_so(capture, tmp_path):
+    """`fit --no-align` on a delayed, inverted pair reported "converged: ESR 1" with no hint."""
+    x, y = capture
+    delayed = -np.concatenate([np.zeros(300), y[:-300]])
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", delayed)
+    result = fit(dry, wet, tmp_path, "--no-plot", "--no-align", "--ignore-checks")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "explains almost nothing" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:") and "--no-align" in warnings[0], result.output
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["fit"]["esr"] > 0.5 and "explains" in document["fit"]["warning"]
+    aligned = fit(dry, wet, tmp_path, "--no-plot", "--ignore-checks")
+    assert aligned.exit_code == 0 and "explains almost nothing" not in aligned.output, aligned.output

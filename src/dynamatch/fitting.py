@@ -24,6 +24,7 @@ held-back rest and keeps the best, preferring fewer parameters unless a bigger m
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -62,6 +63,10 @@ AUTO_CANDIDATES: tuple[str, ...] = (
     "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
 )
 HOLDOUT_FRACTION = 0.3
+#: A fit whose pre-filtered ESR stays above this explains almost nothing of the wet signal.
+UNEXPLAINED_ESR = 0.5
+
+logger = logging.getLogger(__name__)
 #: A member with more parameters is chosen only when its held-out ESR is this much lower (relative).
 PARSIMONY_MARGIN = 0.05
 
@@ -108,6 +113,7 @@ class CaptureFit:
     alignment: Alignment | None
     pair: AudioPair
     selection: ModelSelection | None = None
+    warning: str | None = None  # e.g. a fit that explains almost nothing (see UNEXPLAINED_ESR)
 
     @property
     def compressor(self) -> Compressor:
@@ -449,12 +455,25 @@ def fit_pair(
             pair, alignment = align_pair(pair)
         with maybe(times, "checks"):
             check_compressed(pair)
+    selection = None
     with maybe(times, "fit"):
         if model == AUTO:
             result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
-            return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
-        result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
-    return CaptureFit(result=result, alignment=alignment, pair=pair)
+        else:
+            result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
+    warning = unexplained_warning(result, pair, aligned=align)
+    if warning:
+        logger.warning(warning)
+    return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection, warning=warning)
+
+
+def unexplained_warning(result: FitResult, pair: AudioPair, *, aligned: bool) -> str | None:
+    """One line when the fit explains almost nothing (ESR > :data:`UNEXPLAINED_ESR`), with the likely fix."""
+    if not result.loss > UNEXPLAINED_ESR:
+        return None
+    fix = ("it was fitted without alignment: drop --no-align (latency or polarity is probably off)" if not aligned
+           else "check that the files are the dry input and wet output of the same take")
+    return f"{pair.wet_name}: the fit explains almost nothing of it (ESR {result.loss:.3g}); {fix}"
 
 
 def fit_files(

@@ -61,6 +61,7 @@ def fit_statistics(capture, *, method: str, elapsed_seconds: float, fit_seconds:
         "alignment": None if alignment is None else {
             "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
         "selection": None if capture.selection is None else capture.selection.to_dict(),
+        **({"warning": capture.warning} if getattr(capture, "warning", None) else {}),
     }
 
 
