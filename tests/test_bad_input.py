@@ -247,3 +247,15 @@ def test_a_fit_that_explains_nothing_says_so(capture, tmp_path):
     assert document["fit"]["esr"] > 0.5 and "explains" in document["fit"]["warning"]
     aligned = fit(dry, wet, tmp_path, "--no-plot", "--ignore-checks")
     assert aligned.exit_code == 0 and "explains almost nothing" not in aligned.output, aligned.output
+
+
+@pytest.mark.parametrize("method", ["adam", "lm"])
+def test_a_fit_stopped_by_its_iteration_limit_says_how_to_go_on(capture, tmp_path, method):
+    """`fit --method adam` stopped at its limit, ESR 40x worse than Newton, exit 0, no hint."""
+    x, y = capture
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", y)
+    result = fit(dry, wet, tmp_path, "--no-plot", "--method", method)
+    assert result.exit_code == 0, result.output
+    hints = [line for line in result.output.splitlines() if line.startswith("warning:") and "max_iterations" in line]
+    assert len(hints) == 1 and "--max-iterations" in hints[0], result.output
+    assert json.loads((tmp_path / "model.json").read_text())["fit"]["method"] == method

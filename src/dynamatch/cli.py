@@ -295,6 +295,10 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     save_fit(output, capture, fit_stats, fit_provenance(source, report))
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
     console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {times.seconds['fit']:.1f} s → {output}")
+    if result.status.name == "MAX_ITERATIONS":
+        click.echo(f"warning: stopped at max_iterations = {max_iterations} before converging; rerun with a larger "
+                   f"--max-iterations (or --warm-start {output}){'' if method == 'newton' else ' or --method newton'}",
+                   err=True)
     times.add("save", time.perf_counter() - save_started)
     if plot:
         with times.stage("plot"):
