@@ -138,3 +138,29 @@ def test_process_says_when_a_single_compressor_ignores_the_knob(tmp_path):
     assert len(warnings) == 1 and "--peak-reduction" in warnings[0] and "--mode" in warnings[0], result.output
     quiet = run("process", model_path, tmp_path / "in.wav", tmp_path / "out.wav")
     assert "warning" not in quiet.output, quiet.output
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--preset", "la2a"], "dynamatch LA-2A"),
+    (["MAP"], "dynamatch zam-threshold"),
+    (["--preset", "my-comp"], "dynamatch my-comp"),
+    (["MAP", "--name", "My Comp"], "My Comp"),
+])
+def test_exported_plugin_is_named_after_its_map(tmp_path, monkeypatch, args, expected):
+    """A plugin exported from the user's own map kept the preset's name and URI (dynamatch-la-2a): two
+    installed plugins then collided in a host."""
+    import dynamatch.export as export
+
+    install_preset(small_map(), "my-comp")
+    map_path = small_map().save(tmp_path / "zam-threshold.json")
+    seen = {}
+
+    def fake_build(parameter_map, output_dir, **options):
+        seen.update(options)
+        raise ModelFileError("stop here")
+
+    monkeypatch.setattr(export, "build_plugin", fake_build)
+    words = [str(map_path) if a == "MAP" else a for a in args]
+    result = run("export", "plugin", *words, "-o", tmp_path / "build")
+    assert result.exit_code == 2 and "stop here" in result.output, result.output
+    assert seen["name"] == expected

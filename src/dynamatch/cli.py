@@ -770,7 +770,9 @@ def export() -> None:
               help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
               show_default=True)
-@click.option("--name", default="dynamatch LA-2A", show_default=True)
+@click.option("--name", default=None,
+              help="Plugin name (bundles and URI follow it); default: 'dynamatch LA-2A' for the la2a preset, "
+                   "else 'dynamatch <map name>'.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["vst3", "lv2", "clap"]),
               default=("vst3", "lv2", "clap"), show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
@@ -786,7 +788,13 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 
     if (map_path is None) == (preset is None):
         raise click.UsageError("give a MAP file or --preset, not both")
-    parameter_map = load_parameter_map(f"preset:{preset}" if preset is not None else map_path, interpolation)
+    from .export.plugin import default_plugin_name
+    from .model_loading import resolve_model_source
+
+    source = resolve_model_source(f"preset:{preset}" if preset is not None else map_path)
+    parameter_map = load_parameter_map(source, interpolation)
+    if name is None:
+        name = default_plugin_name(source.name)
     gru_weights = None
     if gru_model is not None:
         from .neural.gru import gru_weights_dict

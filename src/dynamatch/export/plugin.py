@@ -321,6 +321,13 @@ def _floats(values: np.ndarray) -> str:
     return ", ".join(repr(float(v)) for v in np.asarray(values, dtype=float).ravel())
 
 
+def default_plugin_name(map_name: str) -> str:
+    """The plugin's name (and so its bundle names and URI) for a map called ``map_name`` (a preset or the map
+    file's stem): the shipped LA-2A keeps "dynamatch LA-2A", any other map is named after itself, so that two
+    exported plugins never collide in a host."""
+    return "dynamatch LA-2A" if map_name == "la2a" else f"dynamatch {map_name}"
+
+
 def _slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     if not slug:
