@@ -4,6 +4,7 @@ import json
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from dynamatch import Compressor
@@ -107,3 +108,24 @@ def test_progress_is_written_as_a_versioned_document(tmp_path):
     path = write_progress(tmp_path / "map.json", {"model": "ff5"}, [])
     assert json.loads(path.read_text())["format_version"] == FIT_MAP_PROGRESS.version
     assert read_progress(tmp_path / "map.json", {"model": "ff5"}) == {}
+
+
+def test_fit_map_over_fewer_modes_keeps_the_other_modes_progress(tmp_path, caplog):
+    """`fit-map --modes compress` over a finished two-mode map threw the progress away and refitted."""
+    from dynamatch.data.datasets import open_dataset
+    from dynamatch.data.generate import generate_signaltrain_like
+    from dynamatch.maps.fit_map import fit_map
+
+    root = generate_signaltrain_like(tmp_path / "ds", duration_seconds=10.0, peak_reductions=[50.0])
+    ds = open_dataset(root)
+    output = tmp_path / "map.json"
+    options = {"chain": [50.0], "max_seconds": 4.0, "max_iterations": 3}
+    both = fit_map(ds, output, modes=["compress", "limit"], **options)
+    refitted = []
+    with caplog.at_level("WARNING", logger="dynamatch"):
+        one = fit_map(ds, output, modes=["compress"], on_start=lambda *a: refitted.append(a), **options)
+    assert refitted == [] and list(one.modes) == ["compress"]
+    assert any("limit" in r.getMessage() and "progress" in r.getMessage() for r in caplog.records), caplog.text
+    again = fit_map(ds, output, modes=["compress", "limit"], on_start=lambda *a: refitted.append(a), **options)
+    assert refitted == []
+    np.testing.assert_array_equal(again.modes["limit"]["threshold_db"], both.modes["limit"]["threshold_db"])

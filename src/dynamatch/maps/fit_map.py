@@ -8,6 +8,7 @@ same command, continues where it stopped without refitting anything.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from .parameter_map import ParameterMap
 
 DEFAULT_CHAIN: tuple[float, ...] = tuple(float(v) for v in range(100, 35, -5))
 PROGRESS_FORMAT = FIT_MAP_PROGRESS.format
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def read_progress(output: str | os.PathLike, settings_key: dict[str, Any]) -> di
         document = read_document(path, FIT_MAP_PROGRESS, error=DatasetError)
     except DatasetError as error:
         raise DatasetError(f"{error} (delete it to start the map afresh)") from None
-    if document.get("settings") != settings_key:
+    if not same_settings(document.get("settings"), settings_key):
         return {}
     model = settings_key.get("model", "ff5")
     names = set(model_spec(model).parameter_names)
@@ -86,6 +89,14 @@ def read_progress(output: str | os.PathLike, settings_key: dict[str, Any]) -> di
             f"{path}: malformed fit-map progress file ({error}); delete it to start the map afresh"
         ) from None
     return {(f.mode, f.peak_reduction): f for f in fits}
+
+
+def same_settings(saved: Any, current: dict[str, Any]) -> bool:
+    """Whether fits saved under ``saved`` settings are valid for ``current`` ones: everything but the modes
+    must agree (each mode's chain is fitted on its own, so a run over fewer or other modes reuses them)."""
+    if not isinstance(saved, dict):
+        return False
+    return {k: v for k, v in saved.items() if k != "modes"} == {k: v for k, v in current.items() if k != "modes"}
 
 
 def write_progress(output: str | os.PathLike, settings_key: dict[str, Any], fits: Iterable[SettingFit]) -> Path:
@@ -179,7 +190,11 @@ def fit_map(
             record(fit, index)
     else:
         _run_chains(executor, dataset, plan, fits, fit_options, record, on_start)
-    parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
+    kept = sorted({mode for mode, _ in fits} - set(modes))
+    if kept:
+        logger.warning(f"{output}: the map holds the modes {', '.join(modes)} only; the fits of {', '.join(kept)} "
+                       f"stay in {progress_path(output).name} (rerun with --modes including them to add them back)")
+    parameter_map = map_from_fits([f for f in fits.values() if f.mode in modes], interpolation, dataset.sample_rate,
                                   provenance={"dataset": str(dataset.root), **settings_key}, model=model,
                                   knob=getattr(dataset, "knob", "peak_reduction"))
     parameter_map.save(output)
