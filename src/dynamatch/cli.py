@@ -670,9 +670,12 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--max-epochs", type=float, default=None)
 @click.option("--max-steps", type=int, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Chunks per step (default 16).")
+@click.option("--chunk-samples", type=click.IntRange(min=1), default=None,
+              help="Samples per training chunk (default 8 truncated-backpropagation windows).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_handle_errors
-def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, seed):
+def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, batch_size, chunk_samples, seed):
     """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or a preset such as la2a)."""
     from .model_loading import load_parameter_map
 
@@ -681,7 +684,9 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
 
     if max_steps is None and max_epochs is None:
         max_epochs = 60.0
-    result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed)
+    sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_samples", chunk_samples)) if v is not None}
+    result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed,
+                          **sizes)
     console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
 
 
