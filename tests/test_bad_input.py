@@ -259,3 +259,17 @@ def test_a_fit_stopped_by_its_iteration_limit_says_how_to_go_on(capture, tmp_pat
     hints = [line for line in result.output.splitlines() if line.startswith("warning:") and "max_iterations" in line]
     assert len(hints) == 1 and "--max-iterations" in hints[0], result.output
     assert json.loads((tmp_path / "model.json").read_text())["fit"]["method"] == method
+
+
+def test_summary_and_model_file_report_the_same_fit_time(capture, tmp_path):
+    """The summary said 0.263 s where the model file said 0.909 s for the same fit."""
+    import re
+
+    x, y = capture
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", y)
+    result = fit(dry, wet, tmp_path, "--no-plot")
+    assert result.exit_code == 0, result.output
+    fit_seconds = json.loads((tmp_path / "model.json").read_text())["fit"]["fit_seconds"]
+    summary = (tmp_path / "model.summary.txt").read_text()
+    shown = float(re.search(r"evaluations, ([0-9.e+-]+) s", summary).group(1))
+    assert shown == pytest.approx(fit_seconds, rel=2e-3, abs=1e-3), (shown, fit_seconds)
