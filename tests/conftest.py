@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real LA-2A clips in ../shared (skipped cleanly when absent)."""
+"""Shared fixtures: paths to the real LA-2A clips in ../shared (skipped cleanly when absent, see skips.py),
+and a summary of every skip at the end of the run, counted by what was missing."""
 
 from __future__ import annotations
 
@@ -7,23 +8,20 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from skips import SHARED, require_shared, summarise_skips
+
 LA2A = SHARED / "la2a"
 ANCHORS = SHARED / "anchors" / "4a2a"
 
 
 @pytest.fixture(scope="session")
 def la2a_dir() -> Path:
-    if not LA2A.is_dir():
-        pytest.skip(f"real LA-2A clips not found at {LA2A} (../shared is absent on this checkout)")
-    return LA2A
+    return require_shared(LA2A, "real LA-2A clips")
 
 
 @pytest.fixture(scope="session")
 def anchors_dir() -> Path:
-    if not ANCHORS.is_dir():
-        pytest.skip(f"published 4A-2A anchors not found at {ANCHORS}")
-    return ANCHORS
+    return require_shared(ANCHORS, "published 4A-2A anchors")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -40,3 +38,8 @@ def one_torch_thread():
 def throw_away_presets_dir(tmp_path_factory):
     """Installed presets go to a throw-away folder (inherited by subprocesses), never the user's own."""
     os.environ["DYNAMATCH_PRESETS_DIR"] = str(tmp_path_factory.mktemp("presets"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """How many tests skipped and why (skips.summarise_skips)."""
+    summarise_skips(terminalreporter)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import SHARED, require_shared
 from scipy import signal
 
 from dynamatch import Compressor
@@ -26,7 +27,7 @@ from dynamatch.data import (
 )
 from dynamatch.errors import UnrelatedAudioError
 
-LA2A = Path(__file__).resolve().parents[2] / "shared" / "la2a"
+LA2A = SHARED / "la2a"
 RATE = 44100
 OVERSAMPLING = 10
 
@@ -171,8 +172,7 @@ def _block_gain_residual(dry: np.ndarray, wet: np.ndarray, block_samples: int = 
 @pytest.mark.parametrize("index", [1, 2, 3, 4, 5])
 def test_real_la2a_target_leads_by_a_fraction_of_a_sample_and_alignment_helps(index):
     folder = LA2A / "signaltrain_excerpts"
-    if not folder.is_dir():
-        pytest.skip(f"real LA-2A clips not found at {folder} (shared data absent)")
+    require_shared(folder, "real LA-2A clips")
     pair = load_pair(folder / f"sample{index}_input.wav", folder / f"sample{index}_target.wav")
     aligned, alignment = align_pair(pair)
     assert -1.0 < alignment.lag_samples < -0.6  # the target leads by ~0.8 samples (CONTEXT §4)

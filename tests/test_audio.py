@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import SHARED, require_shared
 import soundfile as sf
 
 from dynamatch.data import AudioPair, check_signal, clipped_fraction, load_pair, read_audio, write_audio
@@ -19,7 +20,7 @@ from dynamatch.errors import (
     SilentAudioError,
 )
 
-LA2A = Path(__file__).resolve().parents[2] / "shared" / "la2a"
+LA2A = SHARED / "la2a"
 RATE = 8000
 
 
@@ -80,8 +81,7 @@ def test_resampling_on_read_keeps_the_waveform_and_logs(tmp_path, caplog):
 
 
 def test_reads_mp3(tmp_path):
-    if not LA2A.is_dir():
-        pytest.skip(f"real LA-2A clips not found at {LA2A} (shared data absent)")
+    require_shared(LA2A, "real LA-2A clips")
     x, rate = read_audio(LA2A / "pr80_mp3" / "clip0_input.mp3", duration_seconds=1.0)
     assert rate == 44100 and x.shape == (44100,) and np.all(np.isfinite(x)) and np.max(np.abs(x)) > 0.01
 
@@ -218,8 +218,7 @@ def test_load_pair_checks_both_signals(tmp_path):
 
 def test_load_pair_reads_the_real_la2a_excerpts():
     folder = LA2A / "signaltrain_excerpts"
-    if not folder.is_dir():
-        pytest.skip(f"real LA-2A clips not found at {folder} (shared data absent)")
+    require_shared(folder, "real LA-2A clips")
     pair = load_pair(folder / "sample1_input.wav", folder / "sample1_target.wav")
     assert pair.sample_rate == 44100 and pair.dry.shape == pair.wet.shape == (16 * 44100,)
     assert pair.duration_seconds == pytest.approx(16.0)

@@ -232,3 +232,44 @@ def test_out_of_range_fit_options(capture, tmp_path, args, reason):
     result = run("fit", dry, wet, "-o", tmp_path / "m.json", *args)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert reason in result.output.lower(), result.output
+
+
+def test_a_fit_that_explains_nothing_says_so(capture, tmp_path):
+    """`fit --no-align` on a delayed, inverted pair reported "converged: ESR 1" with no hint."""
+    x, y = capture
+    delayed = -np.concatenate([np.zeros(300), y[:-300]])
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", delayed)
+    result = fit(dry, wet, tmp_path, "--no-plot", "--no-align", "--ignore-checks")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "explains almost nothing" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:") and "--no-align" in warnings[0], result.output
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["fit"]["esr"] > 0.5 and "explains" in document["fit"]["warning"]
+    aligned = fit(dry, wet, tmp_path, "--no-plot", "--ignore-checks")
+    assert aligned.exit_code == 0 and "explains almost nothing" not in aligned.output, aligned.output
+
+
+@pytest.mark.parametrize("method", ["adam", "lm"])
+def test_a_fit_stopped_by_its_iteration_limit_says_how_to_go_on(capture, tmp_path, method):
+    """`fit --method adam` stopped at its limit, ESR 40x worse than Newton, exit 0, no hint."""
+    x, y = capture
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", y)
+    result = fit(dry, wet, tmp_path, "--no-plot", "--method", method)
+    assert result.exit_code == 0, result.output
+    hints = [line for line in result.output.splitlines() if line.startswith("warning:") and "max_iterations" in line]
+    assert len(hints) == 1 and "--max-iterations" in hints[0], result.output
+    assert json.loads((tmp_path / "model.json").read_text())["fit"]["method"] == method
+
+
+def test_summary_and_model_file_report_the_same_fit_time(capture, tmp_path):
+    """The summary said 0.263 s where the model file said 0.909 s for the same fit."""
+    import re
+
+    x, y = capture
+    dry, wet = write(tmp_path / "dry.wav", x), write(tmp_path / "wet.wav", y)
+    result = fit(dry, wet, tmp_path, "--no-plot")
+    assert result.exit_code == 0, result.output
+    fit_seconds = json.loads((tmp_path / "model.json").read_text())["fit"]["fit_seconds"]
+    summary = (tmp_path / "model.summary.txt").read_text()
+    shown = float(re.search(r"evaluations, ([0-9.e+-]+) s", summary).group(1))
+    assert shown == pytest.approx(fit_seconds, rel=2e-3, abs=1e-3), (shown, fit_seconds)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
+from skips import require_module
 
-pytest.importorskip("torch")
+require_module("torch")
 
 from click.testing import CliRunner  # noqa: E402
 

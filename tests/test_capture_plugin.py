@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import require_module, skip_tool
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from dynamatch.metrics import esr
 
 ZAMCOMP = Path("/usr/lib/vst3/ZamComp.vst3")
 SAMPLE_RATE = 44100
-pytestmark = pytest.mark.skipif(not ZAMCOMP.exists(), reason=f"{ZAMCOMP} not installed (apt install zam-plugins)")
+pytestmark = pytest.mark.skipif(not ZAMCOMP.exists(), reason=f"tool: {ZAMCOMP} not installed (apt install zam-plugins)")
 
 
 def run(*args):
@@ -24,7 +25,7 @@ def run(*args):
 
 
 def test_capture_fit_map_process_reproduces_zamcomp_at_a_held_out_setting(tmp_path):
-    pedalboard = pytest.importorskip("pedalboard")
+    pedalboard = require_module("pedalboard")
     captured = tmp_path / "set"
     fixed = ["--param", "ratio=4", "--param", "knee_db=0", "--param", "attack_ms=5", "--param", "release_ms=100"]
     result = run("capture", ZAMCOMP, "-o", captured, "--param", "threshold_db=-30,-20,-10", *fixed,
@@ -87,7 +88,7 @@ def test_capture_an_lsp_lv2_compressor_and_reproduce_a_held_out_setting(tmp_path
     try:
         host = open_plugin(LSP_COMPRESSOR)
     except (ImportError, OSError) as error:
-        pytest.skip(f"LSP LV2 compressor not available ({error}); apt install lsp-plugins-lv2")
+        skip_tool(f"LSP LV2 compressor not available ({error})", "apt install lsp-plugins-lv2")
     fixed = {"cr": [4.0], "at": [5.0], "rt": [100.0]}
     dataset = capture_plugin(host, tmp_path / "set", {"al": [0.05, 0.1, 0.2], **fixed}, duration_seconds=10.0)
     assert dataset.knob == "al"

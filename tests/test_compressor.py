@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch import Compressor
 from dynamatch.errors import AudioError, ParameterError
@@ -39,8 +40,8 @@ def test_matches_plain_python_loop():
 
 @pytest.mark.parametrize("sample_rate", [44100, 48000, 96000])
 def test_matches_torchcomp(sample_rate):
-    torch = pytest.importorskip("torch")
-    torchcomp = pytest.importorskip("torchcomp")
+    torch = require_module("torch")
+    torchcomp = require_module("torchcomp")
     x = bursts(1.0, seed=1)
     c = Compressor(-24, 4, 5, 150, 2)
     t = lambda v: torch.tensor([float(v)], dtype=torch.float64)  # noqa: E731

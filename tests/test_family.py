@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import require_module
 from naive import chunked_esr_model_naive, render_naive
 
 from dynamatch import Compressor
@@ -62,7 +63,7 @@ def target(model: str, dry: np.ndarray) -> np.ndarray:
 
 # -- the generator ---------------------------------------------------------------------------------
 def test_checked_in_kernels_are_what_the_generator_writes():
-    pytest.importorskip("sympy")
+    require_module("sympy")
     from dynamatch.codegen.files import generated_files
 
     stale = [str(path) for path, text in generated_files() if not path.is_file() or path.read_text() != text]

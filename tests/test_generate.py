@@ -84,6 +84,12 @@ def test_reader_reads_what_the_generator_rendered(generated):
         expected_y = OptoLevellingAmplifier(peak_reduction=pair.peak_reduction, mode="limit").process(x, SAMPLE_RATE)
         np.testing.assert_allclose(y, expected_y, rtol=0, atol=1e-7)
         assert np.max(np.abs(y)) < np.max(np.abs(x))  # the device actually reduced the gain
+    # independent of the device code it called: more peak reduction, more gain reduction (level ratio, dB)
+    reductions = []
+    for pr in (40, 70, 100):
+        x, y = dataset.read(dataset.pairs(split="train", peak_reduction=pr)[0])
+        reductions.append(10 * np.log10(np.sum(x.astype(float) ** 2) / np.sum(y.astype(float) ** 2)))
+    assert reductions[0] < reductions[1] < reductions[2], reductions
 
 
 def test_rerun_skips_complete_files_and_redoes_broken_ones(generated):

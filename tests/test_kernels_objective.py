@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from skips import require_module
 from naive import chunked_esr_naive, chunked_prediction_naive, prefilter_naive, torchcomp_esr
 
 from dynamatch import Compressor
@@ -187,8 +188,8 @@ def test_hessian_matches_central_differences_of_the_gradient(pair, point):
 
 # -- derivatives against torchcomp + reverse-over-reverse autograd -----------------------------------------
 def test_gradient_and_hessian_match_torchcomp_autograd(pair, point):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("torchcomp")
+    torch = require_module("torch")
+    require_module("torchcomp")
     dry, wet = (signal[: SAMPLE_RATE // 4] for signal in pair)  # 0.25 s keeps the oracle quick
     objective = CompressorObjective(dry, wet, SAMPLE_RATE, chunk_seconds=1.0, warmup_seconds=0.1)  # one chunk
     loss, grad, hess = objective.loss_grad_hess(point)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch.errors import LengthMismatchError, NonFiniteAudioError, ParameterError, SilentAudioError
 from dynamatch.metrics import delta_ldr_db, delta_lufs, esr, ldr_db, mae, score, stft_distance
@@ -123,7 +124,7 @@ def test_mae(signals):
 
 
 def test_delta_lufs_against_pyloudnorm():
-    pyloudnorm = pytest.importorskip("pyloudnorm")
+    pyloudnorm = require_module("pyloudnorm")
     sample_rate = 44100
     rng = np.random.default_rng(1)
     target = 0.1 * rng.standard_normal(sample_rate)
@@ -140,8 +141,8 @@ def test_delta_lufs_against_pyloudnorm():
 
 
 def test_stft_distance_against_auraloss():
-    torch = pytest.importorskip("torch")
-    auraloss = pytest.importorskip("auraloss")
+    torch = require_module("torch")
+    auraloss = require_module("auraloss")
     rng = np.random.default_rng(2)
     target = 0.2 * rng.standard_normal(4096)
     prediction = target + 0.05 * rng.standard_normal(4096)
@@ -156,8 +157,8 @@ def test_stft_distance_against_auraloss():
 
 
 def test_score_collects_each_metric():
-    pytest.importorskip("pyloudnorm")
-    pytest.importorskip("auraloss")
+    require_module("pyloudnorm")
+    require_module("auraloss")
     sample_rate = 8000
     target = bursts(sample_rate, 1.0, 0.2)
     prediction = 0.9 * target

@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from click.testing import CliRunner  # noqa: E402
 

@@ -7,8 +7,9 @@ import importlib.util
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from dynamatch import Compressor  # noqa: E402
 from dynamatch.errors import ExportError  # noqa: E402
@@ -55,7 +56,7 @@ def test_torchscript_matches_pytorch(name, tmp_path):
     assert model.training is False and all(p.requires_grad for p in model.parameters())  # caller's model untouched
 
 
-@pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="onnx/onnxruntime not installed (pip install 'dynamatch[nn]')")
+@pytest.mark.skipif(not HAS_ONNXRUNTIME, reason="optional package: onnx/onnxruntime not installed (pip install 'dynamatch[nn]')")
 @pytest.mark.parametrize("name", list(TINY))
 def test_onnx_matches_pytorch(name, tmp_path):
     import onnx
@@ -149,3 +150,23 @@ def test_cli_exports_a_saved_model_to_onnx_and_torchscript(tmp_path):
     scripted = torch.jit.load(str(tmp_path / "m.pt"))
     with torch.no_grad():
         np.testing.assert_allclose(scripted(x).numpy(), expected, atol=1e-5)
+
+
+def test_cli_export_format_follows_the_extension(tmp_path):
+    """`-o tcn.pt` wrote ONNX into the .pt file; the format follows the extension unless --format says
+    otherwise, and a contradiction is one line; a run folder works as the model."""
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+    from dynamatch.neural.registry import build_model, save_model
+
+    torch.manual_seed(0)
+    save_model(build_model("gru-8", hidden_size=2).eval(), tmp_path / "run" / "model.json")
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", "neural", str(tmp_path / "run"), "-o", str(tmp_path / "g.pt")])
+    assert result.exit_code == 0, result.output
+    torch.jit.load(str(tmp_path / "g.pt"))  # TorchScript, not ONNX
+    result = runner.invoke(main, ["export", "neural", str(tmp_path / "run"), "-o", str(tmp_path / "g.pt"),
+                                  "--format", "onnx"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and ".pt" in lines[0] and "onnx" in lines[0], result.output

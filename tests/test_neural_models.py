@@ -9,8 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from dynamatch.errors import ModelFileError, ParameterError  # noqa: E402
 from dynamatch.neural import (  # noqa: E402
@@ -279,5 +280,27 @@ def test_load_model_reports_bad_files(tmp_path):
     path.write_text(json.dumps({**document, "format_version": 99}))
     with pytest.raises(ModelFileError, match="format_version"):
         load_model(path)
-    with pytest.raises(ModelFileError, match="cannot read"):
+    with pytest.raises(ModelFileError, match="no such"):
         load_model(tmp_path / "missing.json")
+
+
+def test_neural_model_file_uses_the_shared_document_scheme(tmp_path):
+    """One id scheme (dynamatch.neural, like dynamatch.compressor); files of the old spelling still load;
+    written atomically with an ordinary file mode."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = save_model(tiny_model("gru-8"), tmp_path / "g.json")
+    finally:
+        os.umask(old)
+    document = json.loads(path.read_text())
+    assert document["format"] == "dynamatch.neural"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.safetensors"]
+    path.write_text(json.dumps({**document, "format": "dynamatch-neural"}))  # files written before the rename
+    assert load_model(path).config == tiny_model("gru-8").config
+    path.write_text(json.dumps({**document, "format_version": 99}))
+    with pytest.raises(ModelFileError, match="newer dynamatch"):
+        load_model(path)

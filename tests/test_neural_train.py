@@ -13,11 +13,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("lightning")
-pytest.importorskip("auraloss")
-pytest.importorskip("safetensors")
+torch = require_module("torch")
+require_module("lightning")
+require_module("auraloss")
+require_module("safetensors")
 import soundfile as sf  # noqa: E402
 from scipy.signal import lfilter  # noqa: E402
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch import Compressor
 from dynamatch.errors import ParameterError
@@ -471,7 +472,7 @@ def programme_pair():
 
 @pytest.fixture(scope="module")
 def real_objective(programme_pair):
-    objective_module = pytest.importorskip("dynamatch.optimize.objective")
+    import dynamatch.optimize.objective as objective_module  # the project's own module: never skipped
     return objective_module.CompressorObjective(*programme_pair, SAMPLE_RATE)
 
 
@@ -523,8 +524,8 @@ def test_a_stalled_loss_on_a_kink_ends_as_converged(method):
 def la2a_clip():
     folder = LA2A / "signaltrain_excerpts"
     if not (folder / "sample1_input.wav").exists():
-        pytest.skip(f"real LA-2A clips not found in {folder}")
-    soundfile = pytest.importorskip("soundfile")
+        pytest.skip(f"shared data: real LA-2A clips not found in {folder}")
+    soundfile = require_module("soundfile")
     x, sample_rate = soundfile.read(folder / "sample1_input.wav")
     y, _ = soundfile.read(folder / "sample1_target.wav")
     n = min(x.size, y.size, int(8 * sample_rate))

@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch.data.datasets import open_dataset
 from dynamatch.data.generate import generate_signaltrain_like
 from dynamatch.maps.fit_map import fit_map, progress_path
 from dynamatch.parallel import SerialExecutor, executor
 
-pytest.importorskip("distributed")
+require_module("distributed")
 
 CHAIN = [80.0, 60.0, 40.0]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch.errors import ExportError, ParameterError
 from dynamatch.export import build_plugin
@@ -30,14 +31,14 @@ DB_PER_STEP = 20.0 * np.log10(4.0)  # a +12 dB output-gain step
 
 def _require_toolchain() -> None:
     if not (DPF_PATH / "Makefile.plugins.mk").is_file():
-        pytest.skip(f"DPF not found at {DPF_PATH} (apt install dpf-source)")
+        pytest.skip(f"tool: DPF not found at {DPF_PATH} (apt install dpf-source)")
     if shutil.which("make") is None or shutil.which("g++") is None:
-        pytest.skip("make and g++ are needed to build the plugin")
+        pytest.skip("tool: make and g++ are needed to build the plugin")
 
 
 @pytest.fixture(scope="module")
 def pedalboard():
-    return pytest.importorskip("pedalboard", reason="pedalboard hosts the VST3 in these tests")
+    return require_module("pedalboard", install="pedalboard hosts the VST3 in these tests")
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +302,7 @@ def test_hostile_input_gives_finite_output_and_recovers(mono, la2a_map):
 # -- LV2 and CLAP ---------------------------------------------------------------------------------
 def test_lv2_bundles_validate(build):
     if shutil.which("lv2_validate") is None:
-        pytest.skip("lv2_validate not installed (apt install lv2-dev sordi)")
+        pytest.skip("tool: lv2_validate not installed (apt install lv2-dev sordi)")
     for channels in (1, 2):
         ttl = sorted(str(p) for p in build.bundle("lv2", channels).glob("*.ttl"))
         result = subprocess.run(["lv2_validate", *ttl], capture_output=True, text=True, timeout=120)
@@ -341,7 +342,7 @@ class LilvHost:
     def __init__(self, bundle: Path, uri: str, sample_rate: float, max_block: int, controls: dict[str, float]):
         name = ctypes.util.find_library("lilv-0")
         if name is None:
-            pytest.skip("liblilv-0 not installed (apt install liblilv-0-0)")
+            pytest.skip("tool: liblilv-0 not installed (apt install liblilv-0-0)")
         lilv = self.lilv = ctypes.CDLL(name)
         vp, cp = ctypes.c_void_p, ctypes.c_char_p
         for fn, res, args in [
@@ -447,7 +448,7 @@ def test_clap_bundles_export_the_clap_entry(build):
 # -- expert mode and the residual GRU -------------------------------------------------------------
 def test_expert_build_with_gru_matches_torch(tmp_path_factory, la2a_map, pedalboard):
     _require_toolchain()
-    torch = pytest.importorskip("torch", reason="torch is the GRU reference")
+    torch = require_module("torch", install="torch is the GRU reference")
     torch.manual_seed(0)
     gru = torch.nn.GRU(3, 8, batch_first=True).double()
     linear = torch.nn.Linear(8, 1).double()

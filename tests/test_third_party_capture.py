@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch.data.stimulus import capture_stimulus
 from dynamatch.fitting import fit_arrays
@@ -13,9 +14,9 @@ ZAMCOMP = Path("/usr/lib/vst3/ZamComp.vst3")
 
 @pytest.mark.parametrize("threshold_db, ratio", [(-24.0, 4.0), (-18.0, 8.0)])
 def test_fit_recovers_zamcomp_static_settings(threshold_db, ratio):
-    pedalboard = pytest.importorskip("pedalboard")
+    pedalboard = require_module("pedalboard")
     if not ZAMCOMP.exists():
-        pytest.skip(f"{ZAMCOMP} not installed (apt install zam-plugins)")
+        pytest.skip(f"tool: {ZAMCOMP} not installed (apt install zam-plugins)")
     plugin = pedalboard.load_plugin(str(ZAMCOMP))
     plugin.threshold_db, plugin.ratio, plugin.knee_db = threshold_db, ratio, 0.0
     plugin.attack_ms, plugin.release_ms, plugin.makeup_db = 5.0, 100.0, 0.0

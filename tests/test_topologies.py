@@ -3,6 +3,7 @@ smooths the *level* before its hard-knee curve, which the ``level`` member descr
 
 import numpy as np
 import pytest
+from skips import require_module
 
 from dynamatch.data.stimulus import capture_stimulus, programme_like
 from dynamatch.fitting import fit_arrays
@@ -12,7 +13,7 @@ SAMPLE_RATE = 44100
 
 
 def test_the_level_topology_captures_pedalboards_compressor_where_ff5_cannot():
-    pedalboard = pytest.importorskip("pedalboard")
+    pedalboard = require_module("pedalboard")
     x = 0.5 * np.concatenate([capture_stimulus(SAMPLE_RATE, duration_seconds=15.0),
                               programme_like(SAMPLE_RATE, 6.0, seed=3)])
     plugin = pedalboard.Compressor(threshold_db=-24.0, ratio=4.0, attack_ms=5.0, release_ms=120.0)
@@ -41,10 +42,10 @@ def render_lsp_rms_compressor(x, tmp_path):
     import soundfile as sf
 
     if shutil.which("lv2apply") is None:
-        pytest.skip("lv2apply (Debian lilv-utils) is not installed")
+        pytest.skip("tool: lv2apply (Debian lilv-utils) is not installed")
     listed = subprocess.run(["lv2ls"], capture_output=True, text=True).stdout if shutil.which("lv2ls") else ""
     if LSP_COMPRESSOR not in listed:
-        pytest.skip("the LSP LV2 compressor (Debian lsp-plugins-lv2) is not installed")
+        pytest.skip("tool: the LSP LV2 compressor (Debian lsp-plugins-lv2) is not installed")
     sf.write(tmp_path / "in.wav", x.astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
     controls = {"scm": 1, "scr": 10, "al": 0.1, "cr": 4, "at": 5, "rt": 100, "kn": 0.5}
     command = ["lv2apply", "-i", str(tmp_path / "in.wav"), "-o", str(tmp_path / "out.wav")]

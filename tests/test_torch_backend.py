@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from skips import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch")
 
 from test_kernels_objective import SAMPLE_RATE, programme  # noqa: E402
 
@@ -148,7 +149,7 @@ def test_cli_fit_device_reaches_the_torch_backend(tmp_path):
 
 
 def test_train_gpu_flags_reach_the_trainer_or_fail_in_one_line(tmp_path, monkeypatch):
-    pytest.importorskip("lightning")
+    require_module("lightning")
     import lightning.pytorch as pl
     from click.testing import CliRunner
 
@@ -177,7 +178,7 @@ def test_train_gpu_flags_reach_the_trainer_or_fail_in_one_line(tmp_path, monkeyp
     assert seen["accelerator"] == "gpu" and seen["precision"] == "bf16-mixed"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="tool: no CUDA GPU")
 @pytest.mark.parametrize("params", POINTS)
 def test_cuda_matches_numba(pair, params):
     dry, wet = pair

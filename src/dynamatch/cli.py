@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DynamatchError
+from .models.parameters import MODES
 from .timing import PROCESS_STARTED, StageTimes
 
 console = Console(stderr=True, highlight=False)
@@ -116,22 +117,11 @@ def check_table(report) -> Table:
 
 
 def _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose=False, warmup_seconds=1.0):
-    """The checks of `dynamatch check` on a loaded pair: refuse a failing capture with one line (after the
-    input validation's own, more specific errors); warnings as one line; the table with ``--verbose``."""
-    from .data.audio import check_signal
-    from .data.check import check_capture
-    from .fitting import check_fit_length
+    """:func:`dynamatch.fitting.check_capture_for_fit`, printed: the table with ``--verbose``, warnings as one line."""
+    from .fitting import check_capture_for_fit
 
-    check_fit_length(pair, warmup_seconds)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
-    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
-                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
-    if not report.passed and not ignore_checks:
-        from .data.alignment import align_pair
-
-        align_pair(pair)  # unrelated files get alignment's one-line error
-        report.raise_on_failure()
+    report = check_capture_for_fit(pair, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu,
+                                   ignore_checks=ignore_checks, warmup_seconds=warmup_seconds)
     if verbose:
         print_table(check_table(report))
     flagged = [f"{line.name} {line.status}: {line.message}" for line in report.lines if line.status != "pass"]
@@ -158,11 +148,12 @@ def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
     report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
     console.print(check_table(report))
     if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=2)
         if str(json_path) == "-":
-            click.echo(text)
+            click.echo(json.dumps(report.to_dict(), indent=2))
         else:
-            json_path.write_text(text + "\n")
+            from .documents import write_json
+
+            write_json(json_path, report.to_dict())
     verdict = "[green]passed[/]" if report.passed else "[bold red]failed[/]"
     console.print(f"capture check {verdict}")
     if not report.passed:
@@ -252,7 +243,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import AudioPair
         from .fitting import AUTO, AUTO_CANDIDATES, fit_pair
         from .models.family import model_spec
-        from .models.model_file import check_writable, load_compressor, save_compressor
+        from .models.model_file import check_writable, load_compressor
     times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
 
     check_writable(output)
@@ -269,16 +260,12 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         raise click.UsageError("give both DRY and WET, or neither for the built-in default")
     reference_gr_db = None
     if dry is None:
-        from .data.stimulus import capture_stimulus
-        from .models.opto import OptoLevellingAmplifier
+        from .report.fit import builtin_capture
 
-        device = OptoLevellingAmplifier(peak_reduction=65.0, mode="compress")
-        x = capture_stimulus(DEFAULT_SAMPLE_RATE, duration_seconds=60.0, seed=0)
-        console.print(f"built-in default: {len(x) / DEFAULT_SAMPLE_RATE:.0f} s capture stimulus → {device}")
-        y = device.process(x, DEFAULT_SAMPLE_RATE)
-        reference_gr_db = device.gain_reduction_db(x, DEFAULT_SAMPLE_RATE)
-        pair = AudioPair(x, y, DEFAULT_SAMPLE_RATE, "stimulus", "virtual opto levelling amplifier")
-        source = {"dry": "capture_stimulus(seed=0, 60 s)", "wet": repr(device)}
+        builtin = builtin_capture(DEFAULT_SAMPLE_RATE)
+        console.print(f"built-in default: {builtin.description}")
+        pair, source, reference_gr_db = builtin.pair, builtin.source, builtin.reference_gain_reduction_db
+        del builtin
     else:
         from .data.audio import load_pair
 
@@ -298,46 +285,28 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     )
     elapsed = time.perf_counter() - started
     save_started = time.perf_counter()
-    result, aligned = capture.result, capture.pair
+    from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
+
+    result = capture.result
     if capture.selection is not None:
         print_table(selection_table(capture.selection))
     print_table(parameter_table(result.params))
-    alignment = capture.alignment
-    fit_stats = {
-        "model": result.params.model, "method": method, "esr": float(result.loss), "iterations": int(result.nit),
-        "success": bool(result.success), "message": result.message, "elapsed_seconds": round(elapsed, 3),
-        "fit_seconds": round(times.seconds["fit"], 3),
-        "duration_seconds": len(aligned.dry) / aligned.sample_rate,
-        "alignment": None if alignment is None else {
-            "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
-        "selection": None if capture.selection is None else capture.selection.to_dict(),
-    }
-    save_compressor(output, result.params, sample_rate=aligned.sample_rate, fit=fit_stats,
-                    provenance={"source": source, "dynamatch": _version(), "calibration": report.calibration,
-                                "capture_check": {line.name: line.status for line in report.lines}})
-    summary = output.with_suffix(".summary.txt")
-    summary.write_text(str(result) + "\n\n" + json.dumps(fit_stats, indent=2) + "\n")
+    fit_stats = fit_statistics(capture, method=method, elapsed_seconds=elapsed, fit_seconds=times.seconds["fit"])
+    save_fit(output, capture, fit_stats, fit_provenance(source, report))
     status = "[green]converged[/]" if result.success else f"[yellow]{result.message}[/]"
     console.print(f"{status}: ESR {result.loss:.5g} after {result.nit} iterations in {times.seconds['fit']:.1f} s → {output}")
+    if result.status.name == "MAX_ITERATIONS":
+        click.echo(f"warning: stopped at max_iterations = {max_iterations} before converging; rerun with a larger "
+                   f"--max-iterations (or --warm-start {output}){'' if method == 'newton' else ' or --method newton'}",
+                   err=True)
     times.add("save", time.perf_counter() - save_started)
-    with times.stage("plot") if plot else contextlib.nullcontext():
-        _fit_plot(plot, output, result, aligned, reference_gr_db, source)
+    if plot:
+        with times.stage("plot"):
+            png = plot_capture_fit(output, capture, reference_gain_reduction_db=reference_gr_db,
+                                   title=f"{source['wet']}: ESR {result.loss:.4g}")
+        console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
-
-
-def _fit_plot(plot, output, result, aligned, reference_gr_db, source) -> None:
-    if plot:
-        from .report.plots import plot_fit
-
-        shown = aligned.dry[: int(PLOT_SECONDS * aligned.sample_rate)]  # the plot shows the first 30 s
-        prediction = result.params.process(shown, aligned.sample_rate)
-        gain = result.params.gain(shown, aligned.sample_rate)
-        png = plot_fit(output.with_suffix(".png"), shown, aligned.wet[: shown.size], prediction, aligned.sample_rate,
-                       max_seconds=PLOT_SECONDS,
-                       model_gain=gain, reference_gain_reduction_db=reference_gr_db,
-                       title=f"{source['wet']}: ESR {result.loss:.4g}")
-        console.print(f"plot → {png}")
 
 
 @main.command("models")
@@ -378,10 +347,11 @@ def stimulus(output, duration_seconds, sample_rate, seed):
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["la2a"]), help="Use a built-in map instead of a model file.")
+@click.option("--preset", metavar="NAME", default=None,
+              help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a model file.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Knob value for maps and presets.")
-@click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="compress", show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None,
               help="Override the map's interpolation.")
 @click.option("--knob", "knob_text", default=None,
@@ -393,10 +363,10 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
     from .data.audio import read_audio, write_audio
     from .model_loading import load_processor
 
-    expected = 2 if preset else 3
+    expected = 2 if preset is not None else 3
     if len(paths) != expected:
         raise click.UsageError("usage: process MODEL IN OUT  |  process --preset la2a IN OUT")
-    source = f"preset:{preset}" if preset else paths[0]
+    source = f"preset:{preset}" if preset is not None else paths[0]
     in_path, out_path = paths[-2], paths[-1]
     knob = None
     if knob_text is not None:
@@ -406,7 +376,17 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
         except ValueError:
             raise click.BadParameter(f"{knob_text!r}: write NAME=VALUE, e.g. threshold_db=-25", param_hint="--knob")
         knob = knob.strip()
-    compressor = load_processor(source, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
+    from .model_loading import resolve_model_source
+
+    resolved = resolve_model_source(source)
+    if not resolved.is_map:
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("peak_reduction", "mode", "interpolation")
+                 if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if given and knob is None:
+            click.echo(f"warning: {resolved.given} is a single fitted compressor: {', '.join(given)} "
+                       "only apply to maps and presets; ignored", err=True)
+    compressor = load_processor(resolved, peak_reduction=peak_reduction, mode=mode, interpolation=interpolation,
                                 knob=knob)
     audio, sample_rate = read_audio(in_path, mono=False)
     output = compressor.process(audio, sample_rate)
@@ -418,20 +398,16 @@ def process(paths, preset, peak_reduction, mode, interpolation, knob_text):
 
 
 def _chain(text: str) -> list[float]:
-    """'100:40:5' → 100, 95, …, 40; or a comma list '100,90,80'."""
-    if ":" in text:
-        start, stop, step = (float(v) for v in text.split(":"))
-        step = -abs(step) if stop < start else abs(step)
-        return [float(v) for v in np.arange(start, stop + step / 2, step)]
-    return [float(v) for v in text.split(",") if v.strip()]
+    """'100:40:5' → 100, 95, …, 40; or a comma list '100,90,80' (:func:`dynamatch.parsing.parse_chain`)."""
+    from .parsing import parse_chain
+
+    return parse_chain(text)
 
 
 def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("compress", "limit")]
-    if bad:
-        raise click.BadParameter(f"unknown mode(s) {bad}; use compress and/or limit")
-    return modes
+    from .parsing import parse_modes
+
+    return parse_modes(text)
 
 
 def _map_progress(total_label: str):
@@ -510,9 +486,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
     ``dynamatch process --preset la2a`` and ``export plugin --preset la2a``.
     """
     from .data.datasets import open_dataset
-    from .data.generate import GENERATED_MARKER
-    from .data.signaltrain import SignalTrainDataset
-    from .maps.fit_map import fit_map
+    from .maps.fit_map import fit_map, preset_to_install
     from .maps.parameter_map import install_preset
 
     ds = open_dataset(dataset)
@@ -531,9 +505,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
     console.print(f"map → {output}")
-    generated = (ds.root / GENERATED_MARKER).exists()
-    if preset_name is None and isinstance(ds, SignalTrainDataset) and not generated and set(parameter_map.modes) == {"compress", "limit"}:
-        preset_name = "la2a"
+    preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
         console.print(f"installed as preset '{preset_name}' → {install_preset(parameter_map, preset_name)}")
     if plot:
@@ -675,7 +647,8 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("evaluation"), show_default=True)
 @click.option("--model", "model_source", default="preset:la2a", show_default=True,
-              help="Map/model file, preset:la2a, or a trained neural model (protocol 'score').")
+              help="Map/model file, run folder, preset (la2a or an installed one) or a trained neural model "
+                   "(protocol 'score').")
 @click.option("--protocol", type=click.Choice(["score", "paper", "held-out"]), default="score", show_default=True,
               help="score: score MODEL; paper: fit 100→40, interpolate held-out settings 45…95; "
                    "held-out: fit on the first --fit-seconds of each file, score on the rest.")
@@ -694,66 +667,31 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
              metrics_text):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
-    from .maps import evaluate as ev
-    from .report.plots import plot_scores
+    from .evaluation import evaluate_dataset
+    from .model_loading import resolve_model_source
 
+    if protocol == "score":
+        model_source = resolve_model_source(model_source)  # an unknown name fails before the dataset is read
     ds = open_dataset(dataset)
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
-    if protocol == "score":
-        rows = _score_any(model_source, ds, split=split, modes=modes, duration_seconds=max_seconds, metrics=metrics)
-        path = ev.write_rows(output_dir / "scores.csv", rows)
-        plot_scores(output_dir / "scores.png", rows, metrics=[m for m in ("esr", "delta_ldr_db") if m in metrics] or metrics[:1])
-        _print_rows(rows, metrics)
-        console.print(f"scores → {path}")
-        return
     progress, on_start, callback, on_setting = _map_progress(protocol)
-    with progress:
-        if protocol == "paper":
-            written = ev.paper_protocol(ds, output_dir, modes=modes, split=split or "train", session=session, model=fit_model,
-                                        max_seconds=max_seconds, on_setting=on_setting)
-        else:
-            if fit_seconds is None:
-                raise click.UsageError("--protocol held-out needs --fit-seconds")
-            written = ev.held_out_protocol(ds, output_dir, fit_seconds=fit_seconds, score_seconds=max_seconds, model=fit_model,
-                                           modes=modes, split=split or "train", session=session, metrics=metrics,
-                                           on_setting=on_setting)
-    from .maps import ParameterMap
-    from .report.plots import plot_map
-
-    plot_map(ParameterMap.load(written["map"]), output_dir / "parameters.png")
-    import csv
-
-    rows = list(csv.DictReader(open(written["scores"])))
-    group = "method" if protocol == "paper" else "part"
-    plot_scores(output_dir / "scores.png", rows, metrics=("esr", "delta_ldr_db"), group_by=group)
-    for name, path in written.items():
+    with progress if protocol != "score" else contextlib.nullcontext():
+        evaluation = evaluate_dataset(ds, output_dir, protocol=protocol, model=model_source, split=split,
+                                      session=session, modes=modes, max_seconds=max_seconds, fit_seconds=fit_seconds,
+                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting)
+    if protocol == "score":
+        _print_rows(evaluation.rows, metrics)
+    for name, path in evaluation.files.items():
         console.print(f"{name} → {path}")
 
 
-def _score_any(model_source, ds, *, split, modes, duration_seconds, metrics):
-    """Score a grey-box model (file/preset) or a trained neural model on a dataset."""
-    from .maps import evaluate as ev
-    from .maps.parameter_map import MAP_FORMAT, ParameterMap
-    from .model_loading import load_processor
+def _score_any(model_source, ds, *, split, session=None, modes, duration_seconds, metrics):
+    """Score a grey-box model (file/preset) or a trained neural model on a dataset
+    (:func:`dynamatch.evaluation.score_source`)."""
+    from .evaluation import score_source
 
-    kind = None
-    if not str(model_source).startswith("preset:"):
-        try:
-            kind = json.loads(Path(model_source).read_text()).get("format")
-        except (OSError, ValueError, AttributeError):
-            kind = None
-    if kind is not None and "neural" in kind:
-        from .neural.evaluate import score_neural
-
-        return score_neural(model_source, ds, split=split, modes=modes, duration_seconds=duration_seconds, metrics=metrics)
-    if str(model_source).startswith("preset:"):
-        model = ParameterMap.preset(str(model_source).split(":", 1)[1])
-    elif kind == MAP_FORMAT:
-        model = ParameterMap.load(model_source)
-    else:
-        model = load_processor(model_source)
-    return ev.score_map(model, ds, label=Path(str(model_source)).stem, split=split, modes=modes,
+    return score_source(model_source, ds, split=split, session=session, modes=modes,
                         duration_seconds=duration_seconds, metrics=metrics)
 
 
@@ -807,18 +745,23 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--max-epochs", type=float, default=None)
 @click.option("--max-steps", type=int, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Chunks per step (default 16).")
+@click.option("--chunk-samples", type=click.IntRange(min=1), default=None,
+              help="Samples per training chunk (default 8 truncated-backpropagation windows).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_handle_errors
-def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, seed):
-    """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or preset:la2a)."""
-    from .maps import ParameterMap
+def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps, batch_size, chunk_samples, seed):
+    """Train the 4A-2A-G GRU stage after MAP_SOURCE's compressor (a map file or a preset such as la2a)."""
+    from .model_loading import load_parameter_map
+
+    parameter_map = load_parameter_map(map_source)
     from .neural.hybrid import train_hybrid
 
-    parameter_map = (ParameterMap.preset(map_source.split(":", 1)[1]) if map_source.startswith("preset:")
-                     else ParameterMap.load(map_source))
     if max_steps is None and max_epochs is None:
         max_epochs = 60.0
-    result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed)
+    sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_samples", chunk_samples)) if v is not None}
+    result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed,
+                          **sizes)
     console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
 
 
@@ -861,7 +804,7 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
 @bench.command("rtf")
 @click.option("--models", default=None, help="Comma-separated presets (default: all) plus the fitted compressor.")
 @click.option("--compressor", "compressor_source", default=None,
-              help="Grey-box model to time beside them: model/map file or preset:la2a (default: preset LA-2A at PR 65).")
+              help="Grey-box model to time beside them: model/map file or preset (default: preset la2a at PR 65).")
 @click.option("--frames", default="all", show_default=True, help="Comma-separated frame sizes or 'all' (32…65536).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--duration-seconds", type=float, default=3.0, show_default=True)
@@ -871,10 +814,12 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
 def bench_rtf(models, compressor_source, frames, threads, duration_seconds, repeats, output_dir):
     """Real-time factor of every neural model and the fitted compressor, block by block (CSV + PNG)."""
     from .model_loading import load_processor
+    from .parsing import parse_frames
+
+    compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
     from .neural.rtf import FRAME_SIZES, rtf_table
 
-    frame_sizes = FRAME_SIZES if frames == "all" else tuple(int(f) for f in frames.split(","))
-    compressor = load_processor(compressor_source or "preset:la2a", peak_reduction=65.0)
+    frame_sizes = parse_frames(frames, FRAME_SIZES)
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = rtf_table([m for m in models.split(",") if m] if models else None, compressor=compressor,
                      frame_sizes=frame_sizes, duration_seconds=duration_seconds, threads=threads, repeats=repeats,
@@ -901,10 +846,13 @@ def export() -> None:
 
 @export.command("plugin")
 @click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["la2a"]), help="Use a built-in map instead of a map file.")
+@click.option("--preset", metavar="NAME", default=None,
+              help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
               show_default=True)
-@click.option("--name", default="dynamatch LA-2A", show_default=True)
+@click.option("--name", default=None,
+              help="Plugin name (bundles and URI follow it); default: 'dynamatch LA-2A' for the la2a preset, "
+                   "else 'dynamatch <map name>'.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["vst3", "lv2", "clap"]),
               default=("vst3", "lv2", "clap"), show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
@@ -915,14 +863,18 @@ def export() -> None:
 @_handle_errors
 def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
     """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
-    from .export import build_plugin
-    from .maps import ParameterMap
+    from . import export as exporting
+    from .model_loading import load_parameter_map
 
     if (map_path is None) == (preset is None):
         raise click.UsageError("give a MAP file or --preset, not both")
-    parameter_map = ParameterMap.preset(preset) if preset else ParameterMap.load(map_path)
-    if interpolation:
-        parameter_map = parameter_map.with_interpolation(interpolation)
+    from .export.plugin import default_plugin_name
+    from .model_loading import resolve_model_source
+
+    source = resolve_model_source(f"preset:{preset}" if preset is not None else map_path)
+    parameter_map = load_parameter_map(source, interpolation)
+    if name is None:
+        name = default_plugin_name(source.name)
     gru_weights = None
     if gru_model is not None:
         from .neural.gru import gru_weights_dict
@@ -930,7 +882,7 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 
         gru_weights = gru_weights_dict(load_model(gru_model))
     console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
-    build = build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
+    build = exporting.build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
                          gru_weights=gru_weights, jobs=jobs)
     for (fmt, channels), path in sorted(build.bundles.items()):
         console.print(f"{fmt:5s} {'mono  ' if channels == 1 else 'stereo'} {path}")
@@ -939,20 +891,23 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
 
 
 @export.command("neural")
-@click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model_path", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (.onnx or .pt).")
-@click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
-@click.option("--mode", type=click.Choice(["compress", "limit"]), default="compress", show_default=True,
+@click.option("--format", "export_format", type=click.Choice(["onnx", "torchscript"]), default=None,
+              help="Default: from the extension of --output (.onnx → onnx, .pt → torchscript).")
+@click.option("--mode", type=click.Choice(MODES), default="compress", show_default=True,
               help="TorchScript only: the controls are fixed at export.")
 @click.option("--peak-reduction", type=click.FloatRange(0, 100), default=50.0, show_default=True)
 @_handle_errors
 def export_neural(model_path, output, export_format, mode, peak_reduction):
-    """Export a trained neural model to ONNX (inputs audio, cond) or TorchScript (controls fixed)."""
-    from .neural.export import export_onnx, export_torchscript
-    from .neural.registry import load_model
+    """Export a trained neural model (its model.json or run folder) to ONNX (inputs audio, cond) or TorchScript
+    (controls fixed)."""
+    from .model_loading import resolve_model_source
+    from .neural.export import export_format_for, export_onnx, export_torchscript
 
-    model = load_model(model_path)
+    export_format = export_format_for(output, export_format)
+    model = resolve_model_source(model_path).neural_model()
     if export_format == "onnx":
         path = export_onnx(model, output)
     else:
@@ -1078,22 +1033,9 @@ _add_report_commands(main)
 def warmup():
     """Compile and cache every numba kernel now (otherwise the first call of each pays seconds)."""
     started = time.perf_counter()
-    from .fitting import fit_arrays
+    from .fitting import warm_up
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(DEFAULT_SAMPLE_RATE) * 0.3
-    from .models.compressor import Compressor
-
-    y = Compressor(-20, 3, 5, 100, 0).process(x, DEFAULT_SAMPLE_RATE)
-    fit_arrays(x, y, DEFAULT_SAMPLE_RATE, max_iterations=2)
-    # the file path of `fit`: float32 audio, one-pass checks, fractional-delay alignment
-    from .data.alignment import fractional_delay
-    from .data.audio import AudioPair
-    from .fitting import fit_pair
-
-    x32 = np.tile(x, 3).astype(np.float32)
-    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, DEFAULT_SAMPLE_RATE), 0.5).astype(np.float32)
-    fit_pair(AudioPair(x32, y32, DEFAULT_SAMPLE_RATE, "warmup dry", "warmup wet"), max_iterations=2)
+    warm_up(DEFAULT_SAMPLE_RATE)
     console.print(f"kernels compiled and cached in {time.perf_counter() - started:.1f} s")
 
 

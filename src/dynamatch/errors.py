@@ -56,6 +56,10 @@ class ParameterError(DynamatchError, ValueError):
     """A parameter out of its valid range."""
 
 
+class ArgumentError(DynamatchError, TypeError):
+    """A call with an argument the function does not take (the message says what to do instead)."""
+
+
 class ModelFileError(DynamatchError, ValueError):
     """A model or map file that is missing, malformed or of an unknown format version."""
 

@@ -24,6 +24,7 @@ held-back rest and keeps the best, preferring fewer parameters unless a bigger m
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -62,6 +63,10 @@ AUTO_CANDIDATES: tuple[str, ...] = (
     "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
 )
 HOLDOUT_FRACTION = 0.3
+#: A fit whose pre-filtered ESR stays above this explains almost nothing of the wet signal.
+UNEXPLAINED_ESR = 0.5
+
+logger = logging.getLogger(__name__)
 #: A member with more parameters is chosen only when its held-out ESR is this much lower (relative).
 PARSIMONY_MARGIN = 0.05
 
@@ -108,6 +113,7 @@ class CaptureFit:
     alignment: Alignment | None
     pair: AudioPair
     selection: ModelSelection | None = None
+    warning: str | None = None  # e.g. a fit that explains almost nothing (see UNEXPLAINED_ESR)
 
     @property
     def compressor(self) -> Compressor:
@@ -386,6 +392,44 @@ def check_compressed(pair: AudioPair) -> None:
         )
 
 
+def check_capture_for_fit(
+    pair: AudioPair,
+    *,
+    reference_dbu: float | None = None,
+    input_reference_dbu: float | None = None,
+    ignore_checks: bool = False,
+    warmup_seconds: float = 1.0,
+):
+    """The checks of ``dynamatch check`` on a loaded pair, after the input validation's own (more specific)
+    one-line errors; a failing capture raises :class:`~dynamatch.errors.CaptureCheckError` unless
+    ``ignore_checks``.  Returns the :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    from .data.check import check_capture
+
+    check_fit_length(pair, warmup_seconds)
+    check_signal(pair.dry, pair.dry_name)
+    check_signal(pair.wet, pair.wet_name)
+    report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+    if not report.passed and not ignore_checks:
+        align_pair(pair)  # unrelated files get alignment's one-line error
+        report.raise_on_failure()
+    return report
+
+
+def warm_up(sample_rate: int = 44100) -> None:
+    """Compile and cache every numba kernel of the fit path (float64 arrays, and the float32 file path with
+    one-pass checks and fractional-delay alignment), so that the first real fit does not pay for it."""
+    from .data.alignment import fractional_delay
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(sample_rate) * 0.3
+    y = Compressor(-20, 3, 5, 100, 0).process(x, sample_rate)
+    fit_arrays(x, y, sample_rate, max_iterations=2)
+    x32 = np.tile(x, 3).astype(np.float32)
+    y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, sample_rate), 0.5).astype(np.float32)
+    fit_pair(AudioPair(x32, y32, sample_rate, "warmup dry", "warmup wet"), max_iterations=2)
+
+
 def fit_pair(
     pair: AudioPair,
     *,
@@ -411,12 +455,25 @@ def fit_pair(
             pair, alignment = align_pair(pair)
         with maybe(times, "checks"):
             check_compressed(pair)
+    selection = None
     with maybe(times, "fit"):
         if model == AUTO:
             result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
-            return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection)
-        result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
-    return CaptureFit(result=result, alignment=alignment, pair=pair)
+        else:
+            result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
+    warning = unexplained_warning(result, pair, aligned=align)
+    if warning:
+        logger.warning(warning)
+    return CaptureFit(result=result, alignment=alignment, pair=pair, selection=selection, warning=warning)
+
+
+def unexplained_warning(result: FitResult, pair: AudioPair, *, aligned: bool) -> str | None:
+    """One line when the fit explains almost nothing (ESR > :data:`UNEXPLAINED_ESR`), with the likely fix."""
+    if not result.loss > UNEXPLAINED_ESR:
+        return None
+    fix = ("it was fitted without alignment: drop --no-align (latency or polarity is probably off)" if not aligned
+           else "check that the files are the dry input and wet output of the same take")
+    return f"{pair.wet_name}: the fit explains almost nothing of it (ESR {result.loss:.3g}); {fix}"
 
 
 def fit_files(
@@ -433,4 +490,5 @@ def fit_files(
 
 
 __all__ = ["AUTO", "AUTO_CANDIDATES", "CaptureFit", "MODELS", "ModelSelection", "SelectionRow", "choose",
-           "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair", "select_model"]
+           "check_capture_for_fit", "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair",
+           "select_model", "warm_up"]

@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..documents import CAPTURE_SET, write_json
 from ..errors import DatasetError, ParameterError
 from .audio import write_audio
 from .captureset import CaptureSetDataset
@@ -35,7 +36,7 @@ from .datasets import MANIFEST_NAME
 from .plugins import HostedPlugin, open_plugin
 from .stimulus import capture_stimulus
 
-CAPTURE_FORMAT = "dynamatch.capture"
+CAPTURE_FORMAT = CAPTURE_SET.format
 CAPTURE_FILE = "capture.json"
 
 
@@ -91,7 +92,7 @@ def capture_plugin(
         raise ParameterError("the grid has only the mode parameter; add the knob to capture with --param")
 
     root = Path(output)
-    description = {"format": CAPTURE_FORMAT, "format_version": 1, "plugin": host.path, "grid": grid,
+    description = {"format": CAPTURE_FORMAT, "format_version": CAPTURE_SET.version, "plugin": host.path, "grid": grid,
                    "mode_param": mode_key, "knob": knob, "sample_rate": int(sample_rate),
                    "stimulus": {"duration_seconds": float(duration_seconds), "seed": int(seed)}}
     description_path = root / CAPTURE_FILE
@@ -103,7 +104,7 @@ def capture_plugin(
     root.mkdir(parents=True, exist_ok=True)
     (root / "wet").mkdir(exist_ok=True)
     (root / "dry").mkdir(exist_ok=True)
-    _write_text_atomic(description_path, json.dumps(description, indent=2) + "\n")
+    write_json(description_path, description)
 
     x = capture_stimulus(sample_rate, duration_seconds=duration_seconds, seed=seed)
     dry_path = root / "dry" / "stimulus.wav"

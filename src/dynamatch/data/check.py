@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..documents import CAPTURE_CHECK
 from ..errors import AudioError, DynamatchError
 from .alignment import estimate_alignment
 from .audio import CLIP_FRACTION, CLIP_LEVEL, clipped_fraction
@@ -120,7 +121,7 @@ class CaptureReport:
         return dict(self.line("calibration").values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "dynamatch-capture-check", "format_version": 1, "dry": self.dry_name,
+        return {"format": CAPTURE_CHECK.format, "format_version": CAPTURE_CHECK.version, "dry": self.dry_name,
                 "wet": self.wet_name, "sample_rate": self.sample_rate, "passed": self.passed,
                 "checks": [line.to_dict() for line in self.lines]}
 

@@ -21,10 +21,10 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import DatasetError, ParameterError
+from ..models.parameters import MODES  # noqa: F401  (re-exported: the one definition of the modes)
 
 logger = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("compress", "limit")
 SPLITS: tuple[str, ...] = ("train", "val", "test", "")
 MANIFEST_NAME = "manifest.csv"
 

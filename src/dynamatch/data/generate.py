@@ -24,6 +24,7 @@ from .signaltrain import (
     DATASET_FOLDER,
     INPUT_PATTERN,
     SAMPLE_RATE,
+    SPLIT_FOLDERS,
     TARGET_PATTERN,
     input_file_name,
     target_file_name,
@@ -32,7 +33,6 @@ from .stimulus import capture_stimulus, programme_like
 
 FIRST_ID = 138  # the first 3c session ID of SignalTrain v1.1
 GENERATED_MARKER = ".dynamatch-generated"  # marks a dataset folder the generator owns
-SPLIT_FOLDERS: dict[str, str] = {"train": "Train", "val": "Val", "test": "Test"}
 
 Device = Callable[[np.ndarray, int, str, float], np.ndarray]
 Progress = Callable[[int, int, str], None]

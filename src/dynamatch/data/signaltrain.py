@@ -21,7 +21,8 @@ from .datasets import AudioHeader, PairDataset, PairInfo, audio_header
 
 DATASET_FOLDER = "SignalTrain_LA2A_Dataset_1.1"
 SAMPLE_RATE = 44100
-SPLIT_FOLDERS: dict[str, str] = {"Train": "train", "Val": "val", "Test": "test"}
+SPLIT_FOLDERS: dict[str, str] = {"train": "Train", "val": "Val", "test": "Test"}  # split → its folder
+FOLDER_SPLITS: dict[str, str] = {folder: split for split, folder in SPLIT_FOLDERS.items()}
 SWITCH_MODES: dict[str, str] = {"0": "compress", "1": "limit"}
 
 INPUT_PATTERN = re.compile(r"^input_(?P<id>\d+)_\.wav$")
@@ -44,10 +45,10 @@ def target_file_name(pair_id: int, session: str, mode: str, peak_reduction: int)
 def find_signaltrain_root(path: Path) -> Path | None:
     """The folder holding Train/Val/Test: ``path`` itself, or its ``SignalTrain_LA2A_Dataset_1.1`` child."""
     path = Path(path)
-    if any((path / folder).is_dir() for folder in SPLIT_FOLDERS):
+    if any((path / folder).is_dir() for folder in FOLDER_SPLITS):
         return path
     child = path / DATASET_FOLDER
-    if any((child / folder).is_dir() for folder in SPLIT_FOLDERS):
+    if any((child / folder).is_dir() for folder in FOLDER_SPLITS):
         return child
     return None
 
@@ -63,7 +64,7 @@ class SignalTrainDataset(PairDataset):
                 "pass the extracted SignalTrain dataset folder"
             )
         self.skipped: list[str] = []
-        pairs = [pair for folder in SPLIT_FOLDERS if (found / folder).is_dir() for pair in self._list(found / folder)]
+        pairs = [pair for folder in FOLDER_SPLITS if (found / folder).is_dir() for pair in self._list(found / folder)]
         if not pairs:
             raise DatasetError(f"{found}: no usable input/target pairs found; check the download is complete")
         super().__init__(found, SAMPLE_RATE, pairs)
@@ -88,7 +89,7 @@ class SignalTrainDataset(PairDataset):
         return header
 
     def _list(self, folder: Path) -> list[PairInfo]:
-        split = SPLIT_FOLDERS[folder.name]
+        split = FOLDER_SPLITS[folder.name]
         inputs: dict[str, Path] = {}
         targets: dict[str, tuple[Path, re.Match]] = {}
         for path in sorted(folder.iterdir()):

@@ -35,9 +35,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import __version__
+from ..documents import write_json
 from ..errors import ExportError, ParameterError
 from ..maps.parameter_map import ParameterMap
 from ..models.family import model_spec
+from ..models.parameters import MODES
 
 DPF_PATH = Path(os.environ.get("DYNAMATCH_DPF_PATH", "/usr/share/dpf"))
 FORMATS = ("vst3", "lv2", "clap")
@@ -164,7 +166,7 @@ def build_plugin(
     missing = [str(path) for path in bundles.values() if not path.exists()]
     if missing:
         raise ExportError(f"{output_dir}: make succeeded but these bundles are missing: {missing}")
-    stamp.write_text(json.dumps({"digest": digest, "name": name, "formats": list(formats)}) + "\n")
+    write_json(stamp, {"digest": digest, "name": name, "formats": list(formats)}, indent=None)
     return PluginBuild(output_dir, name, bundles, uris, digest, rebuilt=True)
 
 
@@ -182,7 +184,7 @@ def generate_header(
     if not name or '"' in name or "\\" in name or not name.isprintable():
         raise ParameterError(f"plugin name must be printable text without quotes or backslashes, got {name!r}")
     slug = _slug(name)
-    modes = [m for m in ("compress", "limit") if m in parameter_map.modes]
+    modes = [m for m in MODES if m in parameter_map.modes]
     if not modes:
         raise ParameterError(
             f"the map has no 'compress' or 'limit' mode (it has {list(parameter_map.modes)}); rename its modes"
@@ -216,7 +218,7 @@ def generate_header(
               "    const double* breakpoints;",
               "    const double* coefficients; // [parameter][power 3..0][segment], the model's parameter order",
               "};", ""]
-    for mode in ("compress", "limit"):
+    for mode in MODES:
         segments = parameter_map.spline_segments(mode if mode in modes else modes[0])
         breakpoints = np.asarray(segments["breakpoints"], dtype=float)
         coefficients = np.stack([np.asarray(segments[p], dtype=float) for p in spec.parameter_names])
@@ -317,6 +319,13 @@ def _gru_lines(gru_weights: Mapping[str, object] | None) -> list[str]:
 
 def _floats(values: np.ndarray) -> str:
     return ", ".join(repr(float(v)) for v in np.asarray(values, dtype=float).ravel())
+
+
+def default_plugin_name(map_name: str) -> str:
+    """The plugin's name (and so its bundle names and URI) for a map called ``map_name`` (a preset or the map
+    file's stem): the shipped LA-2A keeps "dynamatch LA-2A", any other map is named after itself, so that two
+    exported plugins never collide in a host."""
+    return "dynamatch LA-2A" if map_name == "la2a" else f"dynamatch {map_name}"
 
 
 def _slug(name: str) -> str:

@@ -24,6 +24,7 @@ from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio
 from .parameter_map import ParameterMap
 
 FAST_METRICS = ("esr", "delta_ldr_db", "mae")
+PAPER_METRICS = ("esr", "delta_ldr_db")
 PAPER_COLUMNS = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
 
 
@@ -41,6 +42,7 @@ def score_map(
     *,
     label: str = "model",
     split: str | None = None,
+    session: str | None = None,
     modes: Iterable[str] | None = None,
     peak_reductions: Iterable[float] | None = None,
     start_seconds: float = 0.0,
@@ -48,8 +50,9 @@ def score_map(
     metrics: Sequence[str] = FAST_METRICS,
     on_pair: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per pair: model, mode, peak_reduction, pair name, metrics."""
-    pairs = dataset.pairs(split=split, mode=list(modes) if modes else None,
+    """One row per pair: model, mode, peak_reduction, pair name, metrics (pairs filtered by ``split``,
+    ``session``, ``modes`` and ``peak_reductions``)."""
+    pairs = dataset.pairs(split=split, mode=list(modes) if modes else None, session=session,
                           peak_reduction=list(peak_reductions) if peak_reductions is not None else None)
     rows = []
     for index, pair in enumerate(pairs):
@@ -73,17 +76,21 @@ def paper_protocol(
     max_seconds: float | None = None,
     model: str = "ff5",
     method: str = "newton",
+    metrics: Sequence[str] = PAPER_METRICS,
     on_setting: Callable[[SettingFit, int, int], None] | None = None,
 ) -> dict[str, Path]:
     """Fit all settings 100→40, then score interpolation from the even knots at the odd settings.
 
     Writes ``map.json`` (all settings), ``comp.csv`` / ``limit.csv`` (the paper's shape) and
-    ``scores.csv`` (ESR and ΔLDR per method, mode and setting) into ``output_dir``.
+    ``scores.csv`` (``metrics``, default ESR and ΔLDR, per method, mode and setting) into ``output_dir``;
+    the paper-shaped tables always hold the ESR.
     """
     output_dir = Path(output_dir)
     full = fit_map(dataset, output_dir / "map.json", modes=modes, chain=DEFAULT_CHAIN, split=split,
                    session=session, model=model, method=method, max_seconds=max_seconds, on_setting=on_setting)
     written = {"map": output_dir / "map.json"}
+    metrics = tuple(metrics)
+    scored = tuple(dict.fromkeys(("esr", *metrics)))  # the paper's tables need the ESR whatever is asked
     score_rows: list[dict[str, Any]] = []
     for mode in modes:
         if mode not in full.modes:
@@ -100,13 +107,14 @@ def paper_protocol(
             pairs = dataset.pairs(split=split, mode=mode, peak_reduction=float(pr), session=session)
             dry, wet = load_setting_audio(dataset, pairs, max_seconds)
             fitted = full.compressor(pr, mode)
-            gt = score_compressor(fitted, dry, wet, dataset.sample_rate, ("esr", "delta_ldr_db"))
-            score_rows.append({"method": "fit", "mode": mode, "peak_reduction": pr, **gt})
+            gt = score_compressor(fitted, dry, wet, dataset.sample_rate, scored)
+            score_rows.append({"method": "fit", "mode": mode, "peak_reduction": pr, **{k: gt[k] for k in metrics}})
             if pr not in even:
                 for kind, m in sparse.items():
-                    s = score_compressor(m.compressor(pr, mode), dry, wet, dataset.sample_rate, ("esr", "delta_ldr_db"))
+                    s = score_compressor(m.compressor(pr, mode), dry, wet, dataset.sample_rate, scored)
                     row[f"{kind}_esr"] = s["esr"]
-                    score_rows.append({"method": f"{kind} interpolation", "mode": mode, "peak_reduction": pr, **s})
+                    score_rows.append({"method": f"{kind} interpolation", "mode": mode, "peak_reduction": pr,
+                                       **{k: s[k] for k in metrics}})
             row.update(fitted.to_dict())
             lines.append(row)
         name = "comp.csv" if mode == "compress" else f"{mode}.csv"
@@ -135,7 +143,7 @@ def held_out_protocol(
                      model=model, method=method, max_seconds=fit_seconds, on_setting=on_setting)
     rows = []
     for part, start, duration in (("in-sample", 0.0, fit_seconds), ("held-out", fit_seconds, score_seconds)):
-        for row in score_map(fitted, dataset, label="fit", split=split, modes=modes, start_seconds=start,
+        for row in score_map(fitted, dataset, label="fit", split=split, session=session, modes=modes, start_seconds=start,
                              duration_seconds=duration, metrics=metrics):
             rows.append({"part": part, **row})
     return {"map": output_dir / "map.json", "scores": write_rows(output_dir / "held_out.csv", rows)}

@@ -8,7 +8,7 @@ same command, continues where it stopped without refitting anything.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -18,15 +18,17 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..data.datasets import PairDataset, PairInfo
+from ..documents import FIT_MAP_PROGRESS, read_document, write_document
 from ..errors import DatasetError
 from ..fitting import fit_arrays
 from ..models.compressor import Compressor
 from ..models.family import model_spec
-from ..models.model_file import write_json_atomic
 from .parameter_map import ParameterMap
 
 DEFAULT_CHAIN: tuple[float, ...] = tuple(float(v) for v in range(100, 35, -5))
-PROGRESS_FORMAT = "dynamatch.fit_map_progress"
+PROGRESS_FORMAT = FIT_MAP_PROGRESS.format
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,23 +63,46 @@ def progress_path(output: str | os.PathLike) -> Path:
 
 
 def read_progress(output: str | os.PathLike, settings_key: dict[str, Any]) -> dict[tuple[str, float], SettingFit]:
-    """Completed settings of an earlier run with the same settings (else nothing)."""
+    """Completed settings of an earlier run with the same settings (else nothing).
+
+    A progress file that cannot be read as one is a :class:`DatasetError` that says to delete it."""
     path = progress_path(output)
     if not path.is_file():
         return {}
     try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        document = read_document(path, FIT_MAP_PROGRESS, error=DatasetError)
+    except DatasetError as error:
+        raise DatasetError(f"{error} (delete it to start the map afresh)") from None
+    if not same_settings(document.get("settings"), settings_key):
         return {}
-    if document.get("format") != PROGRESS_FORMAT or document.get("settings") != settings_key:
-        return {}
+    model = settings_key.get("model", "ff5")
+    names = set(model_spec(model).parameter_names)
     try:
-        fits = [SettingFit.from_dict(d, settings_key.get("model", "ff5")) for d in document.get("fits", [])]
+        fits = []
+        for d in document.get("fits", []):
+            missing = sorted(names - set(d["parameters"]))
+            if missing:
+                raise KeyError(f"a fit lacks parameters {missing}")
+            fits.append(SettingFit.from_dict(d, model))
     except (KeyError, TypeError, ValueError) as error:
         raise DatasetError(
             f"{path}: malformed fit-map progress file ({error}); delete it to start the map afresh"
         ) from None
     return {(f.mode, f.peak_reduction): f for f in fits}
+
+
+def same_settings(saved: Any, current: dict[str, Any]) -> bool:
+    """Whether fits saved under ``saved`` settings are valid for ``current`` ones: everything but the modes
+    must agree (each mode's chain is fitted on its own, so a run over fewer or other modes reuses them)."""
+    if not isinstance(saved, dict):
+        return False
+    return {k: v for k, v in saved.items() if k != "modes"} == {k: v for k, v in current.items() if k != "modes"}
+
+
+def write_progress(output: str | os.PathLike, settings_key: dict[str, Any], fits: Iterable[SettingFit]) -> Path:
+    """Save the completed settings beside ``output`` (atomically) so that a rerun resumes after them."""
+    return write_document(progress_path(output), FIT_MAP_PROGRESS,
+                          {"settings": settings_key, "fits": [f.to_dict() for f in fits]})
 
 
 def load_setting_audio(
@@ -148,9 +173,7 @@ def fit_map(
 
     def record(fit: SettingFit, index: int) -> None:
         fits[(fit.mode, fit.peak_reduction)] = fit
-        write_json_atomic(progress_path(output), {
-            "format": PROGRESS_FORMAT, "settings": settings_key, "fits": [f.to_dict() for f in fits.values()],
-        })
+        write_progress(output, settings_key, fits.values())
         if on_setting:
             on_setting(fit, index, len(plan))
 
@@ -167,11 +190,27 @@ def fit_map(
             record(fit, index)
     else:
         _run_chains(executor, dataset, plan, fits, fit_options, record, on_start)
-    parameter_map = map_from_fits(list(fits.values()), interpolation, dataset.sample_rate,
+    kept = sorted({mode for mode, _ in fits} - set(modes))
+    if kept:
+        logger.warning(f"{output}: the map holds the modes {', '.join(modes)} only; the fits of {', '.join(kept)} "
+                       f"stay in {progress_path(output).name} (rerun with --modes including them to add them back)")
+    parameter_map = map_from_fits([f for f in fits.values() if f.mode in modes], interpolation, dataset.sample_rate,
                                   provenance={"dataset": str(dataset.root), **settings_key}, model=model,
                                   knob=getattr(dataset, "knob", "peak_reduction"))
     parameter_map.save(output)
     return parameter_map
+
+
+def preset_to_install(dataset: PairDataset, parameter_map: ParameterMap, requested: str | None = None) -> str | None:
+    """The preset name a fitted map is installed as: ``requested``, else ``"la2a"`` for a fit of both modes of
+    the real SignalTrain set (it replaces the shipped paper map), else None."""
+    if requested:
+        return requested
+    from ..data.generate import GENERATED_MARKER
+    from ..data.signaltrain import SignalTrainDataset
+
+    real = isinstance(dataset, SignalTrainDataset) and not (dataset.root / GENERATED_MARKER).exists()
+    return "la2a" if real and set(parameter_map.modes) == {"compress", "limit"} else None
 
 
 def fit_setting(

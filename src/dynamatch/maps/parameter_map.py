@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from ..documents import PARAMETER_MAP, read_document, write_document
 from ..errors import ModelFileError, ParameterError
 from ..models.compressor import Compressor
 from ..models.family import model_spec
+from ..models.parameters import MODES  # noqa: F401  (re-exported)
 from ..models.parameters import Parameter
-from ..models.model_file import read_json_document, write_json_atomic
 
-MAP_FORMAT = "dynamatch.parameter_map"
+MAP_FORMAT = PARAMETER_MAP.format
 PRESETS_DIR_VARIABLE = "DYNAMATCH_PRESETS_DIR"
-MAP_FORMAT_VERSION = 2
+MAP_FORMAT_VERSION = PARAMETER_MAP.version
 INTERPOLATIONS = ("linear", "spline")
-MODES = ("compress", "limit")
 PRESETS = ("la2a",)
 
 
@@ -153,7 +153,7 @@ class ParameterMap:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the map as versioned JSON, atomically."""
-        return write_json_atomic(path, self.to_document())
+        return write_document(path, PARAMETER_MAP, self.to_document())
 
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "<map>") -> "ParameterMap":
@@ -173,7 +173,7 @@ class ParameterMap:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ParameterMap":
         """Read a map file written by :meth:`save` (or a shipped preset file)."""
-        return cls.from_document(read_json_document(path, MAP_FORMAT, MAP_FORMAT_VERSION), str(path))
+        return cls.from_document(read_document(path, PARAMETER_MAP, what="model file"), str(path))
 
     @classmethod
     def preset(cls, name: str = "la2a", interpolation: str | None = None) -> "ParameterMap":

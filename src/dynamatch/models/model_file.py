@@ -14,18 +14,17 @@ field changes; readers refuse versions newer than they know.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..documents import COMPRESSOR, DocumentKind, kind_of, read_document, write_document, write_json
 from ..errors import ModelFileError, OutputPathError
 from .compressor import Compressor
 from .family import MODELS
 
-COMPRESSOR_FORMAT = "dynamatch.compressor"
-COMPRESSOR_FORMAT_VERSION = 2
+COMPRESSOR_FORMAT = COMPRESSOR.format
+COMPRESSOR_FORMAT_VERSION = COMPRESSOR.version
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -45,40 +44,14 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike, document: dict[str, Any]) -> Path:
-    """Write ``document`` as indented JSON, atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``document`` as indented JSON, atomically, mode 0644 (:func:`dynamatch.documents.write_json`)."""
+    return write_json(path, document)
 
 
 def read_json_document(path: str | os.PathLike, expected_format: str | None, max_version: int) -> dict[str, Any]:
-    """Read a dynamatch JSON document, checking ``format`` and ``format_version``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file; check the path")
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not a readable JSON model file ({error}); re-export it") from None
-    if not isinstance(document, dict) or "format" not in document:
-        raise ModelFileError(f"{path}: missing 'format' field; this is not a dynamatch model file")
-    if expected_format is not None and document["format"] != expected_format:
-        raise ModelFileError(f"{path}: holds a '{document['format']}', expected a '{expected_format}'")
-    version = document.get("format_version")
-    if not isinstance(version, int) or version < 1 or version > max_version:
-        raise ModelFileError(
-            f"{path}: format_version {version!r} is not supported (this dynamatch reads 1..{max_version}); upgrade dynamatch"
-        )
-    return document
+    """Read a dynamatch JSON document, checking ``format`` and ``format_version`` (see :mod:`dynamatch.documents`)."""
+    kind = None if expected_format is None else (kind_of(expected_format) or DocumentKind(expected_format, max_version, "file"))
+    return read_document(path, kind, what="model file")
 
 
 def save_compressor(
@@ -91,20 +64,18 @@ def save_compressor(
 ) -> Path:
     """Save a fitted compressor with its fit statistics and provenance."""
     document = {
-        "format": COMPRESSOR_FORMAT,
-        "format_version": COMPRESSOR_FORMAT_VERSION,
         "model": compressor.model,
         "parameters": compressor.to_dict(),
         "sample_rate": sample_rate,
         "fit": fit or {},
         "provenance": provenance or {},
     }
-    return write_json_atomic(path, document)
+    return write_document(path, COMPRESSOR, document)
 
 
 def load_compressor(path: str | os.PathLike) -> Compressor:
     """Load the compressor of a ``dynamatch.compressor`` file."""
-    document = read_json_document(path, COMPRESSOR_FORMAT, COMPRESSOR_FORMAT_VERSION)
+    document = read_document(path, COMPRESSOR, what="model file")
     return compressor_from_document(document, path)
 
 

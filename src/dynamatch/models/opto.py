@@ -46,9 +46,9 @@ import numpy as np
 from ..errors import NonFiniteAudioError, ParameterError
 from ..kernels.opto import initial_state, opto_gain
 from ..units import RISE_TIME_CONSTANT, db_to_gain, ms_to_coefficient
+from .parameters import MODES
 from .shapes import as_channel_block, channels_of, check_sample_rate
 
-MODES: tuple[str, ...] = ("compress", "limit")
 EXPONENTS = {"compress": 2, "limit": 10}  # steady-state ratio is 1 + exponent
 SIDECHAIN_MIN_DB = -20.0  # sidechain gain at peak reduction 0
 SIDECHAIN_MAX_DB = 40.0  # sidechain gain at peak reduction 100

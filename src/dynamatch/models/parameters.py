@@ -31,6 +31,9 @@ KINDS = ("db", "ratio", "time", "hz", "share")
 UNITS = {"db": "dB", "ratio": ": 1", "time": "ms", "hz": "Hz", "share": ""}
 
 
+MODES: tuple[str, ...] = ("compress", "limit")  # the LA-2A switch; every map, dataset and model uses these two
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One model parameter: real-unit ``name``, ``kind``, fitting ``bounds`` (None = free), the

@@ -38,9 +38,9 @@ from torch.utils.data import Dataset, Sampler
 from ..data.datasets import PairDataset, PairInfo
 from ..errors import DatasetError, ParameterError
 from ..models.compressor import Compressor
+from ..models.parameters import MODES
 
 DEFAULT_CHUNK_SAMPLES = 65_536
-MODES = ("compress", "limit")
 
 
 def conditioning(mode: str, peak_reduction: float) -> np.ndarray:

@@ -7,7 +7,6 @@ its training record (make-up 0 dB).  Models run block by block through :class:`S
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..data.datasets import PairDataset
+from ..documents import NEURAL, read_document
 from ..maps import ParameterMap
 from ..metrics import score
 from .data import conditioning
@@ -26,7 +26,7 @@ BLOCK_SAMPLES = 65536
 
 def hybrid_map(model_path: str | os.PathLike) -> ParameterMap | None:
     """The compressor map a hybrid GRU stage was trained after (None for black-box models)."""
-    document = json.loads(Path(model_path).read_text())
+    document = read_document(model_path, NEURAL, what="neural model file")
     hybrid = (document.get("training") or {}).get("hybrid")
     return None if not hybrid else ParameterMap.from_document(hybrid["parameter_map"], str(model_path))
 
@@ -45,6 +45,7 @@ def score_neural(
     dataset: PairDataset,
     *,
     split: str | None = None,
+    session: str | None = None,
     modes: Iterable[str] | None = None,
     duration_seconds: float | None = None,
     metrics: Sequence[str] = ("esr", "delta_ldr_db", "mae"),
@@ -54,7 +55,7 @@ def score_neural(
     compressor_map = hybrid_map(model_path)
     label = Path(model_path).parent.name or Path(model_path).stem
     rows = []
-    for pair in dataset.pairs(split=split, mode=list(modes) if modes else None):
+    for pair in dataset.pairs(split=split, session=session, mode=list(modes) if modes else None):
         x, y = dataset.read(pair, duration_seconds=duration_seconds)
         model_input = x
         if compressor_map is not None:

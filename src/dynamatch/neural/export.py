@@ -88,3 +88,23 @@ def export_onnx(
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(f"{path}: ONNX export failed ({first_line})") from None
     return path
+
+
+#: Export formats by file extension.
+EXTENSIONS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript"}
+
+
+def export_format_for(path: str | Path, requested: str | None = None) -> str:
+    """The export format of ``path``: ``requested``, else the one its extension names (.onnx, .pt); a
+    contradiction (``model.pt`` as ONNX) or an unknown extension without ``requested`` is an ExportError."""
+    suffix = Path(path).suffix.lower()
+    implied = EXTENSIONS.get(suffix)
+    if requested is None:
+        if implied is None:
+            raise ExportError(f"{path}: cannot tell the format from {suffix or 'no extension'!r}; "
+                              "name it .onnx or .pt, or give --format onnx|torchscript")
+        return implied
+    if implied is not None and implied != requested:
+        raise ExportError(f"{path}: a {suffix} file holds {implied}, not {requested}; "
+                          f"name it {'.onnx' if requested == 'onnx' else '.pt'} or drop --format")
+    return requested

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import PairDataset, PairInfo, open_dataset
-from ..errors import DatasetError
+from ..errors import ArgumentError, DatasetError
 from ..maps import ParameterMap
 from ..metrics import esr
 from ..models.compressor import Compressor
@@ -29,7 +29,7 @@ from .train import TrainResult, train
 
 TBPTT_SAMPLES = 12_288
 EVALUATION_BLOCK_SAMPLES = 1 << 18
-DEFAULT_CHUNK_SAMPLES = 8 * TBPTT_SAMPLES
+HYBRID_CHUNK_SAMPLES = 8 * TBPTT_SAMPLES  # the GRU stage trains on shorter chunks than the black-box models
 
 
 class MapCompressors:
@@ -59,7 +59,7 @@ def train_hybrid(
     model: str | nn.Module = "gru-8",
     learning_rate: float = 5e-3,
     batch_size: int = 16,
-    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    chunk_samples: int = HYBRID_CHUNK_SAMPLES,
     tbptt_samples: int = TBPTT_SAMPLES,
     warmup_samples: int = 44_100,
     **train_options: Any,
@@ -72,7 +72,7 @@ def train_hybrid(
     """
     parameter_map = _as_map(map_path_or_map)
     if "loss" in train_options:
-        raise TypeError("train_hybrid always trains with loss='esr'; do not pass loss")
+        raise ArgumentError("train_hybrid always trains with loss='esr'; do not pass loss")
     return train(
         model,
         dataset_path,

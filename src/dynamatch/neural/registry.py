@@ -14,26 +14,26 @@ tcn-324-n   15     10     2        32    ≈ 162 k    14 323 (325 ms)
 plus LSTM-32, S4 DRC ``s4-c32-f4`` (32 channels, 4 blocks, 4 modes; Yin et al. 2024) and the
 4A-2A-G residual GRU ``gru-8`` (conditioned).
 
-Model file: ``NAME.json`` = ``{"format": "dynamatch-neural", "format_version": 1, "config": {...},
+Model file: ``NAME.json`` = ``{"format": "dynamatch.neural", "format_version": 1, "config": {...},
 "weights": "NAME.safetensors", "weights_sha256": ...}`` with the tensors beside it (never pickle).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from torch import nn
 
+from ..documents import FILE_MODE, NEURAL, read_document, write_document
 from ..errors import ModelFileError, ParameterError
 from .gru import GRUStage
 from .lstm import LSTMModel
 from .s4 import S4Model
 from .tcn import TCN
 
-FORMAT = "dynamatch-neural"
-FORMAT_VERSION = 1
+FORMAT = NEURAL.format
+FORMAT_VERSION = NEURAL.version
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"tcn": TCN, "lstm": LSTMModel, "s4": S4Model, "gru": GRUStage}
 
@@ -92,23 +92,30 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_model(model: nn.Module, path: str | Path) -> Path:
-    """Write ``path`` (.json: format, version, config) and the weights beside it (.safetensors)."""
+def save_model(model: nn.Module, path: str | Path, *, extra: dict | None = None) -> Path:
+    """Write ``path`` (.json: format, version, config, plus ``extra`` entries such as ``training``) and the
+    weights beside it (.safetensors); both atomically (:mod:`dynamatch.documents`)."""
+    import os
+    import tempfile
+
     from safetensors.torch import save_file
 
     path = Path(path).with_suffix(".json")
     weights_path = path.with_suffix(".safetensors")
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(weights_path))
-    document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": model.config,
-        "weights": weights_path.name,
-        "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    fd, tmp = tempfile.mkstemp(prefix=f".{weights_path.name}.", suffix=".tmp", dir=weights_path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, weights_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    document = {"config": model.config, "weights": weights_path.name, "weights_sha256": digest, **(extra or {})}
+    return write_document(path, NEURAL, document)
 
 
 def load_model(path: str | Path) -> nn.Module:
@@ -116,17 +123,7 @@ def load_model(path: str | Path) -> nn.Module:
     from safetensors.torch import load_file
 
     path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"{path}: cannot read the model file ({error}); pass the .json written by save_model") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a {FORMAT} model file; pass the .json written by save_model")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: format_version {document.get('format_version')} is not supported "
-            f"(this dynamatch reads {FORMAT_VERSION}); upgrade dynamatch or re-export the model"
-        )
+    document = read_document(path, NEURAL, what="neural model file")
     weights_path = path.parent / str(document.get("weights", ""))
     if not weights_path.is_file():
         raise ModelFileError(f"{path}: weights file {weights_path} is missing; keep it beside the .json")

@@ -22,7 +22,6 @@ resumed from ``last.ckpt`` after an interruption ends with the same weights as a
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -646,11 +645,8 @@ def _check_resumable(checkpoint_path: Path, settings: RunSettings) -> None:
 
 
 def _save(model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
-    """``save_model`` plus a ``"training"`` entry (run settings, steps, losses) in the JSON document."""
+    """``save_model`` with a ``"training"`` entry (run settings, steps, losses) in the JSON document, in one
+    atomic write."""
     from .registry import save_model
 
-    path = save_model(model, path)
-    document = json.loads(path.read_text())
-    document["training"] = metadata
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    return save_model(model, path, extra={"training": metadata})
