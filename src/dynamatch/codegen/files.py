@@ -9,6 +9,7 @@ from ..models.family import MODELS, model_spec
 from .cpp_header import header_source
 from .forward import differentiate
 from .numba_module import module_source
+from .torch_module import torch_source
 from .torchscript_module import torchscript_source
 from .trace import trace
 
@@ -16,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 KERNELS_DIR = PACKAGE / "kernels" / "generated"
 HEADERS_DIR = PACKAGE / "export" / "generated"
 TORCHSCRIPT_DIR = PACKAGE / "export" / "torchscript"
+TORCH_KERNELS_DIR = PACKAGE / "kernels" / "torch_generated"
 
 
 def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path, str]]:
@@ -26,3 +28,4 @@ def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path,
         yield KERNELS_DIR / f"{spec.module_name}.py", module_source(derived)
         yield HEADERS_DIR / f"{spec.module_name}.hpp", header_source(derived)
         yield TORCHSCRIPT_DIR / f"{spec.module_name}.py", torchscript_source(derived)
+        yield TORCH_KERNELS_DIR / f"{spec.module_name}.py", torch_source(derived)

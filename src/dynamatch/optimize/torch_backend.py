@@ -6,8 +6,9 @@ loss, gradient and Hessian assembly, same chunking and warm-up, same interface f
 of the numba kernels.  The chunks are laid out once as a (chunks, samples) array on the device (the last
 one zero-padded, padding and warm-up masked out of the sums) and evaluated ``batch_chunks`` at a time.
 
-FF-5 only: the family's other members have recursions that are not all one-poles in the gain
-(RMS power, emphasis, feedback through ``ln g``), and need the numba kernels.  torch is imported lazily.
+Every member of the family: each has a torch module generated from its one description
+(:mod:`dynamatch.kernels.torch_generated`, written by ``python -m dynamatch.codegen``; see
+:mod:`dynamatch.codegen.torch_module`).  torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from ..kernels.chunks import chunk_bounds, chunk_count
 from ..units import DB_TO_LOG
 from .objective import CompressorObjective
 
-TORCH_MODELS = ("ff5",)
 DEVICES = ("cuda", "cpu-torch")
 
 
@@ -54,12 +54,10 @@ class TorchCompressorObjective(CompressorObjective):
         self._lay_out_chunks()
 
     def _set_model(self, model: str) -> None:
-        if model not in TORCH_MODELS:
-            raise ParameterError(
-                f"the torch backend computes model(s) {', '.join(TORCH_MODELS)}, not {model!r}; "
-                "fit it on the CPU numba path (no --device)"
-            )
+        from ..kernels.torch_family import torch_kernels_of
+
         super()._set_model(model)
+        self._torch_kernels = torch_kernels_of(self.spec.module_name)
 
     def _lay_out_chunks(self) -> None:
         import torch
@@ -70,7 +68,7 @@ class TorchCompressorObjective(CompressorObjective):
         x = np.zeros((chunks, width))
         level = np.zeros((chunks, width))
         t = np.zeros((chunks, width))
-        counted = np.zeros((chunks, width), dtype=bool)
+        counted = np.zeros((chunks, width))
         for k in range(chunks):
             start, stop, count_from = chunk_bounds(k, total, self.chunk_samples, self.warmup_samples)
             n = stop - start
@@ -78,32 +76,33 @@ class TorchCompressorObjective(CompressorObjective):
             level[k, :n] = self._level_log[start:stop]
             level[k, n:] = math.log(1e-10)  # padding: below any threshold
             t[k, :n] = self._target[start:stop]
-            counted[k, count_from - start:n] = True
+            counted[k, count_from - start:n] = 1.0
 
         def put(a):
-            return torch.as_tensor(a, dtype=self.dtype if a.dtype != bool else torch.bool, device=self.device)
+            return torch.as_tensor(a, dtype=self.dtype, device=self.device)
 
         self._chunks = [tuple(put(a[b: b + self.batch_chunks]) for a in (x, level, t, counted))
                         for b in range(0, chunks, self.batch_chunks)]
-        self._branches: list = [None] * len(self._chunks)
+        self._guesses: list = [None] * len(self._chunks)
 
     def with_model(self, model: str) -> "TorchCompressorObjective":
         other = object.__new__(TorchCompressorObjective)
         other.__dict__.update(self.__dict__)
         other._set_model(model)
-        other._branches = [None] * len(self._chunks)
+        other._guesses = [None] * len(self._chunks)
         return other
 
     def _sums(self, order: int, q: np.ndarray) -> np.ndarray:
-        from ..kernels.torch_scan import ff5_sums
+        import torch
 
         makeup_gain = math.exp(DB_TO_LOG * q[-1])
+        kernel_q = torch.as_tensor(q[:-1], dtype=self.dtype, device=self.device)
         total = None
         self.passes = 0
-        for b, (x, level, t, counted) in enumerate(self._chunks):
-            sums, branches, passes = ff5_sums(order, x, level, t, counted, q[:-1], makeup_gain,
-                                              self._zero, self._pole, self._branches[b], self.block)
-            self._branches[b] = branches  # warm start of the next evaluation's branch search
+        for b, (x, level, t, weight) in enumerate(self._chunks):
+            sums, states, passes = self._torch_kernels.sums(order, x, level, t, weight, kernel_q, makeup_gain,
+                                                            self._zero, self._pole, self._guesses[b], self.block)
+            self._guesses[b] = states  # warm start of the next evaluation's branch search
             self.passes = max(self.passes, passes)
             total = sums if total is None else total + sums
         return total.cpu().numpy().astype(np.float64)
