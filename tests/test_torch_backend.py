@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from skips import require_module
@@ -12,6 +14,7 @@ from test_kernels_objective import SAMPLE_RATE, programme  # noqa: E402
 
 from dynamatch import Compressor  # noqa: E402
 from dynamatch.errors import ParameterError  # noqa: E402
+from dynamatch.models.family import MODELS  # noqa: E402
 from dynamatch.kernels.torch_scan import ff5_branches, linear_scan  # noqa: E402
 from dynamatch.optimize.objective import CompressorObjective  # noqa: E402
 from dynamatch.optimize.torch_backend import TorchCompressorObjective  # noqa: E402
@@ -105,24 +108,63 @@ def test_float32_is_close_but_not_exact(pair):
     assert single[0] != exact[0]
 
 
-def test_other_models_and_missing_cuda_are_clear_errors(pair):
+def test_missing_cuda_is_a_clear_error(pair):
     dry, wet = pair
-    with pytest.raises(ParameterError, match="torch backend"):
-        TorchCompressorObjective(dry, wet, SAMPLE_RATE, model="ff5-rms")
-    if not torch.cuda.is_available():
-        with pytest.raises(ParameterError, match="no CUDA"):
-            TorchCompressorObjective(dry, wet, SAMPLE_RATE, device="cuda")
+    if torch.cuda.is_available():
+        pytest.skip("tool: a CUDA GPU is visible")
+    with pytest.raises(ParameterError, match="no CUDA"):
+        TorchCompressorObjective(dry, wet, SAMPLE_RATE, device="cuda")
 
 
-def test_newton_fit_on_the_torch_backend_follows_the_numba_path():
+# -- every family member: the generated torch objective against the generated numba kernels --------------
+@pytest.fixture(scope="module")
+def short_pair():
+    dry = programme(0.2, seed=4)
+    wet = Compressor(threshold_db=-24.0, ratio=5.0, attack_ms=4.0, release_ms=120.0, makeup_db=4.0).process(
+        dry, SAMPLE_RATE)
+    return dry, wet + 0.002 * np.random.default_rng(2).normal(size=dry.size)
+
+
+def _member_point(name: str, which: int) -> np.ndarray:
+    """Kernel parameters of member ``name``: its extra parameters away from neutral (their first or last
+    start), the FF-5 ones at two different places."""
+    spec = MODELS[name]
+    values = {p.name: (p.starts[-which] if p.starts else p.default) for p in spec.parameters}
+    values.update([dict(threshold_db=-21.0, ratio=3.0, attack_ms=2.0, release_ms=90.0, makeup_db=2.0),
+                   dict(threshold_db=-29.0, ratio=9.0, attack_ms=0.5, release_ms=400.0, makeup_db=5.0)][which])
+    return Compressor(model=name, **values).kernel_vector(SAMPLE_RATE)
+
+
+@pytest.mark.parametrize("chunking", [(0.2, 0.02, 1), (0.06, 0.01, 2)])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_member_matches_its_numba_kernels(short_pair, name, chunking):
+    dry, wet = short_pair
+    chunk_seconds, warmup_seconds, batch_chunks = chunking
+    settings = dict(model=name, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds)
+    numba_objective = CompressorObjective(dry, wet, SAMPLE_RATE, **settings)
+    torch_objective = TorchCompressorObjective(dry, wet, SAMPLE_RATE, batch_chunks=batch_chunks, **settings)
+    for which in (0, 1):  # the second point starts its branch search from the first point's states
+        q = _member_point(name, which)
+        expected = numba_objective.loss_grad_hess(q)
+        loss, grad, hess = torch_objective.loss_grad_hess(q)
+        assert loss == pytest.approx(expected[0], rel=1e-9)
+        np.testing.assert_allclose(grad, expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
+        np.testing.assert_allclose(hess, expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
+        assert np.count_nonzero(hess) == hess.size  # every parameter reaches the loss (a real check)
+    np.testing.assert_allclose(torch_objective.loss_grad(q)[1], expected[1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("model", ["ff5", "ff5-rms"])
+def test_newton_fit_on_the_torch_backend_follows_the_numba_path(model):
     from dynamatch.fitting import fit_arrays
 
     dry = programme(2.5, seed=5)
     wet = Compressor(threshold_db=-22.0, ratio=4.0, attack_ms=3.0, release_ms=150.0, makeup_db=3.0).process(
         dry, SAMPLE_RATE) + 0.001 * np.random.default_rng(2).normal(size=dry.size)
-    settings = dict(chunk_seconds=1.0, warmup_seconds=0.2, max_iterations=12, coarse=False)
+    settings = dict(model=model, chunk_seconds=1.0, warmup_seconds=0.2, max_iterations=12, coarse=False)
     reference = fit_arrays(dry, wet, SAMPLE_RATE, **settings)
     on_torch = fit_arrays(dry, wet, SAMPLE_RATE, device="cpu-torch", **settings)
+    assert on_torch.params.model == model
     assert on_torch.nit == reference.nit
     assert on_torch.loss == pytest.approx(reference.loss, rel=1e-8)
     np.testing.assert_allclose(on_torch.params.kernel_vector(SAMPLE_RATE), reference.params.kernel_vector(SAMPLE_RATE),
@@ -142,10 +184,10 @@ def test_cli_fit_device_reaches_the_torch_backend(tmp_path):
     sf.write(tmp_path / "wet.wav", wet, SAMPLE_RATE, subtype="FLOAT")
     args = ["fit", str(tmp_path / "dry.wav"), str(tmp_path / "wet.wav"), "-o", str(tmp_path / "m.json"), "--no-plot",
             "--no-align", "--chunk-seconds", "0.5", "--warmup-seconds", "0.1", "--max-iterations", "3"]
-    ok = CliRunner().invoke(main, args + ["--device", "cpu-torch"])
-    assert ok.exit_code == 0, ok.output
-    wrong = CliRunner().invoke(main, args + ["--device", "cpu-torch", "--model", "ff5-rms"])
-    assert wrong.exit_code == 2 and "torch backend" in wrong.output
+    for model in ("ff5", "opto"):
+        result = CliRunner().invoke(main, args + ["--device", "cpu-torch", "--model", model])
+        assert result.exit_code == 0, result.output
+        assert json.loads((tmp_path / "m.json").read_text())["model"] == model
 
 
 def test_train_gpu_flags_reach_the_trainer_or_fail_in_one_line(tmp_path, monkeypatch):

@@ -202,10 +202,10 @@ def progress_printer():
 
 
 def _device_option(command):
-    """``--device cuda|cpu-torch``: the torch parallel-scan objective (FF-5) instead of the numba kernels."""
+    """``--device cuda|cpu-torch``: the torch parallel-scan objective (any member) instead of the numba kernels."""
     return click.option("--device", "objective_device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
                         help="Evaluate the objective with the torch parallel-scan backend on this device "
-                             "(FF-5 only; default: numba on the CPU).")(command)
+                             "(any family member; default: numba on the CPU).")(command)
 
 
 @main.command()

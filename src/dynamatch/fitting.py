@@ -155,7 +155,7 @@ class _Fitter:
         if method != "adam":
             self.options.setdefault("decrement_tolerance", DECREMENT_TOLERANCE)
         settings = {"chunk_seconds": chunk_seconds, "warmup_seconds": warmup_seconds}
-        if device is not None:  # the torch parallel-scan backend (FF-5), batched over chunks on ``device``
+        if device is not None:  # the torch parallel-scan backend, batched over chunks on ``device``
             from .optimize.torch_backend import TorchCompressorObjective
 
             settings["device"] = device
@@ -275,8 +275,8 @@ def fit_arrays(
     ``initial`` warm-starts the fit (a compressor of another member is converted, see
     :meth:`Compressor.as_model`); ``bounds`` overrides parameter ranges (None: unbounded);
     ``starts`` is how many candidate starts are optimised; ``coarse`` forces the coarse-to-fine
-    path on or off; ``on_stage(text)`` reports each pass; ``device`` (``"cuda"``, ``"cpu-torch"``; FF-5
-    only) evaluates the objective with the torch parallel-scan backend, all chunks batched, instead of the
+    path on or off; ``on_stage(text)`` reports each pass; ``device`` (``"cuda"``, ``"cpu-torch"``; every
+    member) evaluates the objective with the torch parallel-scan backend, all chunks batched, instead of the
     numba kernels (same Newton iterations); ``options`` go to the optimiser.  For
     ``model="auto"`` use :func:`select_model`.
     """

@@ -29,8 +29,9 @@ class TorchCompressorObjective(CompressorObjective):
     """:class:`CompressorObjective` whose sums are computed by torch parallel scans on ``device``.
 
     ``device``: ``"cuda"``, ``"cuda:N"`` or ``"cpu-torch"``; ``dtype``: ``"float64"`` (matches the numba
-    kernels to ~1e-12) or ``"float32"``; ``batch_chunks``: chunks per batched pass (memory ≈
-    ``batch_chunks · chunk_samples · 15 · 8`` bytes times a small factor in float64, for the Hessian)."""
+    kernels to ~1e-12) or ``"float32"``; ``batch_chunks``: chunks per batched pass (memory for the Hessian of
+    a member with p kernel parameters ≈ ``batch_chunks · chunk_samples · (1 + p + p(p+1)/2) · 8`` bytes,
+    float64, times a factor of a few for the intermediates)."""
 
     def __init__(self, dry: np.ndarray, wet: np.ndarray, sample_rate: float, *, model: str = "ff5",
                  device: str = "cpu-torch", dtype: str = "float64", batch_chunks: int = 16,
