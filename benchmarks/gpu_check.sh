@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU figures of issue 13 in one command (<= 5 minutes on a machine with an NVIDIA GPU):
 #   bash benchmarks/gpu_check.sh
+# (The CUDA test and benchmark lines cover every family member.)
 # Installs dynamatch (keeping a CUDA torch that is already there, else pip's default CUDA build), runs the
 # CUDA equality tests, then prints: the Hessian-strategy table on CPU and CUDA (batch 16 x 12 s, the
 # paper's size), the torch objective on CUDA (ns/sample, float32 error, a whole fit of 20 min against
@@ -18,13 +19,17 @@ $PIP install -q -e ".[dev]" 2>&1 | grep -v '^WARNING' || true
 .venv/bin/python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))"
 date -u
 echo "== equality tests on CUDA"
-timeout 120 .venv/bin/python -m pytest tests/test_torch_backend.py -q -k "cuda or match_numba" 2>&1 | tail -3
+timeout 180 .venv/bin/python -m pytest tests/test_torch_backend.py -q -k "cuda or match_numba or every_member" 2>&1 | tail -3
 echo "== Hessian strategies, batch 16 x 12 s"
 timeout 300 .venv/bin/dynamatch bench hessian --batch 16 --seconds 12 --device cuda --repeats 3 --threads 4 \
   -o gpu_check/hessian_cuda | cat || echo "(hessian table on CUDA did not finish)"
 echo "== torch objective on CUDA and a 20-min fit"
-timeout 240 .venv/bin/python benchmarks/bench_torch_backend.py --minutes 20 --devices cuda --batch-chunks 16 \
+timeout 200 .venv/bin/python benchmarks/bench_torch_backend.py --minutes 20 --devices cuda --batch-chunks 16 \
   || echo "(objective benchmark did not finish)"
+echo "== every other family member's torch objective on CUDA (1 min, 2-s chunks; feedback runs a sequential loop)"
+timeout 150 .venv/bin/python benchmarks/bench_torch_backend.py --minutes 1 --devices cuda --batch-chunks 30 \
+  --chunk-seconds 2 --no-fit --models ff5-knee,ff5-rms,ff5-emphasis,opto,level,rms-level-knee,gain-db,ff5-hp,ff5-emphasis-hp,opto-hp,feedback,feedback-hp \
+  || echo "(member benchmark did not finish)"
 echo "== neural training on GPU, bf16-mixed"
 timeout 200 .venv/bin/python - <<'PY' || echo "(training check did not finish)"
 import tempfile, time

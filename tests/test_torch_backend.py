@@ -231,3 +231,16 @@ def test_cuda_matches_numba(pair, params):
     assert got[0] == pytest.approx(expected[0], rel=1e-9)
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="tool: no CUDA GPU")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cuda_matches_numba_for_every_member(short_pair, name):
+    dry, wet = short_pair
+    settings = dict(model=name, chunk_seconds=0.06, warmup_seconds=0.01)
+    q = _member_point(name, 0)
+    expected = CompressorObjective(dry, wet, SAMPLE_RATE, **settings).loss_grad_hess(q)
+    got = TorchCompressorObjective(dry, wet, SAMPLE_RATE, device="cuda", **settings).loss_grad_hess(q)
+    assert got[0] == pytest.approx(expected[0], rel=1e-9)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
