@@ -286,7 +286,9 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
-            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
+            # checked by the capture check next (one pass over each signal for both)
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
+                             check=False)
         source = {"dry": str(dry), "wet": str(wet)}
     with times.stage("checks"):
         report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
@@ -675,9 +677,10 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency
 @click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
               help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
 @_baseline_options
+@_parallel_options
 @_handle_errors
 def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, fit_model,
-             metrics_text):
+             metrics_text, workers, scheduler):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
     from .evaluation import evaluate_dataset
@@ -689,10 +692,13 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
     progress, on_start, callback, on_setting = _map_progress(protocol)
-    with progress if protocol != "score" else contextlib.nullcontext():
+    from .parallel import SerialExecutor, executor
+
+    with executor(workers, scheduler) as pool, progress if protocol != "score" else contextlib.nullcontext():
         evaluation = evaluate_dataset(ds, output_dir, protocol=protocol, model=model_source, split=split,
                                       session=session, modes=modes, max_seconds=max_seconds, fit_seconds=fit_seconds,
-                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting)
+                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting,
+                                      executor=None if isinstance(pool, SerialExecutor) else pool)
     if protocol == "score":
         _print_rows(evaluation.rows, metrics)
     for name, path in evaluation.files.items():

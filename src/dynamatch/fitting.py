@@ -443,11 +443,11 @@ def check_fit_length(pair: AudioPair, warmup_seconds: float = 1.0) -> None:
 def check_compressed(pair: AudioPair) -> None:
     """Refuse a wet that is the dry times one gain: with the least-squares gain a = <w, d>/<d, d>, the
     residual ESR |w − a·d|² / |w|² below :data:`NO_COMPRESSION_ESR` means the device did nothing."""
-    from .kernels.signal_checks import dot
+    from .kernels.signal_checks import gram
 
     d = np.asarray(pair.dry).reshape(-1)
     w = np.asarray(pair.wet).reshape(-1)
-    dd, ww, dw = dot(d), dot(w), dot(d, w)  # float64 sums, also of float32 audio
+    dd, ww, dw = gram(d, w)  # one pass, float64 sums, also of float32 audio
     if dd == 0.0 or ww == 0.0:
         return
     residual = max(ww - dw * dw / dd, 0.0) / ww
@@ -468,15 +468,21 @@ def check_capture_for_fit(
     warmup_seconds: float = 1.0,
 ):
     """The checks of ``dynamatch check`` on a loaded pair, after the input validation's own (more specific)
-    one-line errors; a failing capture raises :class:`~dynamatch.errors.CaptureCheckError` unless
-    ``ignore_checks``.  Returns the :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    one-line errors (:func:`~dynamatch.data.audio.check_signal` and the DC-offset warning: load the pair with
+    ``load_pair(..., check=False)``, one pass over each signal serves both); a failing capture raises
+    :class:`~dynamatch.errors.CaptureCheckError` unless ``ignore_checks``.  Returns the
+    :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    from .data.audio import warn_dc_offset
     from .data.check import check_capture
 
     check_fit_length(pair, warmup_seconds)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
+    statistics = (check_signal(pair.dry, pair.dry_name, pair.sample_rate),
+                  check_signal(pair.wet, pair.wet_name, pair.sample_rate))
+    for audio, name, stats in ((pair.dry, pair.dry_name, statistics[0]), (pair.wet, pair.wet_name, statistics[1])):
+        warn_dc_offset(audio, name, stats)
     report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
-                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name,
+                           statistics=statistics)
     if not report.passed and not ignore_checks:
         align_pair(pair)  # unrelated files get alignment's one-line error
         report.raise_on_failure()
@@ -524,7 +530,8 @@ def fit_pair(
             check_signal(pair.dry, pair.dry_name)
             check_signal(pair.wet, pair.wet_name)
         check_fit_length(pair, options.get("warmup_seconds", 1.0))
-        check_compressed(pair)
+        if not align:
+            check_compressed(pair)  # aligned pairs are checked once, after the alignment
     alignment = None
     if align:
         with maybe(times, "alignment"):

@@ -292,8 +292,11 @@ def load_pair(
     resample: bool = True,
     mono: bool = True,
     dtype: str = "float64",
+    check: bool = True,
 ) -> AudioPair:
-    """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`.
+    """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`
+    (``check=False``: not checked here, for a caller that checks next, as
+    :func:`dynamatch.fitting.check_capture_for_fit` does: one pass over each signal instead of two).
 
     The common rate is ``sample_rate`` if given, else the dry file's.  A file at another rate is
     resampled (soxr VHQ) when ``resample`` else refused with :class:`SampleRateMismatchError`.
@@ -340,9 +343,10 @@ def load_pair(
         )
         length = min(dry_samples, wet_samples)
         dry, wet = dry[..., :length], wet[..., :length]
-    stats = [check_signal(dry, str(dry_path), rate), check_signal(wet, str(wet_path), rate)]
-    for audio, path, audio_stats in ((dry, dry_path, stats[0]), (wet, wet_path, stats[1])):
-        warn_dc_offset(audio, str(path), audio_stats)
+    if check:
+        stats = [check_signal(dry, str(dry_path), rate), check_signal(wet, str(wet_path), rate)]
+        for audio, path, audio_stats in ((dry, dry_path, stats[0]), (wet, wet_path, stats[1])):
+            warn_dc_offset(audio, str(path), audio_stats)
     return AudioPair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, str(dry_path), str(wet_path))
 
 

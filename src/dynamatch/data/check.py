@@ -146,9 +146,10 @@ def stimulus_hash(dry: np.ndarray, block_samples: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def recognise_stimulus(dry: np.ndarray) -> str | None:
-    """The :data:`STANDARD_STIMULI` key whose hash matches ``dry``, or None."""
-    digest = stimulus_hash(dry)
+def recognise_stimulus(dry: np.ndarray, digest: str | None = None) -> str | None:
+    """The :data:`STANDARD_STIMULI` key whose hash matches ``dry`` (``digest``: its :func:`stimulus_hash`,
+    when already computed), or None."""
+    digest = stimulus_hash(dry) if digest is None else digest
     for key, entry in STANDARD_STIMULI.items():
         if entry["sha256"] == digest:
             return key
@@ -164,14 +165,22 @@ def check_capture(
     input_reference_dbu: float | None = None,
     dry_name: str = "dry",
     wet_name: str = "wet",
+    statistics: tuple[SignalStatistics, SignalStatistics] | None = None,
 ) -> CaptureReport:
-    """Run every check on a mono dry/wet pair at one sample rate (lengths may differ a little)."""
+    """Run every check on a mono dry/wet pair at one sample rate (lengths may differ a little).
+
+    ``statistics``: the :func:`~dynamatch.data.audio.signal_statistics` of ``dry`` and ``wet`` (1-D, as
+    given) when the caller has them already (not computed again)."""
+    mono_given = np.ndim(dry) == 1 and np.ndim(wet) == 1
     dry, wet = _mono(dry, dry_name), _mono(wet, wet_name)
     lines = [_length_line(dry, wet, sample_rate)]
     length = min(dry.size, wet.size)
     dry_cut, wet_cut = dry[:length], wet[:length]
     # one compiled pass per signal gives level, clipping and calibration (float64 sums, no copies)
-    dry_stats, wet_stats = signal_statistics(dry_cut), signal_statistics(wet_cut)
+    if statistics is not None and mono_given and dry.size == wet.size:
+        dry_stats, wet_stats = statistics
+    else:
+        dry_stats, wet_stats = signal_statistics(dry_cut), signal_statistics(wet_cut)
     dry_full = dry_stats if dry.size == length else signal_statistics(dry)
     wet_full = wet_stats if wet.size == length else signal_statistics(wet)
     level = _level_line(dry_stats, wet_stats)
@@ -353,10 +362,11 @@ def _noise_line(dry: np.ndarray, wet: np.ndarray, sample_rate: float, alignment)
 
 
 def _stimulus_line(dry: np.ndarray) -> CheckLine:
-    key = recognise_stimulus(dry)
+    digest = stimulus_hash(dry)  # once: the identity of a standard stimulus, the provenance of any other
+    key = recognise_stimulus(dry, digest)
     if key is None:
         return CheckLine("stimulus", WARN, "not a standard stimulus (fine if it exercises attack, release and level)",
-                         {"standard": None, "sha256": stimulus_hash(dry)})
+                         {"standard": None, "sha256": digest})
     entry = STANDARD_STIMULI[key]
     return CheckLine("stimulus", PASS, f"standard stimulus {key} (version {entry['version']})",
                      {"standard": key, "version": entry["version"], "sha256": entry["sha256"]})

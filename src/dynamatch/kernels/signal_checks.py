@@ -75,22 +75,37 @@ def _statistics_block(x, start, stop, clip_level, clip_run):  # pragma: no cover
     fb = -1
     peak = 0.0
     nf = 0
+    # fast path without branches (vectorises): exact when every sample is finite, which the sums show
     for n in range(start, stop):
         v = np.float64(x[n])
-        if np.isfinite(v):
-            s += v
-            q += v * v
-            a = abs(v)
-            if a > peak:
-                peak = a
-            if a >= clip_level:
-                nf += 1
-        else:
-            nb += 1
-            if fb < 0:
-                fb = n
-    # clipped runs starting in [start, stop)
+        s += v
+        q += v * v
+        a = abs(v)
+        peak = max(peak, a)
+        nf += 1 if a >= clip_level else 0
+    if not (np.isfinite(s) and np.isfinite(q) and np.isfinite(peak)):  # a NaN/inf (or an overflow): count them
+        s = 0.0
+        q = 0.0
+        peak = 0.0
+        nf = 0
+        for n in range(start, stop):
+            v = np.float64(x[n])
+            if np.isfinite(v):
+                s += v
+                q += v * v
+                a = abs(v)
+                if a > peak:
+                    peak = a
+                if a >= clip_level:
+                    nf += 1
+            else:
+                nb += 1
+                if fb < 0:
+                    fb = n
+    # clipped runs starting in [start, stop): none without a full-scale sample in the block
     c = 0
+    if nf == 0:
+        return nb, fb, s, q, c, peak, nf
     n = start
     if n > 0 and x[n] == x[n - 1] and abs(x[n]) >= clip_level:
         while n < stop and x[n] == x[n - 1]:  # run started in the previous block
@@ -181,6 +196,30 @@ def sum_of_products(a, b):  # pragma: no cover - compiled
 
 
 @kernel
+def gram_sums(a, b):  # pragma: no cover - compiled
+    """``(Σ a², Σ b², Σ a·b)`` in float64 in one serial pass (1-D, same length), block sums in block order."""
+    samples = a.size
+    aa = 0.0
+    bb = 0.0
+    ab = 0.0
+    for start in range(0, samples, BLOCK_SAMPLES):
+        stop = min(start + BLOCK_SAMPLES, samples)
+        block_aa = 0.0
+        block_bb = 0.0
+        block_ab = 0.0
+        for n in range(start, stop):
+            x = np.float64(a[n])
+            y = np.float64(b[n])
+            block_aa += x * x
+            block_bb += y * y
+            block_ab += x * y
+        aa += block_aa
+        bb += block_bb
+        ab += block_ab
+    return aa, bb, ab
+
+
+@kernel
 def frame_energies(x, offset, frame, count):  # pragma: no cover - compiled
     """``Σ x[n]²`` over ``count`` consecutive frames of ``frame`` samples from ``offset`` (float64)."""
     out = np.zeros(count)
@@ -236,6 +275,15 @@ def dot(a: np.ndarray, b: np.ndarray | None = None) -> float:
     return float(sum_of_products(a, b))
 
 
+def gram(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """``(Σ a², Σ b², Σ a·b)`` of 1-D float32/float64 arrays of one length: the three :func:`dot` values in one pass."""
+    a, b = _float_vector(a), _float_vector(b)
+    if a.shape != b.shape:
+        raise ValueError(f"gram of arrays of different shapes {a.shape} and {b.shape}")
+    aa, bb, ab = gram_sums(a, b)
+    return float(aa), float(bb), float(ab)
+
+
 def _float_vector(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
@@ -255,6 +303,7 @@ def warm_up() -> None:
         for statistics in (_statistics_serial, _statistics_parallel):
             statistics(x, 0.9999, 4)
         sum_of_products(x, x)
+        gram_sums(x, x)
         frame_energies(x, 0, 8, 8)
     spectrum = np.ones(8)
     correlation_and_derivatives(spectrum, spectrum, 0.1, 0.5)
