@@ -146,7 +146,7 @@ def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
     from .data.check import check_files
 
     report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
-    console.print(check_table(report))
+    print_table(check_table(report))
     if json_path is not None:
         if str(json_path) == "-":
             click.echo(json.dumps(report.to_dict(), indent=2))
@@ -816,7 +816,7 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
         paper = PAPER_RTX3060.get(r.strategy)
         table.add_row(r.strategy, r.device, f"{r.ms:.4g}", f"{r.peak_mb:.4g}", f"{r.relative_error:.1e}",
                       escape(r.status), f"{paper[1]} ms / {paper[0]} MB" if paper else "")
-    console.print(table)
+    print_table(table)
     console.print(f"table → {output_dir / 'hessian.csv'}, plot → {output_dir / 'hessian.png'}")
 
 
