@@ -77,7 +77,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        fit_map(dataset, Path(tmp) / "map.json", modes=modes, on_setting=on_setting)
+        serial_map = fit_map(dataset, Path(tmp) / "map.json", modes=modes, on_setting=on_setting)
         total = time.perf_counter() - started
     fitting = sum(f.elapsed_seconds for f in lines)
     goal = 8 * 60 * (args.minutes / 20.0)
@@ -88,23 +88,20 @@ def main() -> None:
     print(f"paper (RTX 3060, 520 min): < 1200 s; ratio paper/ours ≥ {1200 * (args.minutes / 20.0) / fitting:.1f}× "
           "(scaled to this size)")
     if args.workers:
-        compare_workers(dataset, modes, args.workers, total)
+        compare_workers(dataset, modes, args.workers, total, serial_map)
 
 
-def compare_workers(dataset, modes, workers: int, serial_seconds: float) -> None:
+def compare_workers(dataset, modes, workers: int, serial_seconds: float, serial_map) -> None:
     """fit-map on a local Dask cluster of ``workers`` processes beside the serial wall time; same map."""
-    from dynamatch.maps import ParameterMap
     from dynamatch.parallel import executor
 
     with tempfile.TemporaryDirectory() as tmp:
-        serial_path, parallel_path = Path(tmp) / "serial.json", Path(tmp) / "parallel.json"
-        fit_map(dataset, serial_path, modes=modes)  # the reference map (timed above)
         started = time.perf_counter()
         with executor(workers=workers) as pool:
             cluster_started = time.perf_counter() - started
-            fit_map(dataset, parallel_path, modes=modes, executor=pool)
+            parallel_map = fit_map(dataset, Path(tmp) / "parallel.json", modes=modes, executor=pool)
         wall = time.perf_counter() - started
-        a, b = ParameterMap.load(serial_path), ParameterMap.load(parallel_path)
+        a, b = serial_map, parallel_map
         same = all(np.array_equal(a.modes[m][k], b.modes[m][k]) for m in a.modes for k in a.modes[m])
     print(f"\nfit-map wall: serial {serial_seconds:.1f} s, {workers} local Dask workers {wall:.1f} s "
           f"(cluster start {cluster_started:.1f} s): {serial_seconds / wall:.2f}× ; maps identical: {same}")
