@@ -81,3 +81,15 @@ def test_fit_parameter_table_as_csv(pair, tmp_path):
     assert set(table) == set(saved)
     for name, text in table.items():
         assert float(text.split()[0]) == pytest.approx(saved[name], rel=1e-3, abs=1e-3)
+
+
+def test_capture_check_in_a_pipe_has_no_console_markup(pair):
+    """The check's status column is coloured on a terminal; a pipe or CSV gets the bare words."""
+    from dynamatch.data.check import check_files
+
+    report = check_files(*pair)
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv", "check", *pair).output.split("capture check")[0])))
+    assert [(r["check"], r["status"]) for r in rows] == [(line.name, line.status) for line in report.lines]
+    plain = run("check", *pair).output
+    assert "[/]" not in plain and "[green]" not in plain and "[yellow]" not in plain
+    assert all(line.message.split(":")[0] in plain for line in report.lines)

@@ -146,7 +146,7 @@ def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
     from .data.check import check_files
 
     report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
-    console.print(check_table(report))
+    print_table(check_table(report))
     if json_path is not None:
         if str(json_path) == "-":
             click.echo(json.dumps(report.to_dict(), indent=2))
@@ -201,6 +201,14 @@ def progress_printer():
     return callback
 
 
+def _parallel_options(command):
+    """``--workers N`` (a local Dask cluster) and ``--scheduler tcp://host:port`` (an existing one)."""
+    command = click.option("--scheduler", default=None,
+                           help="Run on the Dask cluster at tcp://host:port (needs dynamatch[dask]).")(command)
+    return click.option("--workers", type=int, default=None,
+                        help="Run independent fits on a local Dask cluster of N workers (needs dynamatch[dask]).")(command)
+
+
 def _device_option(command):
     """``--device cuda|cpu-torch``: the torch parallel-scan objective (FF-5) instead of the numba kernels."""
     return click.option("--device", "objective_device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
@@ -229,10 +237,11 @@ def _device_option(command):
 @click.option("-v", "--verbose", is_flag=True, help="Print the wall time of each stage (imports, read, checks, …).")
 @_device_option
 @_capture_check_options
+@_parallel_options
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
         chunk_seconds, warmup_seconds, plot, verbose, objective_device, reference_dbu, input_reference_dbu,
-        ignore_checks):
+        ignore_checks, workers, scheduler):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -245,6 +254,10 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .models.family import model_spec
         from .models.model_file import check_writable, load_compressor
     times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
+    if plot:
+        from .report.plots import preload
+
+        preload()  # matplotlib's import overlaps the read, checks and fit
 
     check_writable(output)
     if warmup_seconds >= chunk_seconds:
@@ -252,6 +265,9 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
                                  param_hint="--warmup-seconds")
     if model != AUTO:
         model_spec(model)
+        if workers is not None or scheduler is not None:
+            raise click.UsageError("--workers/--scheduler run the candidates of --model auto side by side; "
+                                   "a single member fits in this process (drop them, or give --model auto)")
     candidate_list = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else AUTO_CANDIDATES
     for name in candidate_list:
         model_spec(name)
@@ -270,19 +286,26 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
-            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
+            # checked by the capture check next (one pass over each signal for both)
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
+                             check=False)
         source = {"dry": str(dry), "wet": str(wet)}
-    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
+    with times.stage("checks"):
+        report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     held = {"pair": pair}
     del pair  # fit_pair replaces it by the aligned pair: no second full-length copy held here
-    capture = fit_pair(
-        held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
-        max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
-        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
-        **({"device": objective_device} if objective_device else {}),
-    )
+    from .parallel import SerialExecutor, executor
+
+    with executor(workers, scheduler) as pool:  # --model auto fits its candidates there
+        capture = fit_pair(
+            held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method,
+            initial=initial, max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
+            callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
+            report=report, executor=None if isinstance(pool, SerialExecutor) else pool,
+            **({"device": objective_device} if objective_device else {}),
+        )
     elapsed = time.perf_counter() - started
     save_started = time.perf_counter()
     from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
@@ -450,14 +473,6 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
     path = generate_signaltrain_like(root, duration_seconds=duration_seconds, peak_reductions=_chain(chain_text),
                                      modes=tuple(_modes(modes_text)), seed=seed)
     console.print(f"dataset → {path}")
-
-
-def _parallel_options(command):
-    """``--workers N`` (a local Dask cluster) and ``--scheduler tcp://host:port`` (an existing one)."""
-    command = click.option("--scheduler", default=None,
-                           help="Run on the Dask cluster at tcp://host:port (needs dynamatch[dask]).")(command)
-    return click.option("--workers", type=int, default=None,
-                        help="Run independent fits on a local Dask cluster of N workers (needs dynamatch[dask]).")(command)
 
 
 @main.command("fit-map")
@@ -662,9 +677,10 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency
 @click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
               help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
 @_baseline_options
+@_parallel_options
 @_handle_errors
 def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, fit_model,
-             metrics_text):
+             metrics_text, workers, scheduler):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
     from .evaluation import evaluate_dataset
@@ -676,10 +692,13 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
     progress, on_start, callback, on_setting = _map_progress(protocol)
-    with progress if protocol != "score" else contextlib.nullcontext():
+    from .parallel import SerialExecutor, executor
+
+    with executor(workers, scheduler) as pool, progress if protocol != "score" else contextlib.nullcontext():
         evaluation = evaluate_dataset(ds, output_dir, protocol=protocol, model=model_source, split=split,
                                       session=session, modes=modes, max_seconds=max_seconds, fit_seconds=fit_seconds,
-                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting)
+                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting,
+                                      executor=None if isinstance(pool, SerialExecutor) else pool)
     if protocol == "score":
         _print_rows(evaluation.rows, metrics)
     for name, path in evaluation.files.items():
@@ -797,7 +816,7 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
         paper = PAPER_RTX3060.get(r.strategy)
         table.add_row(r.strategy, r.device, f"{r.ms:.4g}", f"{r.peak_mb:.4g}", f"{r.relative_error:.1e}",
                       escape(r.status), f"{paper[1]} ms / {paper[0]} MB" if paper else "")
-    console.print(table)
+    print_table(table)
     console.print(f"table → {output_dir / 'hessian.csv'}, plot → {output_dir / 'hessian.png'}")
 
 

@@ -11,6 +11,22 @@ import numpy as np
 from ..units import gain_to_db
 
 
+def preload() -> None:
+    """Import matplotlib (Agg) in a background thread, so that a plot drawn later does not wait for it.
+
+    The fit's kernels release the GIL, so the import (≈ 1 s of Python) overlaps reading, checking and
+    fitting.  Failures are left for the plot itself to report."""
+    import threading
+
+    def run() -> None:
+        try:
+            _pyplot()
+        except Exception:  # noqa: BLE001 - the plot imports again and reports it
+            pass
+
+    threading.Thread(target=run, name="dynamatch-preload-matplotlib", daemon=True).start()
+
+
 def _pyplot():
     import matplotlib
 
@@ -32,13 +48,14 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> np.ndarray:
-    """Short-term RMS level in dB (moving average of x² over ``window_ms``)."""
+def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0, step: int = 1) -> np.ndarray:
+    """Short-term RMS level in dB (moving average of x² over ``window_ms``), at every ``step``-th sample
+    (the same values as ``envelope_db(x, ...)[::step]``, computed only there)."""
     n = max(1, int(round(window_ms * 1e-3 * sample_rate)))
     squares = np.asarray(x, dtype=float) ** 2
     running = np.concatenate(([0.0], np.cumsum(squares)))
     # np.convolve(squares, ones(n)/n, "same"): sample i averages squares[i + (n-1)//2 - n + 1 … i + (n-1)//2]
-    index = np.arange(squares.size)
+    index = np.arange(0, squares.size, max(1, int(step)))
     last = np.minimum(index + (n - 1) // 2, squares.size - 1)
     first = np.maximum(index + (n - 1) // 2 - n + 1, 0)
     power = (running[last + 1] - running[first]) / n
@@ -74,7 +91,7 @@ def plot_fit(
     t = np.arange(0, n, step) / sample_rate
 
     def envelope(x, window_ms: float = 10.0):
-        return np.asarray(envelope_db(np.asarray(x[:n], dtype=np.float64), sample_rate, window_ms))[:n:step]
+        return np.asarray(envelope_db(np.asarray(x[:n], dtype=np.float64), sample_rate, window_ms, step))
 
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     axes[0].plot(t, envelope(dry), lw=0.7, color="0.6", label="dry (input)")
