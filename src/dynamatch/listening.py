@@ -465,6 +465,22 @@ def _held_out_start(eval_dir: Path) -> float:
         return 0.0
 
 
+def _evaluation_record(eval_dir: Path) -> dict[str, Any]:
+    """``evaluation.json`` of an evaluate folder (dataset and models scored); empty when absent or unreadable."""
+    try:
+        document = json.loads((eval_dir / "evaluation.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    from .documents import EVALUATION
+
+    return document if isinstance(document, dict) and EVALUATION.accepts(document.get("format")) else {}
+
+
+def _recorded_dataset(record: Mapping[str, Any]) -> Path | None:
+    value = record.get("dataset")
+    return Path(value) if value and Path(value).exists() else None
+
+
 def _dataset_from_maps(eval_dir: Path) -> Path | None:
     map_path = eval_dir / "map.json"
     if not map_path.is_file():
@@ -609,7 +625,11 @@ def build_kit(
     if not re.fullmatch(r"[A-Za-z0-9_-]+", test_id):
         raise ReportError(f"test id {test_id!r}: use letters, digits, - and _")
     pairs = _evaluation_pairs(eval_dir)
+    record = _evaluation_record(eval_dir)
     kit_models = [open_model(m) for m in models]
+    if not kit_models and record.get("models"):  # the models the evaluation scored
+        kit_models = [open_model(f"{_clean_label(str(m.get('label') or 'model'))}={m['source']}")
+                      for m in record["models"] if isinstance(m, dict) and m.get("source")]
     if not kit_models:
         if (eval_dir / "map.json").is_file():
             kit_models = [open_model(f"fit={eval_dir / 'map.json'}")]
@@ -620,7 +640,7 @@ def build_kit(
     if len(set(labels)) != len(labels) or reserved & set(labels):
         raise ReportError(f"model labels must be distinct and not {', '.join(sorted(reserved))}: got {', '.join(labels)}; "
                           "name them with --model LABEL=SOURCE")
-    dataset_path = Path(dataset) if dataset is not None else _dataset_from_maps(eval_dir)
+    dataset_path = Path(dataset) if dataset is not None else (_recorded_dataset(record) or _dataset_from_maps(eval_dir))
     if dataset_path is None:
         raise ReportError(f"{eval_dir}: the dataset it scored is not recorded here; give it with --dataset DATA")
     try:

@@ -652,7 +652,9 @@ def _evaluation_excerpts(run: Run, path: Path, document: dict[str, Any], audio_s
         if not source.startswith("preset:") and not Path(source).is_absolute():
             source = str(path.parent / source)
         try:
-            models.append(open_model(f"{entry.get('label') or 'model'}={source}"))
+            model = open_model(source)
+            model.label = str(entry.get("label") or model.label)
+            models.append(model)
         except DynamatchError as error:
             problems.append(str(error))
     try:
