@@ -109,7 +109,8 @@ def save_fit(output: str | os.PathLike, capture, statistics: dict[str, Any], pro
     shown = capture.result
     if "fit_seconds" in statistics:  # one fit time: the summary's is the model file's (the whole fit stage)
         shown = replace(shown, elapsed_seconds=statistics["fit_seconds"])
-    summary_path(output).write_text(str(shown) + "\n\n" + json.dumps(statistics, indent=2) + "\n")
+    brief = {k: v for k, v in statistics.items() if k != "history"}  # the history is in the model file
+    summary_path(output).write_text(str(shown) + "\n\n" + json.dumps(brief, indent=2) + "\n")
     return path
 
 
