@@ -130,8 +130,9 @@ def test_report_renders_in_headless_chromium(report, runs, tmp_path):
     knots = json.loads((runs / "map.json").read_text())["modes"]["compress"]
     for value in knots["threshold_db"] + knots["release_ms"]:
         assert f"{value:.4g}" in cells
-    # fit (3), eval and eval-preset (dry, target, model: 3 each); SVG: history, map, map GR, comparison, 2 excerpt GRs
-    assert dom.count("<svg") >= 7 and dom.count("<audio") == 9
+    # fit (3), eval and eval-preset (dry, target, model: 3 each); SVG: history, map, knot histories, map GR,
+    # comparison, 2 excerpt GRs
+    assert dom.count("<svg") >= 8 and dom.count("<audio") == 9
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,15 @@ def test_fit_history_recorded_and_shown(runs, dom):
     rows = table_rows(section(dom, 1), "fit-history-[^\"]*")
     assert [int(r[0]) for r in rows] == history["iteration"]
     assert [r[1] for r in rows] == [f"{v:.4g}" for v in losses]
-    assert re.search(r"<figure><svg[^>]*>(?:(?!<figure>).)*</svg><figcaption>fit history of model\.json", section(dom, 1), re.S)
+    assert re.search(r"<figure><svg[^>]*>(?:(?!<figure>).)*</svg>\s*<figcaption>fit history of model\.json", section(dom, 1), re.S)
+
+
+def test_map_records_and_shows_each_knots_history(runs, dom):
+    statistics = json.loads((runs / "map.json").read_text())["fit_statistics"]["compress"]
+    for entry in statistics:
+        assert len(entry["history"]) == entry["iterations"] + 1
+        assert entry["history"][-1] == pytest.approx(entry["esr"], rel=1e-5)
+    assert "fit history of each knot of map.json" in section(dom, 2)
 
 
 def test_map_gain_reduction_traces_against_naive_render(runs, dom):

@@ -572,6 +572,7 @@ def _map_section(path: Path, parameter_map, figures: _Figures) -> str:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     out.append(_figure(figures.svg(fig), f"parameters of {path.name} against {knob} (dots: fitted knots)"))
+    out.append(_knot_histories(path, parameter_map, figures))
     for mode, table in parameter_map.modes.items():
         fits = {float(s["peak_reduction"]): s for s in parameter_map.fit_statistics.get(mode, [])
                 if isinstance(s, dict) and "peak_reduction" in s}
@@ -582,6 +583,30 @@ def _map_section(path: Path, parameter_map, figures: _Figures) -> str:
                 for i, k in enumerate(table["peak_reduction"])]
         out.append(render_table(Table(f"{mode}: knots", header, rows)))
     return "".join(out)
+
+
+def _knot_histories(path: Path, parameter_map, figures: _Figures) -> str:
+    """ESR per iteration of every knot's fit (maps fitted by a dynamatch that records ``history``)."""
+    curves = [(mode, float(s["peak_reduction"]), s["history"]) for mode, entries in parameter_map.fit_statistics.items()
+              for s in entries if isinstance(s, dict) and isinstance(s.get("history"), list) and s["history"]]
+    if not curves:
+        return ""
+    plt = _pyplot()
+    modes = list(dict.fromkeys(c[0] for c in curves))
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.6 * len(modes), 2.6), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for _, knob, losses in (c for c in curves if c[0] == mode):
+            points = [(i, v) for i, v in enumerate(losses) if v is not None and v > 0]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=2, lw=1.0,
+                    label=f"{parameter_map.knob} {fmt(knob)}")
+        ax.set_yscale("log")
+        ax.set_title(f"{mode}: fit ESR per iteration", fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _figure(figures.svg(fig), f"fit history of each knot of {path.name} (chained fits: from the previous knot)")
 
 
 def knob_settings(knots: np.ndarray) -> list[float]:
