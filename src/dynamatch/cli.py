@@ -982,9 +982,9 @@ def _add_report_commands(group) -> None:
     @click.option("--analyse", "--analyze", "ratings", type=click.Path(path_type=Path), default=None,
                   help="Analyse ratings (webMUSHRA mushra.csv, or condition,rating CSV) instead of writing a kit.")
     @click.option("--model", "models", multiple=True,
-                  help="[LABEL=]MAP|MODEL|preset:NAME to compare (repeat; default EVAL_DIR/map.json).")
+                  help="[LABEL=]MAP|MODEL|NEURAL|preset:NAME to compare (repeat; default the models EVAL_DIR scored).")
     @click.option("--dataset", type=click.Path(path_type=Path), default=None,
-                  help="The dataset the evaluation scored (default: the one its map.json records).")
+                  help="The dataset the evaluation scored (default: the one its evaluation.json or map.json records).")
     @click.option("--excerpt-seconds", type=float, default=8.0, show_default=True)
     @click.option("--excerpts-per-pair", type=click.IntRange(min=1), default=1, show_default=True)
     @click.option("--max-trials", type=click.IntRange(min=1), default=12, show_default=True)

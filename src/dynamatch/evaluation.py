@@ -4,6 +4,9 @@ Three protocols (:data:`PROTOCOLS`):
 
 * ``score`` — score any model source (:mod:`dynamatch.model_loading`: preset, map, compressor, neural model)
   on every selected pair → ``scores.csv``, ``scores.png``;
+
+every protocol also writes ``evaluation.json`` (the dataset and the models scored, so ``dynamatch report``
+can play and trace excerpts of the scored pairs);
 * ``paper`` — the 4A-2A paper's protocol (:func:`dynamatch.maps.evaluate.paper_protocol`);
 * ``held-out`` — fit on the first ``fit_seconds`` of each file, score on the rest
   (:func:`dynamatch.maps.evaluate.held_out_protocol`).
@@ -101,9 +104,14 @@ def evaluate_dataset(
         raise ParameterError("--metrics: give at least one of esr, delta_ldr_db, mae, stft, delta_lufs")
     output_dir = Path(output_dir)
     if protocol == "score":
-        rows = score_source(model, dataset, split=split, session=session, modes=modes, duration_seconds=max_seconds,
+        source = resolve_model_source(model)
+        rows = score_source(source, dataset, split=split, session=session, modes=modes, duration_seconds=max_seconds,
                             metrics=metrics, executor=executor)
         files = {"scores": ev.write_rows(output_dir / "scores.csv", rows)}
+        label = rows[0]["model"] if rows else source.label
+        given = str(source.path.resolve()) if source.path is not None else f"preset:{source.name}"
+        files["evaluation"] = _write_record(output_dir, protocol, dataset, [{"label": label, "source": given}],
+                                            split=split, modes=modes, max_seconds=max_seconds)
         if plot:
             plot_scores(output_dir / "scores.png", rows, metrics=plotted_metrics(metrics))
         return Evaluation(protocol, rows, files, metrics)
@@ -119,6 +127,9 @@ def evaluate_dataset(
     with open(written["scores"], newline="") as handle:
         rows = list(csv.DictReader(handle))
     files = dict(written)
+    files["evaluation"] = _write_record(output_dir, protocol, dataset,
+                                        [{"label": "fit", "source": str(Path(written["map"]).resolve())}],
+                                        split=split or "train", modes=modes, max_seconds=max_seconds)
     if plot:
         from .maps import ParameterMap
 
@@ -126,3 +137,13 @@ def evaluate_dataset(
         plot_scores(output_dir / "scores.png", rows, metrics=plotted_metrics(metrics),
                     group_by="method" if protocol == "paper" else "part")
     return Evaluation(protocol, rows, files, metrics)
+
+
+def _write_record(output_dir: Path, protocol: str, dataset: PairDataset, models: list[dict[str, str]], *,
+                  split: str | None, modes: Sequence[str], max_seconds: float | None) -> Path:
+    """``evaluation.json``: the protocol, the dataset (absolute path) and the models scored (label, source)."""
+    from .documents import EVALUATION, write_document
+
+    return write_document(output_dir / "evaluation.json", EVALUATION, {
+        "protocol": protocol, "dataset": str(Path(dataset.root).resolve()), "models": models, "split": split,
+        "modes": list(modes), "max_seconds": max_seconds})
