@@ -60,7 +60,8 @@ MIN_FIT_SECONDS = 1.0
 NO_COMPRESSION_ESR = 1e-7
 #: Members ``model="auto"`` chooses among, by default.
 AUTO_CANDIDATES: tuple[str, ...] = (
-    "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
+    "ff5", "ff5-knee", "ff5-rms", "feedback", "ff5-slow", "opto", "level", "gain-db", "ff5-hp", "feedback-hp",
+    "ff5-slow-hp", "opto-hp",
 )
 HOLDOUT_FRACTION = 0.3
 #: A fit whose pre-filtered ESR stays above this explains almost nothing of the wet signal.

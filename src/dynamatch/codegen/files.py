@@ -26,3 +26,10 @@ def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path,
         yield KERNELS_DIR / f"{spec.module_name}.py", module_source(derived)
         yield HEADERS_DIR / f"{spec.module_name}.hpp", header_source(derived)
         yield TORCHSCRIPT_DIR / f"{spec.module_name}.py", torchscript_source(derived)
+
+
+def orphaned_files() -> list[Path]:
+    """Generated files of members the family no longer has (a renamed or removed member)."""
+    members = {model_spec(name).module_name for name in MODELS}
+    return sorted(path for folder, suffix in ((KERNELS_DIR, ".py"), (HEADERS_DIR, ".hpp"), (TORCHSCRIPT_DIR, ".py"))
+                  for path in folder.glob(f"*{suffix}") if path.stem not in members and path.stem != "__init__")
