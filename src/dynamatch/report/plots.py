@@ -46,6 +46,8 @@ def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> n
 
 
 PLOT_STEP_SECONDS = 0.002
+#: The apparent gain (wet level − dry level) is drawn only where the dry is within this many dB of its loudest.
+APPARENT_GAIN_RANGE_DB = 60.0
 
 
 def _min_max(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +94,10 @@ def plot_fit(
     if reference_gain_reduction_db is not None:
         axes[2].plot(t, -np.asarray(reference_gain_reduction_db[:n:step]), lw=0.9, label="device gain (−gain reduction)")
     else:
-        apparent = envelope(wet, 20.0) - envelope(dry, 20.0)
+        dry_level = envelope(dry, 20.0)
+        apparent = envelope(wet, 20.0) - dry_level
+        # where the dry is silent the ratio of two noise floors is no gain: leave a gap, not a −60…−100 dB plunge
+        apparent[dry_level < np.max(dry_level, initial=-np.inf) - APPARENT_GAIN_RANGE_DB] = np.nan
         axes[2].plot(t, apparent, lw=0.6, color="0.5", label="apparent gain (target/dry, 20 ms)")
     if model_gain is not None:
         axes[2].plot(t, gain_to_db(np.asarray(model_gain[:n:step])), lw=0.9, ls="--", label="model gain (before make-up)")
