@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,8 @@ from .parameter_map import ParameterMap
 FAST_METRICS = ("esr", "delta_ldr_db", "mae")
 PAPER_METRICS = ("esr", "delta_ldr_db")
 PAPER_COLUMNS = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
+
+logger = logging.getLogger(__name__)
 
 
 def score_compressor(
@@ -58,7 +61,8 @@ def score_map(
     for index, pair in enumerate(pairs):
         dry, wet = dataset.read(pair, start_seconds=start_seconds, duration_seconds=duration_seconds)
         compressor = model if isinstance(model, Compressor) else model.compressor(pair.peak_reduction, pair.mode)
-        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "split": pair.split,
+               "pair": pair.name}
         row.update(score_compressor(compressor, dry, wet, dataset.sample_rate, metrics))
         rows.append(row)
         if on_pair:
@@ -97,6 +101,10 @@ def paper_protocol(
             continue
         knots = full.knots(mode)
         even = np.array([pr for pr in knots if round(pr) % 10 == 0])
+        if len(even) == len(knots):
+            logger.warning(f"paper protocol, {mode}: no held-out setting between the knots 40, 50, …, 100 was fitted "
+                           f"(settings {', '.join(f'{pr:g}' for pr in knots)}): the linear and spline columns stay "
+                           "empty; fit the settings 45, 55, …, 95 too (generate-dataset --chain 40:100:5)")
         table = {name: full.modes[mode][name] for name in ("peak_reduction",) + full.parameter_names}
         sub = {c: np.array([v for pr, v in zip(knots, table[c]) if pr in even]) for c in table}
         sparse = {kind: ParameterMap({mode: sub}, kind, model=full.model) for kind in ("linear", "spline")}

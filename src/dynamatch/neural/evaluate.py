@@ -63,7 +63,8 @@ def score_neural(
             model_input = compressor.process(x, dataset.sample_rate)
         cond = tuple(float(v) for v in conditioning(pair.mode, pair.peak_reduction))
         prediction = predict(StreamingProcessor(model, cond), model_input)
-        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "split": pair.split,
+               "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
         rows.append(row)
     return rows

@@ -162,20 +162,25 @@ def plot_scores(
     group_by: str = "model",
     title: str = "",
 ) -> Path:
-    """A metric per peak-reduction setting, one line per model (the 4A-2A paper's figures)."""
+    """A metric per peak-reduction setting, one line per model and mode (the 4A-2A paper's figures), and per
+    split when the rows come from several (Train, Val and Test pairs are not one curve)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
-    groups = sorted({(str(r[group_by]), str(r.get("mode", ""))) for r in rows})
+    key = lambda r: (str(r[group_by]), str(r.get("mode", "")), str(r.get("split", "") or ""))  # noqa: E731
+    groups = sorted({key(r) for r in rows})
+    several_splits = len({split for _, _, split in groups}) > 1
     for ax, metric in zip(axes[0], metrics):
-        for model, mode in groups:
+        for group in groups:
             sel = sorted(
                 (float(r["peak_reduction"]), float(r[metric]))
                 for r in rows
-                if str(r[group_by]) == model and str(r.get("mode", "")) == mode and r.get(metric) not in (None, "")
+                if key(r) == group and r.get(metric) not in (None, "")
             )
             if sel:
                 x, y = zip(*sel)
-                ax.plot(x, y, marker="o", ms=3, label=f"{model} {mode}".strip())
+                model, mode, split = group
+                label = f"{model} {mode}".strip() + (f" ({split or 'no split'})" if several_splits else "")
+                ax.plot(x, y, marker="o", ms=3, label=label)
         ax.set_xlabel("peak reduction")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
