@@ -272,6 +272,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         with times.stage("read"):
             pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
         source = {"dry": str(dry), "wet": str(wet)}
+        _print_resampling((dry, wet), pair.sample_rate)
     report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
@@ -284,6 +285,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         **({"device": objective_device} if objective_device else {}),
     )
     elapsed = time.perf_counter() - started
+    _print_alignment(capture)
     save_started = time.perf_counter()
     from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
 
@@ -307,6 +309,30 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _print_resampling(paths, sample_rate: int) -> None:
+    """One line per file read at another rate than ``sample_rate`` (load_pair resampled it)."""
+    import soundfile
+
+    for path in paths:
+        rate = soundfile.info(str(path)).samplerate
+        if rate != sample_rate:
+            console.print(f"{escape(str(path))}: resampled from {rate} Hz to {sample_rate} Hz (soxr VHQ, --sample-rate)",
+                          soft_wrap=True)
+
+
+def _print_alignment(capture) -> None:
+    """One line saying which latency and polarity correction was applied before the fit, if any."""
+    alignment, pair = capture.alignment, capture.pair
+    if alignment is None or (abs(alignment.lag_samples) < 0.01 and alignment.polarity > 0):
+        return
+    lag, ms = alignment.lag_samples, 1e3 * alignment.lag_seconds(pair.sample_rate)
+    fixes = [f"{'lags' if lag >= 0 else 'leads'} by {abs(lag):.2f} samples ({abs(ms):.3f} ms)"]
+    if alignment.polarity < 0:
+        fixes.append("is inverted")
+    console.print(f"aligned: {escape(pair.wet_name)} {' and '.join(fixes)} against {escape(pair.dry_name)}; "
+                  "corrected before fitting (--no-align skips this)", soft_wrap=True)
 
 
 @main.command("models")
