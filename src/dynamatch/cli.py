@@ -734,6 +734,12 @@ def _print_rows(rows, metrics) -> None:
 # -- neural models ------------------------------------------------------------------------------
 
 
+def _print_training(result) -> None:
+    final = result.metadata.get("final_train_loss", float("nan"))
+    console.print(f"{result.model_path}: {result.steps} steps, final training loss {final:.4g} (mean since the last "
+                  f"validation), best validation loss {result.best_val_loss:.4g}", soft_wrap=True)
+
+
 @main.command("train")
 @click.argument("model")
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
@@ -762,7 +768,7 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
                    batch_size=batch_size, learning_rate=learning_rate, chunk_samples=chunk_samples,
                    data_fraction=data_fraction, seed=seed, precision=precision, accelerator=accelerator,
                    resume=not restart)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.command("train-hybrid")
@@ -788,7 +794,7 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_samples", chunk_samples)) if v is not None}
     result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed,
                           **sizes)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.group()
