@@ -50,17 +50,11 @@ MODEL_FILE = "model.json"
 # -- losses ------------------------------------------------------------------------------------------
 def prefilter(x: Tensor) -> Tensor:
     r"""Differentiable pre-filter :math:`H(z) = (1 - z^{-1})/(1 - p z^{-1})`, :math:`p = 0.995`, along the
-    last axis, from rest (as ``scipy.signal.lfilter([1, -1], [1, -p], x)``).
+    last axis, from rest (as ``scipy.signal.lfilter([1, -1], [1, -p], x)``): the torch objective's scan
+    (:func:`dynamatch.kernels.torch_scan.prefilter_scan`), the one torch implementation of the filter."""
+    from ..kernels.torch_scan import prefilter_scan
 
-    Computed exactly as a linear convolution with the impulse response truncated at the signal length,
-    :math:`h[0] = 1,\ h[n] = -(1 - p)\,p^{n-1}`, via FFT.
-    """
-    samples = x.shape[-1]
-    n = torch.arange(max(samples - 1, 0), dtype=torch.float64, device=x.device)
-    h = torch.cat([torch.ones(1, dtype=torch.float64, device=x.device), -(1.0 - PREFILTER_POLE) * PREFILTER_POLE**n])
-    size = 2 * samples
-    spectrum = torch.fft.rfft(x, n=size) * torch.fft.rfft(h.to(x.dtype), n=size)
-    return torch.fft.irfft(spectrum, n=size)[..., :samples]
+    return prefilter_scan(x, 1.0, PREFILTER_POLE)
 
 
 def esr_loss(prediction: Tensor, target: Tensor, *, prefiltered: bool = True) -> Tensor:
