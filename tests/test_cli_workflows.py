@@ -100,3 +100,46 @@ def test_train_hybrid_runs_the_steps_and_sizes_it_is_given(generated, tmp_path):
     assert training["steps"] == 2 and [h["step"] for h in training["history"]] == [2]
     assert (training["settings"]["batch_size"], training["settings"]["chunk_samples"]) == (2, 16384)
     assert "2 steps" in result.output
+
+
+def test_export_plugin_with_gru_end_to_end(generated, tmp_path):
+    """train-hybrid → export plugin la2a --gru RUN → the VST3 in a host renders compressor + trained GRU as
+    torch does (reference: the saved model run in torch after dynamatch's compressor at make-up 0 dB)."""
+    import shutil
+
+    from dynamatch.export.plugin import DPF_PATH
+    from dynamatch.maps import ParameterMap
+
+    torch = require_module("torch")
+    require_module("lightning")
+    pedalboard = require_module("pedalboard", install="pedalboard hosts the VST3 in this test")
+    if not (DPF_PATH / "Makefile.plugins.mk").is_file() or shutil.which("g++") is None:
+        pytest.skip(f"tool: DPF at {DPF_PATH} and g++ are needed to build the plugin (apt install dpf-source g++)")
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train-hybrid", "la2a", str(generated), "-o", str(tmp_path / "gru"),
+                                   "--max-steps", "2", "--batch-size", "2", "--chunk-samples", "16384"])
+    assert trained.exit_code == 0, trained.output
+    built = runner.invoke(main, ["export", "plugin", "la2a", "--gru", str(tmp_path / "gru"), "--format", "vst3",
+                                 "-o", str(tmp_path / "plugin")])
+    assert built.exit_code == 0, built.output
+    bundle = tmp_path / "plugin" / "vst3" / "dynamatch-la-2a-mono.vst3"  # named after the preset (la2a)
+    assert bundle.name in built.output.replace("\n", "")
+    plugin = pedalboard.load_plugin(str(bundle))
+    plugin.peak_reduction, plugin.mode, plugin.output_gain_db = 65.0, "Limit", 0.0
+
+    rng = np.random.default_rng(3)
+    levels = np.repeat(10 ** (rng.uniform(-30, -3, 6) / 20), 2205)
+    x = (levels * np.sin(2 * np.pi * 220 * np.arange(levels.size) / 44100)).astype(np.float32)[None]
+    y = plugin.process(x, 44100, buffer_size=128, reset=True)[0]
+
+    from dynamatch.neural.data import conditioning
+    from dynamatch.neural.registry import load_model
+
+    compressed = ParameterMap.preset("la2a").compressor(65.0, "limit").with_params(makeup_db=0.0).process(
+        x[0].astype(np.float64), 44100)
+    model = load_model(tmp_path / "gru" / "model.json").double().eval()
+    cond = torch.tensor([list(conditioning("limit", 65.0))], dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(compressed)[None, None], cond)[0, 0].numpy()
+    assert np.max(np.abs(expected - compressed)) > 1e-4  # the trained GRU changes the sound
+    assert np.max(np.abs(y - expected)) <= 1e-5

@@ -877,7 +877,7 @@ def export() -> None:
 
 
 @export.command("plugin")
-@click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("map_path", required=False, metavar="[MAP]")
 @click.option("--preset", metavar="NAME", default=None,
               help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
@@ -889,17 +889,18 @@ def export() -> None:
               default=("vst3", "lv2", "clap"), show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
 @click.option("--expert", is_flag=True, help="Add the five raw compressor parameters.")
-@click.option("--gru", "gru_model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A trained 4A-2A-G GRU stage (model.json from train-hybrid) to run after the compressor.")
+@click.option("--gru", "gru_model", default=None, metavar="MODEL",
+              help="A trained 4A-2A-G GRU stage (train-hybrid's run folder or its model.json) to run after the "
+                   "compressor.")
 @click.option("--jobs", type=int, default=2, show_default=True)
 @_handle_errors
 def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
-    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
+    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from MAP (a map file or a preset name)."""
     from . import export as exporting
     from .model_loading import load_parameter_map
 
     if (map_path is None) == (preset is None):
-        raise click.UsageError("give a MAP file or --preset, not both")
+        raise click.UsageError("give a MAP (file or preset name) or --preset, not both")
     from .export.plugin import default_plugin_name
     from .model_loading import resolve_model_source
 
@@ -909,10 +910,14 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
         name = default_plugin_name(source.name)
     gru_weights = None
     if gru_model is not None:
-        from .neural.gru import gru_weights_dict
-        from .neural.registry import load_model
+        from .errors import ModelFileError
+        from .neural.gru import GRUStage, gru_weights_dict
 
-        gru_weights = gru_weights_dict(load_model(gru_model))
+        stage = resolve_model_source(gru_model).neural_model()
+        if not isinstance(stage, GRUStage):
+            raise ModelFileError(f"{gru_model}: is a {type(stage).__name__}, not a 4A-2A-G GRU stage; give the run "
+                                 "folder (or model.json) written by train-hybrid")
+        gru_weights = gru_weights_dict(stage)
     console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
     build = exporting.build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
                          gru_weights=gru_weights, jobs=jobs)
