@@ -244,7 +244,7 @@ def test_exported_hybrid_is_the_map_then_the_gru(tmp_path):
     (lambda p: ["preset:la2a", "--sample-rate", 500000], "Neutone accepts"),
     (lambda p: [p["foreign"]], "foreign"),
     (lambda p: [p["gru"]], "--gru-only"),
-    (lambda p: [p["bad"]], "not a dynamatch model file"),
+    (lambda p: [p["bad"]], "not a readable JSON model file"),
 ])
 def test_bad_export_input_is_one_line_and_exit_2(tmp_path, make_args, message):
     paths = {"lstm": _save_neural(tmp_path, "lstm-32")[1], "gru": _save_neural(tmp_path, "gru-8")[1],

@@ -95,28 +95,18 @@ def _map_parameters(parameter_map) -> tuple[list[dict[str, Any]], list[float]]:
 
 
 def _load_source(source: str | os.PathLike, interpolation: str | None):
-    """(kind, object, JSON document or None) for ``source``: a map, a compressor or a neural model file."""
-    from ..maps.parameter_map import MAP_FORMAT, ParameterMap
-    from ..models.model_file import load_compressor
+    """(kind, object, JSON document or None) for ``source``, resolved by
+    :func:`dynamatch.model_loading.resolve_model_source` (a preset, a map, a compressor or a neural model file,
+    a run folder): kind ``"map"`` with the map, ``"compressor"`` with the compressor, ``"neural"`` with the path."""
+    from ..documents import NEURAL, read_document
+    from ..model_loading import resolve_model_source
 
-    text = str(source)
-    if text.startswith("preset:"):
-        parameter_map = ParameterMap.preset(text.split(":", 1)[1], interpolation)
-        return "map", parameter_map, None
-    path = Path(text)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file; give a map, compressor or neural model .json, or preset:la2a")
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not a dynamatch model file ({error})") from None
-    kind = document.get("format") if isinstance(document, dict) else None
-    if kind == MAP_FORMAT:
-        parameter_map = ParameterMap.load(path)
-        return "map", parameter_map.with_interpolation(interpolation) if interpolation else parameter_map, document
-    if kind == "dynamatch-neural":
-        return "neural", path, document
-    return "compressor", load_compressor(path), document
+    resolved = resolve_model_source(source)
+    if resolved.is_map:
+        return "map", resolved.parameter_map(interpolation), None
+    if resolved.kind == "compressor":
+        return "compressor", resolved.compressor(), None
+    return "neural", resolved.path, read_document(resolved.path, NEURAL)
 
 
 def plan_neutone(
