@@ -21,6 +21,7 @@ import numpy as np
 from ..data.datasets import PairDataset
 from ..metrics import score
 from ..models.compressor import Compressor
+from ..models.parameters import MODES
 from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio
 from .parameter_map import ParameterMap
 
@@ -74,7 +75,7 @@ def paper_protocol(
     dataset: PairDataset,
     output_dir: str | os.PathLike,
     *,
-    modes: Sequence[str] = ("compress", "limit"),
+    modes: Sequence[str] = MODES,
     split: str | None = "train",
     session: str | None = None,
     max_seconds: float | None = None,
@@ -137,7 +138,7 @@ def held_out_protocol(
     *,
     fit_seconds: float,
     score_seconds: float | None = None,
-    modes: Sequence[str] = ("compress", "limit"),
+    modes: Sequence[str] = MODES,
     split: str | None = "train",
     session: str | None = None,
     model: str = "ff5",
