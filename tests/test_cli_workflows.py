@@ -143,3 +143,15 @@ def test_export_plugin_with_gru_end_to_end(generated, tmp_path):
         expected = model(torch.from_numpy(compressed)[None, None], cond)[0, 0].numpy()
     assert np.max(np.abs(expected - compressed)) > 1e-4  # the trained GRU changes the sound
     assert np.max(np.abs(y - expected)) <= 1e-5
+
+
+def test_fit_map_over_a_finished_map_says_so_without_an_empty_bar(generated, tmp_path):
+    """A finished map rerun showed a "0/?" progress bar."""
+    args = ["fit-map", str(generated), "-o", str(tmp_path / "map.json"), "--modes", "compress", "--no-plot"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "3/3" in first.output and "already fitted" not in first.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "0/?" not in again.output and "/?" not in again.output, again.output
+    assert "map.json: every setting asked for is already fitted; nothing to fit" in " ".join(again.output.split())

@@ -437,25 +437,32 @@ def _modes(text: str) -> list[str]:
 
 
 def _map_progress(total_label: str):
-    """A rich progress display: one overall bar over settings, one line for the current fit."""
+    """A rich progress display: one overall bar over settings (shown once a setting is fitted: a finished map
+    draws no "0/?" bar), one line for the current fit.  ``progress.fitted_any`` says whether anything was fitted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
-    overall = progress.add_task(total_label, total=None)
-    state = {"label": ""}
+    progress.fitted_any = False
+    state = {"label": "", "task": None}
+
+    def overall(total):
+        if state["task"] is None:
+            state["task"] = progress.add_task(total_label, total=total)
+            progress.fitted_any = True
+        return state["task"]
 
     def on_start(mode, pr, index, total):
         state["label"] = f"{mode} PR {pr:g}"
-        progress.update(overall, total=total, completed=index, description=f"{total_label}: {state['label']}")
+        progress.update(overall(total), total=total, completed=index, description=f"{total_label}: {state['label']}")
 
     def callback(intermediate):
-        if intermediate.history:
+        if intermediate.history and state["task"] is not None:
             r = intermediate.history[-1]
-            progress.update(overall, description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
+            progress.update(state["task"], description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
 
     def on_setting(fit, index, total):
-        progress.update(overall, total=total, completed=index + 1)
+        progress.update(overall(total), total=total, completed=index + 1)
         progress.console.print(f"  {fit.mode:>8} PR {fit.peak_reduction:>5g}: ESR {fit.esr:.5g} ({fit.iterations} it, "
                                f"{fit.elapsed_seconds:.1f} s)  {fit.compressor}")
 
@@ -530,6 +537,8 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
+    if not progress.fitted_any:
+        console.print(f"{output}: every setting asked for is already fitted; nothing to fit")
     console.print(f"map → {output}")
     preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
