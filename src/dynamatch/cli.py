@@ -538,7 +538,7 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
     if not progress.fitted_any:
-        console.print(f"{output}: every setting asked for is already fitted; nothing to fit")
+        console.print(f"{output}: every setting asked for is already fitted; nothing to fit", soft_wrap=True)
     console.print(f"map → {output}")
     preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
