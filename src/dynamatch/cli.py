@@ -290,6 +290,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
             pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
                              check=False)
         source = {"dry": str(dry), "wet": str(wet)}
+        _print_resampling((dry, wet), pair.sample_rate)
     with times.stage("checks"):
         report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
@@ -307,6 +308,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
             **({"device": objective_device} if objective_device else {}),
         )
     elapsed = time.perf_counter() - started
+    _print_alignment(capture)
     save_started = time.perf_counter()
     from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
 
@@ -330,6 +332,30 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _print_resampling(paths, sample_rate: int) -> None:
+    """One line per file read at another rate than ``sample_rate`` (load_pair resampled it)."""
+    import soundfile
+
+    for path in paths:
+        rate = soundfile.info(str(path)).samplerate
+        if rate != sample_rate:
+            console.print(f"{escape(str(path))}: resampled from {rate} Hz to {sample_rate} Hz (soxr VHQ, --sample-rate)",
+                          soft_wrap=True)
+
+
+def _print_alignment(capture) -> None:
+    """One line saying which latency and polarity correction was applied before the fit, if any."""
+    alignment, pair = capture.alignment, capture.pair
+    if alignment is None or (abs(alignment.lag_samples) < 0.01 and alignment.polarity > 0):
+        return
+    lag, ms = alignment.lag_samples, 1e3 * alignment.lag_seconds(pair.sample_rate)
+    fixes = [f"{'lags' if lag >= 0 else 'leads'} by {abs(lag):.2f} samples ({abs(ms):.3f} ms)"]
+    if alignment.polarity < 0:
+        fixes.append("is inverted")
+    console.print(f"aligned: {escape(pair.wet_name)} {' and '.join(fixes)} against {escape(pair.dry_name)}; "
+                  "corrected before fitting (--no-align skips this)", soft_wrap=True)
 
 
 @main.command("models")
@@ -434,25 +460,32 @@ def _modes(text: str) -> list[str]:
 
 
 def _map_progress(total_label: str):
-    """A rich progress display: one overall bar over settings, one line for the current fit."""
+    """A rich progress display: one overall bar over settings (shown once a setting is fitted: a finished map
+    draws no "0/?" bar), one line for the current fit.  ``progress.fitted_any`` says whether anything was fitted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
-    overall = progress.add_task(total_label, total=None)
-    state = {"label": ""}
+    progress.fitted_any = False
+    state = {"label": "", "task": None}
+
+    def overall(total):
+        if state["task"] is None:
+            state["task"] = progress.add_task(total_label, total=total)
+            progress.fitted_any = True
+        return state["task"]
 
     def on_start(mode, pr, index, total):
         state["label"] = f"{mode} PR {pr:g}"
-        progress.update(overall, total=total, completed=index, description=f"{total_label}: {state['label']}")
+        progress.update(overall(total), total=total, completed=index, description=f"{total_label}: {state['label']}")
 
     def callback(intermediate):
-        if intermediate.history:
+        if intermediate.history and state["task"] is not None:
             r = intermediate.history[-1]
-            progress.update(overall, description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
+            progress.update(state["task"], description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
 
     def on_setting(fit, index, total):
-        progress.update(overall, total=total, completed=index + 1)
+        progress.update(overall(total), total=total, completed=index + 1)
         progress.console.print(f"  {fit.mode:>8} PR {fit.peak_reduction:>5g}: ESR {fit.esr:.5g} ({fit.iterations} it, "
                                f"{fit.elapsed_seconds:.1f} s)  {fit.compressor}")
 
@@ -519,6 +552,8 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
+    if not progress.fitted_any:
+        console.print(f"{output}: every setting asked for is already fitted; nothing to fit", soft_wrap=True)
     console.print(f"map → {output}")
     preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
@@ -727,6 +762,12 @@ def _print_rows(rows, metrics) -> None:
 # -- neural models ------------------------------------------------------------------------------
 
 
+def _print_training(result) -> None:
+    final = result.metadata.get("final_train_loss", float("nan"))
+    console.print(f"{result.model_path}: {result.steps} steps, final training loss {final:.4g} (mean since the last "
+                  f"validation), best validation loss {result.best_val_loss:.4g}", soft_wrap=True)
+
+
 @main.command("train")
 @click.argument("model")
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
@@ -755,7 +796,7 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
                    batch_size=batch_size, learning_rate=learning_rate, chunk_samples=chunk_samples,
                    data_fraction=data_fraction, seed=seed, precision=precision, accelerator=accelerator,
                    resume=not restart)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.command("train-hybrid")
@@ -781,7 +822,7 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_samples", chunk_samples)) if v is not None}
     result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed,
                           **sizes)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.group()
@@ -864,7 +905,7 @@ def export() -> None:
 
 
 @export.command("plugin")
-@click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("map_path", required=False, metavar="[MAP]")
 @click.option("--preset", metavar="NAME", default=None,
               help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
@@ -876,17 +917,18 @@ def export() -> None:
               default=("vst3", "lv2", "clap"), show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
 @click.option("--expert", is_flag=True, help="Add the five raw compressor parameters.")
-@click.option("--gru", "gru_model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A trained 4A-2A-G GRU stage (model.json from train-hybrid) to run after the compressor.")
+@click.option("--gru", "gru_model", default=None, metavar="MODEL",
+              help="A trained 4A-2A-G GRU stage (train-hybrid's run folder or its model.json) to run after the "
+                   "compressor.")
 @click.option("--jobs", type=int, default=2, show_default=True)
 @_handle_errors
 def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
-    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
+    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from MAP (a map file or a preset name)."""
     from . import export as exporting
     from .model_loading import load_parameter_map
 
     if (map_path is None) == (preset is None):
-        raise click.UsageError("give a MAP file or --preset, not both")
+        raise click.UsageError("give a MAP (file or preset name) or --preset, not both")
     from .export.plugin import default_plugin_name
     from .model_loading import resolve_model_source
 
@@ -896,10 +938,14 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
         name = default_plugin_name(source.name)
     gru_weights = None
     if gru_model is not None:
-        from .neural.gru import gru_weights_dict
-        from .neural.registry import load_model
+        from .errors import ModelFileError
+        from .neural.gru import GRUStage, gru_weights_dict
 
-        gru_weights = gru_weights_dict(load_model(gru_model))
+        stage = resolve_model_source(gru_model).neural_model()
+        if not isinstance(stage, GRUStage):
+            raise ModelFileError(f"{gru_model}: is a {type(stage).__name__}, not a 4A-2A-G GRU stage; give the run "
+                                 "folder (or model.json) written by train-hybrid")
+        gru_weights = gru_weights_dict(stage)
     console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
     build = exporting.build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
                          gru_weights=gru_weights, jobs=jobs)

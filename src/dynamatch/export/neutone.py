@@ -95,7 +95,9 @@ def _map_parameters(parameter_map) -> tuple[list[dict[str, Any]], list[float]]:
 
 
 def _load_source(source: str | os.PathLike, interpolation: str | None):
-    """(kind, object, JSON document or None) for ``source`` (any model source of the one resolver)."""
+    """(kind, object, JSON document or None) for ``source``, resolved by
+    :func:`dynamatch.model_loading.resolve_model_source` (a preset, a map, a compressor or a neural model file,
+    a run folder): kind ``"map"`` with the map, ``"compressor"`` with the compressor, ``"neural"`` with the path."""
     from ..documents import NEURAL, read_document
     from ..model_loading import resolve_model_source
 

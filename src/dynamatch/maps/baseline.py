@@ -310,7 +310,8 @@ def score_plugin_baseline(
         g = gains[pair.mode]
         prediction = baseline.render(x, dataset.sample_rate, pair.mode, pair.peak_reduction,
                                      g.input_gain_db, g.output_gain_db, g.latency_samples)
-        row: dict[str, Any] = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row: dict[str, Any] = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction,
+                                "split": pair.split, "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
         row.update({"input_gain_db": g.input_gain_db, "output_gain_db": g.output_gain_db,
                     "latency_samples": g.latency_samples})

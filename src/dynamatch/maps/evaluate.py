@@ -15,6 +15,7 @@ pairs (and settings) are scored side by side there and the protocols' fits run o
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -24,12 +25,15 @@ import numpy as np
 from ..data.datasets import PairDataset
 from ..metrics import score
 from ..models.compressor import Compressor
+from ..models.parameters import MODES
 from .fit_map import DEFAULT_CHAIN, SettingFit, fit_map, load_setting_audio
 from .parameter_map import ParameterMap
 
 FAST_METRICS = ("esr", "delta_ldr_db", "mae")
 PAPER_METRICS = ("esr", "delta_ldr_db")
 PAPER_COLUMNS = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
+
+logger = logging.getLogger(__name__)
 
 
 def score_compressor(
@@ -74,7 +78,8 @@ def score_map(
 def _score_pair(dataset, pair, compressor, label, start_seconds, duration_seconds, metrics) -> dict[str, Any]:
     """One pair read and scored (a task: it reads its own audio where it runs)."""
     dry, wet = dataset.read(pair, start_seconds=start_seconds, duration_seconds=duration_seconds)
-    row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+    row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "split": pair.split,
+           "pair": pair.name}
     row.update(score_compressor(compressor, dry, wet, dataset.sample_rate, metrics))
     return row
 
@@ -101,7 +106,7 @@ def paper_protocol(
     dataset: PairDataset,
     output_dir: str | os.PathLike,
     *,
-    modes: Sequence[str] = ("compress", "limit"),
+    modes: Sequence[str] = MODES,
     split: str | None = "train",
     session: str | None = None,
     max_seconds: float | None = None,
@@ -130,6 +135,10 @@ def paper_protocol(
             continue
         knots = full.knots(mode)
         even = np.array([pr for pr in knots if round(pr) % 10 == 0])
+        if len(even) == len(knots):
+            logger.warning(f"paper protocol, {mode}: no held-out setting between the knots 40, 50, …, 100 was fitted "
+                           f"(settings {', '.join(f'{pr:g}' for pr in knots)}): the linear and spline columns stay "
+                           "empty; fit the settings 45, 55, …, 95 too (generate-dataset --chain 40:100:5)")
         table = {name: full.modes[mode][name] for name in ("peak_reduction",) + full.parameter_names}
         sub = {c: np.array([v for pr, v in zip(knots, table[c]) if pr in even]) for c in table}
         sparse = {kind: ParameterMap({mode: sub}, kind, model=full.model) for kind in ("linear", "spline")}
@@ -165,7 +174,7 @@ def held_out_protocol(
     *,
     fit_seconds: float,
     score_seconds: float | None = None,
-    modes: Sequence[str] = ("compress", "limit"),
+    modes: Sequence[str] = MODES,
     split: str | None = "train",
     session: str | None = None,
     model: str = "ff5",

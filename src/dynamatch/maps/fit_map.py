@@ -22,6 +22,7 @@ from ..documents import FIT_MAP_PROGRESS, read_document, write_document
 from ..errors import DatasetError
 from ..fitting import fit_arrays
 from ..models.compressor import Compressor
+from ..models.parameters import MODES
 from ..models.family import model_spec
 from .parameter_map import ParameterMap
 
@@ -125,7 +126,7 @@ def fit_map(
     dataset: PairDataset,
     output: str | os.PathLike,
     *,
-    modes: Iterable[str] = ("compress", "limit"),
+    modes: Iterable[str] = MODES,
     chain: Sequence[float] = DEFAULT_CHAIN,
     split: str | None = "train",
     session: str | None = None,

@@ -69,7 +69,8 @@ def score_neural(
     for pair in dataset.pairs(split=split, session=session, mode=list(modes) if modes else None):
         x, y = dataset.read(pair, duration_seconds=duration_seconds)
         prediction = render(model, compressor_map, pair.mode, pair.peak_reduction, x, dataset.sample_rate)
-        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "split": pair.split,
+               "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
         rows.append(row)
     return rows
