@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError, ModelFileError, ParameterError, SampleRateMismatchError
+from ..models.parameters import MODES
 
 EXPORT_FORMAT = "dynamatch.neutone"
 MAX_SAMPLE_RATE = 96000  # the SDK's schema limit for real-time models
@@ -89,7 +90,7 @@ def _map_parameters(parameter_map) -> tuple[list[dict[str, Any]], list[float]]:
                           knots[len(knots) // 2], 0)
     parameters = [knob]
     limit_only = set(parameter_map.modes) == {"limit"}
-    if set(parameter_map.modes) >= {"compress", "limit"}:
+    if set(parameter_map.modes) >= set(MODES):
         parameters.append(_parameter("Mode", "compress (< 0.5) or limit (>= 0.5)", 0.0, 1.0, 0.0, 1))
     return parameters, [knob["default"], 1.0 if limit_only else 0.0]
 

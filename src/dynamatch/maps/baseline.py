@@ -34,6 +34,7 @@ from ..data.alignment import _shift
 from ..errors import AudioError, DatasetError, ParameterError
 from ..kernels.prefilter import prefilter
 from ..metrics import score
+from ..models.parameters import MODES
 from .evaluate import FAST_METRICS, write_rows
 KNOB_NAMES = ("peak_reduction", "knob")
 GAIN_SEARCH_DB = (-24.0, 24.0)
@@ -109,7 +110,7 @@ def parse_baseline_map(specs: Iterable[str]) -> BaselineMapping:
                 raise ParameterError(f"--baseline-map {spec!r}: the knob values K must be distinct")
         elif left.lower() == "mode":
             values = dict(_table(spec, table, str))
-            unknown = sorted(set(values) - {"compress", "limit"})
+            unknown = sorted(set(values) - set(MODES))
             if not values or unknown:
                 raise ParameterError(f"--baseline-map {spec!r}: write mode={name or 'PARAM'}@compress:V1,limit:V2")
             mode_param, mode_values = name, values

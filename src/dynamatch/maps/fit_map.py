@@ -213,7 +213,7 @@ def preset_to_install(dataset: PairDataset, parameter_map: ParameterMap, request
     from ..data.signaltrain import SignalTrainDataset
 
     real = isinstance(dataset, SignalTrainDataset) and not (dataset.root / GENERATED_MARKER).exists()
-    return "la2a" if real and set(parameter_map.modes) == {"compress", "limit"} else None
+    return "la2a" if real and set(parameter_map.modes) == set(MODES) else None
 
 
 def fit_setting(

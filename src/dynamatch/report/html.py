@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DynamatchError, ReportError
+from ..models.parameters import MODES
 
 SCORE_METRICS = ("esr", "delta_ldr_db", "mae", "stft", "delta_lufs")
 METRIC_LABELS = {"esr": "ESR", "delta_ldr_db": "ΔLDR (dB)", "mae": "MAE", "stft": "STFT", "delta_lufs": "|ΔLUFS| (LU)"}
@@ -836,7 +837,7 @@ def _published_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _comparison_section(rows: Sequence[Mapping[str, Any]], figures: _Figures, note: str = "") -> str:
     series = list(dict.fromkeys(r["series"] for r in rows))
-    modes = [m for m in ("compress", "limit") if any(r["mode"] == m for r in rows)]
+    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     modes += sorted({r["mode"] for r in rows} - set(modes))
     out = []
     summary = []
