@@ -35,8 +35,8 @@ from dynamatch.fitting import fit_arrays
 from dynamatch.metrics import esr
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "la2a"
-DEFAULT_MODELS = ("ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "rms-level-knee", "ff5-hp",
-                  "feedback-hp", "opto-hp")
+DEFAULT_MODELS = ("ff5", "ff5-knee", "ff5-rms", "feedback", "ff5-slow", "opto", "level", "rms-level-knee", "ff5-hp",
+                  "feedback-hp", "ff5-slow-hp", "opto-hp")
 VIRTUAL_RATE = 44100
 VIRTUAL_FIT_SHARE = 0.66
 

@@ -3,12 +3,16 @@
 
     python benchmarks/bench_fit_map.py                 # full size (goal: ≤ 8 min; the paper: < 20 min on a GPU)
     python benchmarks/bench_fit_map.py --minutes 2     # a quick look
+    python benchmarks/bench_fit_map.py --minutes 1 --workers 2   # serial vs a 2-worker local Dask cluster
 
 The audio is generated, as the dataset generator does it: one capture stimulus for every setting,
 rendered through the virtual opto levelling amplifier.  To keep 11 GB of WAV off the disk, the
 dataset renders each target in memory when the fit asks for it; rendering time is measured separately
 and reported beside the fitting time (the total is what a user of a real dataset on disk would see,
 minus disk reads).
+
+``--workers N`` runs the same map twice, serially and on a local Dask cluster of N worker processes
+(``dynamatch fit-map --workers N``), prints both wall times and checks that the maps are identical.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=20.0, help="audio per setting (paper: 20)")
     parser.add_argument("--modes", default="compress,limit")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="also run on a local Dask cluster of this many workers and compare with the serial run")
     args = parser.parse_args()
     modes = args.modes.split(",")
     dataset = RenderedDataset(args.minutes, DEFAULT_CHAIN, modes)
@@ -71,7 +77,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        fit_map(dataset, Path(tmp) / "map.json", modes=modes, on_setting=on_setting)
+        serial_map = fit_map(dataset, Path(tmp) / "map.json", modes=modes, on_setting=on_setting)
         total = time.perf_counter() - started
     fitting = sum(f.elapsed_seconds for f in lines)
     goal = 8 * 60 * (args.minutes / 20.0)
@@ -81,6 +87,24 @@ def main() -> None:
           f"mean {fitting / len(lines):.1f} s and {np.mean([f.iterations for f in lines]):.1f} iterations per setting")
     print(f"paper (RTX 3060, 520 min): < 1200 s; ratio paper/ours ≥ {1200 * (args.minutes / 20.0) / fitting:.1f}× "
           "(scaled to this size)")
+    if args.workers:
+        compare_workers(dataset, modes, args.workers, total, serial_map)
+
+
+def compare_workers(dataset, modes, workers: int, serial_seconds: float, serial_map) -> None:
+    """fit-map on a local Dask cluster of ``workers`` processes beside the serial wall time; same map."""
+    from dynamatch.parallel import executor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        with executor(workers=workers) as pool:
+            cluster_started = time.perf_counter() - started
+            parallel_map = fit_map(dataset, Path(tmp) / "parallel.json", modes=modes, executor=pool)
+        wall = time.perf_counter() - started
+        a, b = serial_map, parallel_map
+        same = all(np.array_equal(a.modes[m][k], b.modes[m][k]) for m in a.modes for k in a.modes[m])
+    print(f"\nfit-map wall: serial {serial_seconds:.1f} s, {workers} local Dask workers {wall:.1f} s "
+          f"(cluster start {cluster_started:.1f} s): {serial_seconds / wall:.2f}× ; maps identical: {same}")
 
 
 if __name__ == "__main__":

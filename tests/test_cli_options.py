@@ -64,9 +64,15 @@ def sample(param: click.Parameter, tmp_path: Path):
         words, expected = [str(path)], path
     elif isinstance(kind, (click.IntRange, click.FloatRange)):
         low = kind.min if kind.min is not None else 0
-        value = low + 1 if kind.max is None or low + 1 <= kind.max else low
-        if value == default:
-            value = low + 2 if kind.max is None or low + 2 <= kind.max else (low + kind.max) / 2
+        high = kind.max
+        candidates = [low + 1, low + 2] + ([(low + high) / 2, (3 * low + high) / 4] if high is not None else [])
+
+        def inside(v):  # within the range, open ends excluded
+            above = v > low if kind.min_open else v >= low
+            below = high is None or (v < high if kind.max_open else v <= high)
+            return above and below
+
+        value = next(v for v in candidates if inside(v) and v != default)
         value = int(value) if isinstance(kind, click.IntRange) else float(value)
         words, expected = [str(value)], value
     elif kind is click.INT:

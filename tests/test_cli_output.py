@@ -81,3 +81,34 @@ def test_fit_parameter_table_as_csv(pair, tmp_path):
     assert set(table) == set(saved)
     for name, text in table.items():
         assert float(text.split()[0]) == pytest.approx(saved[name], rel=1e-3, abs=1e-3)
+
+
+def test_capture_check_in_a_pipe_has_no_console_markup(pair):
+    """The check's status column is coloured on a terminal; a pipe or CSV gets the bare words."""
+    from dynamatch.data.check import check_files
+
+    report = check_files(*pair)
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv", "check", *pair).output.split("capture check")[0])))
+    assert [(r["check"], r["status"]) for r in rows] == [(line.name, line.status) for line in report.lines]
+    plain = run("check", *pair).output
+    assert "[/]" not in plain and "[green]" not in plain and "[yellow]" not in plain
+    assert all(line.message.split(":")[0] in plain for line in report.lines)
+
+
+def test_fit_says_which_resampling_and_alignment_it_applied(pair, tmp_path):
+    """A wet at another rate was resampled and a latency/polarity fix applied without a console line."""
+    import soxr
+
+    dry, wet = pair
+    y, _ = sf.read(wet)
+    shifted = -np.concatenate([np.zeros(37), y[:-37]])  # 37 samples late, inverted ...
+    sf.write(tmp_path / "wet48.wav", soxr.resample(shifted, SAMPLE_RATE, 48_000), 48_000, subtype="FLOAT")  # ... at 48 kHz
+    result = run("fit", dry, tmp_path / "wet48.wav", "--sample-rate", SAMPLE_RATE, "-o", tmp_path / "m.json",
+                 "--no-plot", "--max-iterations", 3)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"{tmp_path / 'wet48.wav'}: resampled from 48000 Hz to 44100 Hz (soxr VHQ, --sample-rate)" in lines
+    aligned = [line for line in lines if line.startswith("aligned:")]
+    assert len(aligned) == 1 and "lags by 37.00 samples (0.839 ms) and is inverted" in aligned[0], result.output
+    plain = run("fit", *pair, "-o", tmp_path / "p.json", "--no-plot", "--max-iterations", 3)
+    assert plain.exit_code == 0 and "aligned:" not in plain.output and "resampled" not in plain.output, plain.output

@@ -109,3 +109,16 @@ def test_validation():
         Compressor().process(np.zeros(10), 0)
     with pytest.raises(AudioError, match="shape"):
         Compressor().stream(SAMPLE_RATE, channels=2).process(np.zeros(10))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_process_refuses_non_finite_input_like_the_opto_device(value):
+    """Compressor.process accepted NaN input while the opto model rejected it."""
+    from dynamatch.errors import NonFiniteAudioError
+
+    x = np.full(1000, 0.1)
+    x[500] = value
+    with pytest.raises(NonFiniteAudioError, match="NaN or infinite"):
+        Compressor().process(x, 44100)
+    with pytest.raises(NonFiniteAudioError):
+        Compressor().stream(44100).process(x)

@@ -64,3 +64,31 @@ def test_paper_protocol_uses_the_metrics_asked_for(two_sessions, tmp_path):
                              metrics=("esr", "mae"))
     rows = rows_of(written["scores"])
     assert rows and all(r["mae"] for r in rows) and "delta_ldr_db" not in rows[0]
+
+
+def test_paper_protocol_says_when_no_held_out_setting_was_fitted(two_sessions, tmp_path, caplog):
+    """With no 45…95 settings the linear and spline columns were empty without a word."""
+    with caplog.at_level("WARNING", logger="dynamatch"):
+        written = paper_protocol(open_dataset(two_sessions), tmp_path, modes=("compress",), session="3c",
+                                 metrics=("esr",))
+    warnings = [r.getMessage() for r in caplog.records if "no held-out setting" in r.getMessage()]
+    assert len(warnings) == 1 and "compress" in warnings[0] and "45, 55, …, 95" in warnings[0], caplog.text
+    assert {r["method"] for r in rows_of(written["scores"])} == {"fit"}
+
+
+def test_score_rows_name_their_split_and_the_plot_draws_one_curve_per_split(two_sessions, tmp_path, monkeypatch):
+    """The score protocol mixed Train/Val/Test pairs into one curve with jumps and had no split column."""
+    from dynamatch.data.datasets import open_dataset as reopen
+    from dynamatch.report import plots
+
+    ds = reopen(two_sessions)
+    result = run("evaluate", two_sessions, "--metrics", "esr", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = rows_of(tmp_path / "scores.csv")
+    expected = {p.name: p.split for p in ds.pairs()}
+    assert {r["pair"]: r["split"] for r in rows} == expected and len(set(expected.values())) == 3
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_scores(tmp_path / "p.png", score_map(ParameterMap.preset("la2a"), ds, label="la2a"), metrics=("esr",))
+    labels = sorted(line.get_label() for line in figures[0].axes[0].lines)
+    assert labels == ["la2a compress (test)", "la2a compress (train)", "la2a compress (val)"]

@@ -243,10 +243,11 @@ def test_kit_bad_input_gives_one_line(evaluation, tmp_path):
     (tmp_path / "empty").mkdir()
     assert "unknown layout" in one_error_line(run("listening-test", tmp_path / "empty", "-o", tmp_path / "k",
                                                   "--model", "preset:la2a", "--dataset", evaluation / "data"))
-    assert "--dataset" in one_error_line(run("listening-test", evaluation / "eval", "-o", tmp_path / "k",
-                                             "--model", "preset:la2a"))
-    assert "--model" in one_error_line(run("listening-test", evaluation / "eval", "-o", tmp_path / "k",
-                                           "--dataset", evaluation / "data"))
+    bare = tmp_path / "bare-eval"  # an evaluation folder without its evaluation.json record
+    bare.mkdir()
+    (bare / "scores.csv").write_bytes((evaluation / "eval" / "scores.csv").read_bytes())
+    assert "--dataset" in one_error_line(run("listening-test", bare, "-o", tmp_path / "k", "--model", "preset:la2a"))
+    assert "--model" in one_error_line(run("listening-test", bare, "-o", tmp_path / "k", "--dataset", evaluation / "data"))
     assert "no such model file" in one_error_line(run("listening-test", evaluation / "eval", "-o", tmp_path / "k",
                                                       "--dataset", evaluation / "data", "--model", tmp_path / "x.json"))
     corrupt = tmp_path / "corrupt"
@@ -255,6 +256,61 @@ def test_kit_bad_input_gives_one_line(evaluation, tmp_path):
     assert "corrupt" in one_error_line(run("listening-test", corrupt, "-o", tmp_path / "k", "--model", "preset:la2a",
                                            "--dataset", evaluation / "data"))
     assert not (tmp_path / "k").exists()
+
+
+def test_kit_defaults_to_what_the_evaluation_recorded(evaluation, tmp_path):
+    pytest.importorskip("pyloudnorm", reason="loudness matching needs pyloudnorm")
+    record = json.loads((evaluation / "eval" / "evaluation.json").read_text())
+    assert record["models"] == [{"label": "preset:la2a", "source": "preset:la2a"}]
+    result = run("listening-test", evaluation / "eval", "-o", tmp_path / "kit", "--excerpt-seconds", 2, "--max-trials", 1,
+                 "--no-anchor")
+    assert result.exit_code == 0, result.output
+    kit = json.loads((tmp_path / "kit" / "kit.json").read_text())
+    assert kit["dataset"] == record["dataset"] and kit["conditions"] == ["reference", "preset_la2a"]
+
+
+def neural_forward(model, x, mode, peak_reduction):
+    """Whole-signal forward pass in eval mode (the reference the block-wise rendering must equal)."""
+    import torch
+
+    cond = torch.tensor([[1.0 if mode == "limit" else 0.0, peak_reduction / 100.0]], dtype=torch.float32)
+    with torch.no_grad():
+        return model(torch.from_numpy(x.astype(np.float32)).view(1, 1, -1), cond)[0, 0].double().numpy()
+
+
+def test_kit_renders_neural_models(evaluation, tmp_path):
+    torch = pytest.importorskip("torch", reason="neural models need the [nn] extra")
+    pytest.importorskip("pyloudnorm", reason="loudness matching needs pyloudnorm")
+    from dynamatch.data.datasets import open_dataset
+    from dynamatch.neural.registry import build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("lstm-32").eval()
+    path = save_model(model, tmp_path / "nn" / "model.json")
+    result = run("listening-test", evaluation / "eval", "-o", tmp_path / "kit", "--model", f"lstm={path}",
+                 "--excerpt-seconds", 2, "--max-trials", 1, "--no-anchor")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "kit" / "stimuli.csv")))
+    row = next(r for r in rows if r["condition"] == "lstm")
+    ds = open_dataset(evaluation / "data")
+    pair = next(p for p in ds.pairs() if p.name == row["pair"])
+    start = float(row["start_seconds"])
+    dry, _ = ds.read(pair, start_seconds=start - 2.0, duration_seconds=4.0)  # rendered from 2 s before the excerpt
+    expected = neural_forward(model, dry, pair.mode, pair.peak_reduction)[2 * ds.sample_rate:]
+    written, rate = sf.read(tmp_path / "kit" / row["file"])
+    middle = slice(rate // 10, -rate // 10)  # outside the 20 ms fades
+    gain = 10 ** (float(row["gain_db"]) / 20)
+    assert np.max(np.abs(written[middle] - gain * expected[middle])) < 1e-3 * max(1.0, gain)
+
+
+def test_kit_without_torch_refuses_neural_models_in_one_line(evaluation, tmp_path, monkeypatch):
+    import sys
+
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"format": "dynamatch.neural", "format_version": 1, "config": {"name": "lstm-32"}}))
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError, as without the extra
+    line = one_error_line(run("listening-test", evaluation / "eval", "-o", tmp_path / "kit", "--model", path))
+    assert str(path) in line and "pip install 'dynamatch[nn]'" in line
 
 
 def test_report_shows_kit_players_and_analysis(evaluation, tmp_path):

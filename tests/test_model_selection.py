@@ -59,12 +59,12 @@ def test_auto_picks_a_model_that_beats_ff5_on_the_real_limit_mode_clip(la2a_dir,
     folder = la2a_dir / "second_unit_48k"
     output = tmp_path / "la5.json"
     result = CliRunner().invoke(main, ["fit", str(folder / "la5_input.wav"), str(folder / "la5_target.wav"),
-                                       "-o", str(output), "--model", "auto", "--candidates", "ff5,opto-hp",
+                                       "-o", str(output), "--model", "auto", "--candidates", "ff5,ff5-slow-hp",
                                        "--no-plot"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     document = json.loads(output.read_text())
     selection = document["fit"]["selection"]
     scores = {c["model"]: c["held_out_esr"] for c in selection["candidates"]}
-    assert selection["chosen"] == "opto-hp" == document["model"]
-    assert scores["opto-hp"] < 0.7 * scores["ff5"]
+    assert selection["chosen"] == "ff5-slow-hp" == document["model"]
+    assert scores["ff5-slow-hp"] < 0.7 * scores["ff5"]
     assert "model selection" in result.output

@@ -35,3 +35,16 @@ def test_default_chunk_samples_means_one_value():
 
     assert getattr(hybrid, "DEFAULT_CHUNK_SAMPLES", data.DEFAULT_CHUNK_SAMPLES) == data.DEFAULT_CHUNK_SAMPLES
     assert hybrid.HYBRID_CHUNK_SAMPLES == 8 * hybrid.TBPTT_SAMPLES
+
+
+def test_every_default_list_of_modes_is_modes():
+    """MODES was defined four times and hard-coded as ("compress", "limit") in further signatures."""
+    import inspect
+
+    from dynamatch.data.generate import generate_signaltrain_like
+    from dynamatch.maps.evaluate import held_out_protocol, paper_protocol
+    from dynamatch.maps.fit_map import fit_map
+    from dynamatch.models.parameters import MODES
+
+    for function in (generate_signaltrain_like, fit_map, paper_protocol, held_out_protocol):
+        assert inspect.signature(function).parameters["modes"].default is MODES, function.__name__

@@ -235,7 +235,7 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(dataset, tmp
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
     assert resumed.history == straight.history  # validation losses and learning rates, step by step
     # a different run in the same folder is refused rather than silently mixed
-    with pytest.raises(ParameterError, match="learning_rate"):
+    with pytest.raises(ParameterError, match=r"learning rate 0.001 → 0.01\); .*--restart"):
         train(tiny_tcn(), dataset, tmp_path / "cut", **{**options, "max_steps": 10}, learning_rate=1e-2)
 
 
@@ -248,7 +248,7 @@ def test_a_diverging_loss_stops_training_with_one_clear_error(dataset, tmp_path)
         def forward(self, x, cond):
             return x * self.gain / 0.0
 
-    with pytest.raises(TrainingError, match="learning_rate"):
+    with pytest.raises(TrainingError, match=r"lower learning rate \(dynamatch train --restart --learning-rate"):
         train(Diverging(), dataset, tmp_path, loss="esr", max_steps=2, batch_size=1, chunk_samples=2048, progress=False)
     with pytest.raises(ParameterError, match="truncated BPTT"):
         train(Diverging(), dataset, tmp_path, loss="esr", max_steps=2, chunk_samples=2048, tbptt_samples=1024)

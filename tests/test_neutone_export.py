@@ -28,7 +28,8 @@ SAMPLE_RATE = 44100
 MISSING = neutone_missing_reason()
 needs_sdk = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 EXTRA_VALUES = {"knee_db": 5.0, "detector_ms": 8.0, "emphasis_db": 4.0, "emphasis_hz": 1500.0, "feedback": 0.4,
-                "release_slow_ms": 2000.0, "slow_share": 0.4, "memory_ms": 800.0, "output_highpass_hz": 6.0}
+                "release_slow_ms": 2000.0, "slow_share": 0.4, "memory_ms": 800.0, "output_highpass_hz": 6.0,
+                "panel_ms": 12.0, "slow_attack_ms": 250.0}
 POINT = dict(threshold_db=-19.37, ratio=3.0, attack_ms=2.0, release_ms=80.0, makeup_db=2.5)
 
 
@@ -244,7 +245,7 @@ def test_exported_hybrid_is_the_map_then_the_gru(tmp_path):
     (lambda p: ["preset:la2a", "--sample-rate", 500000], "Neutone accepts"),
     (lambda p: [p["foreign"]], "foreign"),
     (lambda p: [p["gru"]], "--gru-only"),
-    (lambda p: [p["bad"]], "not a dynamatch model file"),
+    (lambda p: [p["bad"]], "not a readable JSON model file"),
 ])
 def test_bad_export_input_is_one_line_and_exit_2(tmp_path, make_args, message):
     paths = {"lstm": _save_neural(tmp_path, "lstm-32")[1], "gru": _save_neural(tmp_path, "gru-8")[1],

@@ -115,3 +115,17 @@ def test_installed_preset_replaces_the_shipped_one(tmp_path, monkeypatch):
     assert {"la2a", "my-comp"} <= set(available_presets())
     (tmp_path / "la2a.json").unlink()
     np.testing.assert_allclose(ParameterMap.preset("la2a").parameters(70.0), shipped.parameters(70.0))
+
+
+def test_a_three_knot_spline_is_scipys_not_a_knot_spline_not_the_linear_interpolant():
+    """With three knots the spline map gave ESR identical to linear (it fell back to linear below four)."""
+    from scipy.interpolate import CubicSpline
+
+    table = {"peak_reduction": [40.0, 70.0, 100.0], "threshold_db": [-10.0, -30.0, -35.0], "ratio": [2.0, 4.0, 4.5],
+             "attack_ms": [30.0, 5.0, 1.0], "release_ms": [400.0, 250.0, 240.0], "makeup_db": [0.5, 0.1, 0.3]}
+    spline, linear = (ParameterMap({"compress": table}, kind) for kind in ("spline", "linear"))
+    points = np.array([45.0, 55.0, 85.0, 95.0])
+    expected = np.stack([CubicSpline(table["peak_reduction"], table[n], bc_type="not-a-knot")(points)
+                         for n in PARAMETER_NAMES], axis=-1)
+    np.testing.assert_allclose(spline.parameters(points), expected, rtol=1e-12)
+    assert np.abs(spline.parameters(points) - linear.parameters(points)).max() > 1.0

@@ -479,12 +479,13 @@ def test_expert_build_with_gru_matches_torch(tmp_path_factory, la2a_map, pedalbo
 
 # -- any family member ---------------------------------------------------------------------------------
 def opto_map() -> ParameterMap:
-    """A two-knot opto-hp map (both modes): a model with three gain states and a per-channel output stage."""
+    """A two-knot opto-hp map (both modes): the feedback cell (four states, a log-domain peak hold) and a
+    per-channel output stage."""
     def table(threshold_db, ratio):
         return {"peak_reduction": [40.0, 90.0], "threshold_db": [threshold_db, threshold_db - 12.0],
                 "ratio": [ratio, ratio + 2.0], "attack_ms": [8.0, 5.0], "release_ms": [70.0, 90.0],
-                "release_slow_ms": [1500.0, 3000.0], "slow_share": [0.5, 0.8], "memory_ms": [500.0, 900.0],
-                "output_highpass_hz": [6.0, 8.0], "makeup_db": [1.0, 4.0]}
+                "panel_ms": [10.0, 20.0], "slow_attack_ms": [300.0, 500.0], "release_slow_ms": [1500.0, 3000.0],
+                "slow_share": [0.5, 0.8], "output_highpass_hz": [6.0, 8.0], "makeup_db": [1.0, 4.0]}
     return ParameterMap({"compress": table(-20.0, 3.0), "limit": table(-24.0, 10.0)}, "linear", model="opto-hp")
 
 
@@ -512,9 +513,9 @@ def test_an_opto_hp_map_plugin_matches_the_python_render(opto_build, pedalboard,
 def test_the_expert_mode_exposes_every_model_parameter(opto_build, pedalboard):
     plugin = pedalboard.load_plugin(str(opto_build.bundle("vst3", channels=1)))
     names = set(plugin.parameters)
-    assert {"release_slow_ms", "slow_share", "memory_ms", "output_highpass_hz", "makeup_db"} <= names
-    raw = Compressor(model="opto-hp", threshold_db=-30.0, ratio=6.0, attack_ms=4.0, release_ms=60.0,
-                     release_slow_ms=2500.0, slow_share=0.6, memory_ms=700.0, output_highpass_hz=10.0, makeup_db=2.0)
+    assert {"panel_ms", "slow_attack_ms", "release_slow_ms", "slow_share", "output_highpass_hz", "makeup_db"} <= names
+    raw = Compressor(model="opto-hp", threshold_db=-30.0, ratio=6.0, attack_ms=4.0, release_ms=60.0, panel_ms=15.0,
+                     slow_attack_ms=400.0, release_slow_ms=2500.0, slow_share=0.6, output_highpass_hz=10.0, makeup_db=2.0)
     plugin.raw_parameters = True
     for name, value in raw.to_dict().items():
         setattr(plugin, name, value)

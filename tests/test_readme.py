@@ -77,8 +77,6 @@ def _resolve(words, commands):
     return None, words
 
 
-#: Options the README names as pending work (another branch adds them).
-PENDING = {(("evaluate",), "--baseline")}
 
 
 def test_readme_commands_and_options_exist():
@@ -98,7 +96,7 @@ def test_readme_commands_and_options_exist():
         known = _options_of(commands[key]) | global_options
         for word in rest:
             option = word.split("=")[0].rstrip(",.;)")
-            if option.startswith("--") and option not in known and (key, option) not in PENDING:
+            if option.startswith("--") and option not in known:
                 problems.append(f"{' '.join(key)} has no option {option}: {where}")
         checked += 1
     assert checked > 30

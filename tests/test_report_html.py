@@ -130,7 +130,121 @@ def test_report_renders_in_headless_chromium(report, runs, tmp_path):
     knots = json.loads((runs / "map.json").read_text())["modes"]["compress"]
     for value in knots["threshold_db"] + knots["release_ms"]:
         assert f"{value:.4g}" in cells
-    assert dom.count("<svg") >= 3 and dom.count("<audio") == 3
+    # fit (3), eval and eval-preset (dry, target, model: 3 each); SVG: history, map, knot histories, map GR,
+    # comparison, 2 excerpt GRs
+    assert dom.count("<svg") >= 8 and dom.count("<audio") == 9
+
+
+@pytest.fixture(scope="module")
+def dom(report, tmp_path_factory):
+    """The report's DOM as headless Chromium built it."""
+    done = chromium("--dump-dom", report.as_uri(), tmp_path=tmp_path_factory.mktemp("chromium"))
+    assert "<table" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def section(dom: str, run_index: int) -> str:
+    return re.search(rf'<section id="run-{run_index}-[^"]*">(.*?)</section>', dom, re.S).group(1)
+
+
+def table_rows(html_text: str, table_id_pattern: str) -> list[list[str]]:
+    table = re.search(rf'<table id="{table_id_pattern}">(.*?)</table>', html_text, re.S).group(1)
+    return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+
+
+def player_audio(html_text: str, label: str) -> np.ndarray:
+    import base64
+    import io
+
+    uri = re.search(rf'<audio[^>]*data-label="{re.escape(label)}"[^>]*src="data:audio/wav;base64,([^"]+)"', html_text).group(1)
+    audio, _ = sf.read(io.BytesIO(base64.b64decode(uri)), dtype="float64")
+    return audio
+
+
+def test_fit_history_recorded_and_shown(runs, dom):
+    fit = json.loads((runs / "fit" / "model.json").read_text())["fit"]
+    history = fit["history"]
+    losses = history["loss"]
+    assert len(losses) == fit["iterations"] + 1 == len(history["iteration"]) == len(history["gradient_norm"])
+    assert losses[-1] == pytest.approx(fit["esr"], rel=1e-5)  # the last iterate is the fitted model
+    assert all(after <= before * (1 + 1e-5) for before, after in zip(losses, losses[1:]))  # damped Newton descends
+    assert losses[0] > 10 * losses[-1]
+    rows = table_rows(section(dom, 1), "fit-history-[^\"]*")
+    assert [int(r[0]) for r in rows] == history["iteration"]
+    assert [r[1] for r in rows] == [f"{v:.4g}" for v in losses]
+    assert re.search(r"<figure><svg[^>]*>(?:(?!<figure>).)*</svg>\s*<figcaption>fit history of model\.json", section(dom, 1), re.S)
+
+
+def test_map_records_and_shows_each_knots_history(runs, dom):
+    statistics = json.loads((runs / "map.json").read_text())["fit_statistics"]["compress"]
+    for entry in statistics:
+        assert len(entry["history"]) == entry["iterations"] + 1
+        assert entry["history"][-1] == pytest.approx(entry["esr"], rel=1e-5)
+    assert "fit history of each knot of map.json" in section(dom, 2)
+
+
+def test_map_gain_reduction_traces_against_naive_render(runs, dom):
+    from naive import render_naive
+
+    from dynamatch.data.stimulus import capture_stimulus
+    from dynamatch.maps import ParameterMap
+
+    parameter_map = ParameterMap.load(runs / "map.json")
+    x = capture_stimulus(SAMPLE_RATE, duration_seconds=10.0, seed=0)
+    rows = table_rows(section(dom, 2), "map-gr-[^\"]*")
+    assert [(r[0], float(r[1])) for r in rows] == [("compress", 50.0), ("compress", 80.0)]  # lowest, highest knot
+    for mode, knob, mean_cell, max_cell in rows:
+        _, gain = render_naive(parameter_map.compressor(float(knob), mode), x, SAMPLE_RATE)
+        gain_reduction = -20 * np.log10(gain)
+        assert float(mean_cell) == pytest.approx(np.mean(gain_reduction), rel=2e-3)
+        assert float(max_cell) == pytest.approx(np.max(gain_reduction), rel=2e-3)
+    assert float(rows[1][3]) > float(rows[0][3]) > 1.0  # more peak reduction, more gain reduction
+
+
+def test_evaluation_excerpts_play_and_trace_the_scored_pair(runs, dom):
+    from naive import render_naive
+
+    from dynamatch.data.datasets import open_dataset
+    from dynamatch.maps import ParameterMap
+
+    text = section(dom, 3)  # the evaluation of map.json
+    rows = table_rows(text, "eval-gr-[^\"]*")
+    assert len(rows) == 1
+    label, mode, setting, pair_name, start_cell, mean_cell, max_cell = rows[0]
+    assert (label, mode, float(setting)) == ("map", "compress", 80.0)  # the most compressed scored pair
+    dataset = open_dataset(runs / "data")
+    info = next(p for p in dataset.pairs() if p.name == pair_name)
+    start = float(start_cell)
+    lead, n = int(2.0 * SAMPLE_RATE), int(4.0 * SAMPLE_RATE)
+    dry, wet = dataset.read(info, start_seconds=start - 2.0, duration_seconds=6.0)
+    quantum = 1.0 / 32768
+    assert np.max(np.abs(player_audio(text, "dry (input)") - dry[lead:lead + n])) < 1.01 * quantum
+    assert np.max(np.abs(player_audio(text, "target (device)") - wet[lead:lead + n])) < 1.01 * quantum
+    compressor = ParameterMap.load(runs / "map.json").compressor(80.0, "compress")
+    out, gain = render_naive(compressor, dry, SAMPLE_RATE)
+    expected = np.clip(out * 10 ** (compressor.to_dict()["makeup_db"] / 20), -1, 1)[lead:lead + n]
+    assert np.max(np.abs(player_audio(text, "model map") - expected)) < 1.01 * quantum
+    gain_reduction = -20 * np.log10(gain[lead:lead + n])
+    assert float(mean_cell) == pytest.approx(np.mean(gain_reduction), rel=2e-3)
+    assert float(max_cell) == pytest.approx(np.max(gain_reduction), rel=2e-3)
+    # the excerpt is the window of most drive: no other 4-s window after the warm-up is louder
+    search, _ = dataset.read(info)
+    power = np.concatenate(([0.0], np.cumsum(search ** 2)))
+    energies = [power[s + n] - power[s] for s in range(lead, search.size - n + 1, n // 4)]
+    assert power[int(round(start * SAMPLE_RATE)) + n] - power[int(round(start * SAMPLE_RATE))] == pytest.approx(max(energies))
+    preset = section(dom, 4)  # the preset's evaluation: its model is the preset
+    assert "preset:la2a" in table_rows(preset, "eval-gr-[^\"]*")[0][0]
+    assert len(re.findall("<audio", preset)) == 3
+
+
+def test_audio_budget_bounds_the_page(runs, tmp_path, monkeypatch):
+    from dynamatch.report import html as report_html
+
+    monkeypatch.setattr(report_html, "AUDIO_BUDGET_BYTES", 1_200_000)  # room for two 4-s players
+    text = report_html.build_report([runs / "eval", runs / "eval-preset"])
+    assert text.count("<audio") == 2 and "audio budget is spent" in text
+    assert len(text) < 1_200_000 + 600_000
 
 
 def test_published_tables_beside_ours(report):

@@ -15,6 +15,7 @@ from test_kernels_objective import SAMPLE_RATE, programme  # noqa: E402
 from dynamatch import Compressor  # noqa: E402
 from dynamatch.errors import ParameterError  # noqa: E402
 from dynamatch.models.family import MODELS  # noqa: E402
+from dynamatch.kernels.torch_family import TORCH_MEMBERS  # noqa: E402
 from dynamatch.kernels.torch_scan import ff5_branches, linear_scan  # noqa: E402
 from dynamatch.optimize.objective import CompressorObjective  # noqa: E402
 from dynamatch.optimize.torch_backend import TorchCompressorObjective  # noqa: E402
@@ -136,7 +137,7 @@ def _member_point(name: str, which: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("chunking", [(0.1, 0.02, 4), (0.06, 0.01, 2)])
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [m for m in MODELS if m in TORCH_MEMBERS])
 def test_every_member_matches_its_numba_kernels(short_pair, name, chunking):
     dry, wet = short_pair
     chunk_seconds, warmup_seconds, batch_chunks = chunking
@@ -234,7 +235,7 @@ def test_cuda_matches_numba(pair, params):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="tool: no CUDA GPU")
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [m for m in MODELS if m in TORCH_MEMBERS])
 def test_cuda_matches_numba_for_every_member(short_pair, name):
     dry, wet = short_pair
     settings = dict(model=name, chunk_seconds=0.06, warmup_seconds=0.01)
@@ -244,3 +245,22 @@ def test_cuda_matches_numba_for_every_member(short_pair, name):
     assert got[0] == pytest.approx(expected[0], rel=1e-9)
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-9, atol=1e-12 * np.abs(expected[1]).max())
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
+
+
+def test_members_without_a_torch_objective_are_the_coupled_ones_and_say_so(short_pair):
+    """The generator writes a torch objective for every member whose sensitivities are a cascade of
+    one-poles; the rest (``opto``: the feedback cell couples its four states) get one line, no traceback."""
+    require_module("sympy")
+    from dynamatch.codegen.forward import differentiate
+    from dynamatch.codegen.torch_module import CoupledRecursionError, torch_source
+    from dynamatch.codegen.trace import trace
+    from dynamatch.models.family import model_spec
+
+    missing = [m for m in MODELS if m not in TORCH_MEMBERS]
+    assert "opto" in missing and "ff5" not in missing
+    for name in missing:
+        with pytest.raises(CoupledRecursionError):
+            torch_source(differentiate(trace(model_spec(name))))
+    dry, wet = short_pair
+    with pytest.raises(ParameterError, match="'opto' has no torch objective.*use the numba backend"):
+        TorchCompressorObjective(dry, wet, SAMPLE_RATE, model="opto", chunk_seconds=0.06, warmup_seconds=0.01)

@@ -146,7 +146,7 @@ def check_command(dry, wet, json_path, reference_dbu, input_reference_dbu):
     from .data.check import check_files
 
     report = check_files(dry, wet, reference_dbu=reference_dbu, input_reference_dbu=input_reference_dbu)
-    console.print(check_table(report))
+    print_table(check_table(report))
     if json_path is not None:
         if str(json_path) == "-":
             click.echo(json.dumps(report.to_dict(), indent=2))
@@ -201,6 +201,14 @@ def progress_printer():
     return callback
 
 
+def _parallel_options(command):
+    """``--workers N`` (a local Dask cluster) and ``--scheduler tcp://host:port`` (an existing one)."""
+    command = click.option("--scheduler", default=None,
+                           help="Run on the Dask cluster at tcp://host:port (needs dynamatch[dask]).")(command)
+    return click.option("--workers", type=int, default=None,
+                        help="Run independent fits on a local Dask cluster of N workers (needs dynamatch[dask]).")(command)
+
+
 def _device_option(command):
     """``--device cuda|cpu-torch``: the torch parallel-scan objective (any member) instead of the numba kernels."""
     return click.option("--device", "objective_device", type=click.Choice(["cuda", "cpu-torch"]), default=None,
@@ -229,10 +237,11 @@ def _device_option(command):
 @click.option("-v", "--verbose", is_flag=True, help="Print the wall time of each stage (imports, read, checks, …).")
 @_device_option
 @_capture_check_options
+@_parallel_options
 @_handle_errors
 def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, warm_start, sample_rate,
         chunk_seconds, warmup_seconds, plot, verbose, objective_device, reference_dbu, input_reference_dbu,
-        ignore_checks):
+        ignore_checks, workers, scheduler):
     """Fit a grey-box compressor (default: the 5-parameter 4A-2A model) to DRY → WET.
 
     With no files, runs the built-in default: a generated stimulus processed by the built-in virtual opto
@@ -245,6 +254,10 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .models.family import model_spec
         from .models.model_file import check_writable, load_compressor
     times.add("imports", time.perf_counter() - PROCESS_STARTED - times.total())  # since dynamatch was imported
+    if plot:
+        from .report.plots import preload
+
+        preload()  # matplotlib's import overlaps the read, checks and fit
 
     check_writable(output)
     if warmup_seconds >= chunk_seconds:
@@ -252,6 +265,9 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
                                  param_hint="--warmup-seconds")
     if model != AUTO:
         model_spec(model)
+        if workers is not None or scheduler is not None:
+            raise click.UsageError("--workers/--scheduler run the candidates of --model auto side by side; "
+                                   "a single member fits in this process (drop them, or give --model auto)")
     candidate_list = tuple(c.strip() for c in candidates.split(",") if c.strip()) if candidates else AUTO_CANDIDATES
     for name in candidate_list:
         model_spec(name)
@@ -270,20 +286,29 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
-            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32")
+            # checked by the capture check next (one pass over each signal for both)
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
+                             check=False)
         source = {"dry": str(dry), "wet": str(wet)}
-    report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
+        _print_resampling((dry, wet), pair.sample_rate)
+    with times.stage("checks"):
+        report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
     held = {"pair": pair}
     del pair  # fit_pair replaces it by the aligned pair: no second full-length copy held here
-    capture = fit_pair(
-        held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method, initial=initial,
-        max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
-        callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
-        **({"device": objective_device} if objective_device else {}),
-    )
+    from .parallel import SerialExecutor, executor
+
+    with executor(workers, scheduler) as pool:  # --model auto fits its candidates there
+        capture = fit_pair(
+            held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method,
+            initial=initial, max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
+            callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
+            report=report, executor=None if isinstance(pool, SerialExecutor) else pool,
+            **({"device": objective_device} if objective_device else {}),
+        )
     elapsed = time.perf_counter() - started
+    _print_alignment(capture)
     save_started = time.perf_counter()
     from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
 
@@ -307,6 +332,30 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _print_resampling(paths, sample_rate: int) -> None:
+    """One line per file read at another rate than ``sample_rate`` (load_pair resampled it)."""
+    import soundfile
+
+    for path in paths:
+        rate = soundfile.info(str(path)).samplerate
+        if rate != sample_rate:
+            console.print(f"{escape(str(path))}: resampled from {rate} Hz to {sample_rate} Hz (soxr VHQ, --sample-rate)",
+                          soft_wrap=True)
+
+
+def _print_alignment(capture) -> None:
+    """One line saying which latency and polarity correction was applied before the fit, if any."""
+    alignment, pair = capture.alignment, capture.pair
+    if alignment is None or (abs(alignment.lag_samples) < 0.01 and alignment.polarity > 0):
+        return
+    lag, ms = alignment.lag_samples, 1e3 * alignment.lag_seconds(pair.sample_rate)
+    fixes = [f"{'lags' if lag >= 0 else 'leads'} by {abs(lag):.2f} samples ({abs(ms):.3f} ms)"]
+    if alignment.polarity < 0:
+        fixes.append("is inverted")
+    console.print(f"aligned: {escape(pair.wet_name)} {' and '.join(fixes)} against {escape(pair.dry_name)}; "
+                  "corrected before fitting (--no-align skips this)", soft_wrap=True)
 
 
 @main.command("models")
@@ -411,25 +460,32 @@ def _modes(text: str) -> list[str]:
 
 
 def _map_progress(total_label: str):
-    """A rich progress display: one overall bar over settings, one line for the current fit."""
+    """A rich progress display: one overall bar over settings (shown once a setting is fitted: a finished map
+    draws no "0/?" bar), one line for the current fit.  ``progress.fitted_any`` says whether anything was fitted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
-    overall = progress.add_task(total_label, total=None)
-    state = {"label": ""}
+    progress.fitted_any = False
+    state = {"label": "", "task": None}
+
+    def overall(total):
+        if state["task"] is None:
+            state["task"] = progress.add_task(total_label, total=total)
+            progress.fitted_any = True
+        return state["task"]
 
     def on_start(mode, pr, index, total):
         state["label"] = f"{mode} PR {pr:g}"
-        progress.update(overall, total=total, completed=index, description=f"{total_label}: {state['label']}")
+        progress.update(overall(total), total=total, completed=index, description=f"{total_label}: {state['label']}")
 
     def callback(intermediate):
-        if intermediate.history:
+        if intermediate.history and state["task"] is not None:
             r = intermediate.history[-1]
-            progress.update(overall, description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
+            progress.update(state["task"], description=f"{total_label}: {state['label']} iter {r.iteration} ESR {r.loss:.5g}")
 
     def on_setting(fit, index, total):
-        progress.update(overall, total=total, completed=index + 1)
+        progress.update(overall(total), total=total, completed=index + 1)
         progress.console.print(f"  {fit.mode:>8} PR {fit.peak_reduction:>5g}: ESR {fit.esr:.5g} ({fit.iterations} it, "
                                f"{fit.elapsed_seconds:.1f} s)  {fit.compressor}")
 
@@ -450,14 +506,6 @@ def generate_dataset(root, duration_seconds, chain_text, modes_text, seed):
     path = generate_signaltrain_like(root, duration_seconds=duration_seconds, peak_reductions=_chain(chain_text),
                                      modes=tuple(_modes(modes_text)), seed=seed)
     console.print(f"dataset → {path}")
-
-
-def _parallel_options(command):
-    """``--workers N`` (a local Dask cluster) and ``--scheduler tcp://host:port`` (an existing one)."""
-    command = click.option("--scheduler", default=None,
-                           help="Run on the Dask cluster at tcp://host:port (needs dynamatch[dask]).")(command)
-    return click.option("--workers", type=int, default=None,
-                        help="Run independent fits on a local Dask cluster of N workers (needs dynamatch[dask]).")(command)
 
 
 @main.command("fit-map")
@@ -504,6 +552,8 @@ def fit_map_command(dataset, output, modes_text, chain_text, split, session, mod
                                 interpolation=interpolation, max_seconds=max_seconds, on_start=on_start,
                                 callback=None if distributed else callback, on_setting=on_setting,
                                 device=objective_device, executor=pool if distributed else None)
+    if not progress.fitted_any:
+        console.print(f"{output}: every setting asked for is already fitted; nothing to fit", soft_wrap=True)
     console.print(f"map → {output}")
     preset_name = preset_to_install(ds, parameter_map, preset_name)
     if preset_name:
@@ -662,9 +712,10 @@ def _evaluate_baseline(plugin, map_specs, input_gain_db, output_gain_db, latency
 @click.option("--metrics", "metrics_text", default="esr,delta_ldr_db,mae", show_default=True,
               help="Any of esr, delta_ldr_db, mae, stft, delta_lufs.")
 @_baseline_options
+@_parallel_options
 @_handle_errors
 def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_text, max_seconds, fit_seconds, fit_model,
-             metrics_text):
+             metrics_text, workers, scheduler):
     """Score a model on DATASET and write CSV tables and PNG plots to OUTPUT_DIR."""
     from .data.datasets import open_dataset
     from .evaluation import evaluate_dataset
@@ -676,10 +727,13 @@ def evaluate(dataset, output_dir, model_source, protocol, split, session, modes_
     modes = _modes(modes_text)
     metrics = tuple(m.strip() for m in metrics_text.split(",") if m.strip())
     progress, on_start, callback, on_setting = _map_progress(protocol)
-    with progress if protocol != "score" else contextlib.nullcontext():
+    from .parallel import SerialExecutor, executor
+
+    with executor(workers, scheduler) as pool, progress if protocol != "score" else contextlib.nullcontext():
         evaluation = evaluate_dataset(ds, output_dir, protocol=protocol, model=model_source, split=split,
                                       session=session, modes=modes, max_seconds=max_seconds, fit_seconds=fit_seconds,
-                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting)
+                                      fit_model=fit_model, metrics=metrics, on_setting=on_setting,
+                                      executor=None if isinstance(pool, SerialExecutor) else pool)
     if protocol == "score":
         _print_rows(evaluation.rows, metrics)
     for name, path in evaluation.files.items():
@@ -706,6 +760,12 @@ def _print_rows(rows, metrics) -> None:
 
 
 # -- neural models ------------------------------------------------------------------------------
+
+
+def _print_training(result) -> None:
+    final = result.metadata.get("final_train_loss", float("nan"))
+    console.print(f"{result.model_path}: {result.steps} steps, final training loss {final:.4g} (mean since the last "
+                  f"validation), best validation loss {result.best_val_loss:.4g}", soft_wrap=True)
 
 
 @main.command("train")
@@ -736,7 +796,7 @@ def train_command(model, dataset, output_dir, loss, max_epochs, max_steps, batch
                    batch_size=batch_size, learning_rate=learning_rate, chunk_samples=chunk_samples,
                    data_fraction=data_fraction, seed=seed, precision=precision, accelerator=accelerator,
                    resume=not restart)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.command("train-hybrid")
@@ -762,7 +822,7 @@ def train_hybrid_command(map_source, dataset, output_dir, max_epochs, max_steps,
     sizes = {k: v for k, v in (("batch_size", batch_size), ("chunk_samples", chunk_samples)) if v is not None}
     result = train_hybrid(parameter_map, dataset, output_dir, max_epochs=max_epochs, max_steps=max_steps, seed=seed,
                           **sizes)
-    console.print(f"{result.model_path}: {result.steps} steps, best validation loss {result.best_val_loss:.4g}")
+    _print_training(result)
 
 
 @main.group()
@@ -797,7 +857,7 @@ def bench_hessian(batch, seconds, devices_text, strategies, repeats, threads, ou
         paper = PAPER_RTX3060.get(r.strategy)
         table.add_row(r.strategy, r.device, f"{r.ms:.4g}", f"{r.peak_mb:.4g}", f"{r.relative_error:.1e}",
                       escape(r.status), f"{paper[1]} ms / {paper[0]} MB" if paper else "")
-    console.print(table)
+    print_table(table)
     console.print(f"table → {output_dir / 'hessian.csv'}, plot → {output_dir / 'hessian.png'}")
 
 
@@ -845,7 +905,7 @@ def export() -> None:
 
 
 @export.command("plugin")
-@click.argument("map_path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("map_path", required=False, metavar="[MAP]")
 @click.option("--preset", metavar="NAME", default=None,
               help="Use a preset (la2a, or one installed by fit-map --install-preset) instead of a map file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("build"),
@@ -857,17 +917,18 @@ def export() -> None:
               default=("vst3", "lv2", "clap"), show_default=True)
 @click.option("--interpolation", type=click.Choice(["linear", "spline"]), default=None, help="Override the map's interpolation.")
 @click.option("--expert", is_flag=True, help="Add the five raw compressor parameters.")
-@click.option("--gru", "gru_model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A trained 4A-2A-G GRU stage (model.json from train-hybrid) to run after the compressor.")
+@click.option("--gru", "gru_model", default=None, metavar="MODEL",
+              help="A trained 4A-2A-G GRU stage (train-hybrid's run folder or its model.json) to run after the "
+                   "compressor.")
 @click.option("--jobs", type=int, default=2, show_default=True)
 @_handle_errors
 def export_plugin(map_path, preset, output_dir, name, formats, interpolation, expert, gru_model, jobs):
-    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from a parameter map."""
+    """Build VST3/LV2/CLAP plugins (mono and stereo-linked) from MAP (a map file or a preset name)."""
     from . import export as exporting
     from .model_loading import load_parameter_map
 
     if (map_path is None) == (preset is None):
-        raise click.UsageError("give a MAP file or --preset, not both")
+        raise click.UsageError("give a MAP (file or preset name) or --preset, not both")
     from .export.plugin import default_plugin_name
     from .model_loading import resolve_model_source
 
@@ -877,10 +938,14 @@ def export_plugin(map_path, preset, output_dir, name, formats, interpolation, ex
         name = default_plugin_name(source.name)
     gru_weights = None
     if gru_model is not None:
-        from .neural.gru import gru_weights_dict
-        from .neural.registry import load_model
+        from .errors import ModelFileError
+        from .neural.gru import GRUStage, gru_weights_dict
 
-        gru_weights = gru_weights_dict(load_model(gru_model))
+        stage = resolve_model_source(gru_model).neural_model()
+        if not isinstance(stage, GRUStage):
+            raise ModelFileError(f"{gru_model}: is a {type(stage).__name__}, not a 4A-2A-G GRU stage; give the run "
+                                 "folder (or model.json) written by train-hybrid")
+        gru_weights = gru_weights_dict(stage)
     console.print(f"building {', '.join(formats)} with DPF → {output_dir}")
     build = exporting.build_plugin(parameter_map, output_dir, name=name, formats=formats, expert_mode=expert,
                          gru_weights=gru_weights, jobs=jobs)
@@ -963,9 +1028,9 @@ def _add_report_commands(group) -> None:
     @click.option("--analyse", "--analyze", "ratings", type=click.Path(path_type=Path), default=None,
                   help="Analyse ratings (webMUSHRA mushra.csv, or condition,rating CSV) instead of writing a kit.")
     @click.option("--model", "models", multiple=True,
-                  help="[LABEL=]MAP|MODEL|preset:NAME to compare (repeat; default EVAL_DIR/map.json).")
+                  help="[LABEL=]MAP|MODEL|NEURAL|preset:NAME to compare (repeat; default the models EVAL_DIR scored).")
     @click.option("--dataset", type=click.Path(path_type=Path), default=None,
-                  help="The dataset the evaluation scored (default: the one its map.json records).")
+                  help="The dataset the evaluation scored (default: the one its evaluation.json or map.json records).")
     @click.option("--excerpt-seconds", type=float, default=8.0, show_default=True)
     @click.option("--excerpts-per-pair", type=click.IntRange(min=1), default=1, show_default=True)
     @click.option("--max-trials", type=click.IntRange(min=1), default=12, show_default=True)

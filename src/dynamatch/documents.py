@@ -15,6 +15,7 @@ says to upgrade dynamatch.  Writes are atomic (a temporary file in the same fold
 ``dynamatch.neural``               1        :func:`dynamatch.neural.registry.save_model`
 ``dynamatch.capture``              1        :func:`dynamatch.data.capture.capture_plugin` (capture.json)
 ``dynamatch.capture_check``        1        ``dynamatch check --json`` (:meth:`CaptureReport.to_dict`)
+``dynamatch.evaluation``           1        :func:`dynamatch.evaluation.evaluate_dataset` (evaluation.json)
 =================================  =======  ==========================================================
 """
 
@@ -53,7 +54,9 @@ NEURAL = DocumentKind("dynamatch.neural", 1, "neural model file", legacy_formats
 CAPTURE_SET = DocumentKind("dynamatch.capture", 1, "capture set description")
 CAPTURE_CHECK = DocumentKind("dynamatch.capture_check", 1, "capture check report",
                              legacy_formats=("dynamatch-capture-check",))
-KINDS: tuple[DocumentKind, ...] = (COMPRESSOR, PARAMETER_MAP, FIT_MAP_PROGRESS, NEURAL, CAPTURE_SET, CAPTURE_CHECK)
+EVALUATION = DocumentKind("dynamatch.evaluation", 1, "evaluation record")
+KINDS: tuple[DocumentKind, ...] = (COMPRESSOR, PARAMETER_MAP, FIT_MAP_PROGRESS, NEURAL, CAPTURE_SET, CAPTURE_CHECK,
+                                   EVALUATION)
 
 
 def kind_of(format_id: Any) -> DocumentKind | None:

@@ -60,7 +60,8 @@ MIN_FIT_SECONDS = 1.0
 NO_COMPRESSION_ESR = 1e-7
 #: Members ``model="auto"`` chooses among, by default.
 AUTO_CANDIDATES: tuple[str, ...] = (
-    "ff5", "ff5-knee", "ff5-rms", "feedback", "opto", "level", "gain-db", "ff5-hp", "feedback-hp", "opto-hp",
+    "ff5", "ff5-knee", "ff5-rms", "feedback", "ff5-slow", "opto", "level", "gain-db", "ff5-hp", "feedback-hp",
+    "ff5-slow-hp", "opto-hp",
 )
 HOLDOUT_FRACTION = 0.3
 #: A fit whose pre-filtered ESR stays above this explains almost nothing of the wet signal.
@@ -318,14 +319,17 @@ def select_model(
     parsimony_margin: float = PARSIMONY_MARGIN,
     initial: Compressor | None = None,
     on_stage: Callable[[str], None] | None = None,
+    executor: Any = None,
     **options,
 ) -> tuple[FitResult, ModelSelection]:
     """Fit every member in ``candidates`` on the first ``1 - holdout_fraction`` of the audio, score each on
     the held-back rest (pre-filtered ESR and ΔLDR of the whole-signal render over the held-back part),
     choose with :func:`choose`, and refit the choice on all of the audio (warm-started).  ``initial``
-    (a compressor of any member) warm-starts every candidate."""
-    from .metrics import delta_ldr_db, esr
+    (a compressor of any member) warm-starts every candidate.
 
+    ``executor`` (:func:`dynamatch.parallel.executor`, e.g. a Dask cluster): members are fitted side by side,
+    each as soon as the parent it starts from is fitted (``ff5`` first, then its extensions in parallel);
+    the same fits, bit for bit, as in this process (no per-iteration callback there)."""
     candidates = list(dict.fromkeys(candidates))
     for name in candidates:
         model_spec(name)
@@ -334,17 +338,15 @@ def select_model(
     dry = np.asarray(dry)
     wet = np.asarray(wet)
     cut = int(round((1.0 - holdout_fraction) * dry.size))
-    fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=on_stage, **_fitter_options(options))
-    rows = []
-    for name in candidates:
-        started = time.perf_counter()
-        result = fitter.fit(name, initial)
-        elapsed = time.perf_counter() - started
-        prediction = result.params.process(dry, sample_rate)
-        rows.append(SelectionRow(
-            name, len(result.params.parameter_names), float(result.loss), esr(prediction[cut:], wet[cut:]),
-            delta_ldr_db(prediction[cut:], wet[cut:], sample_rate), elapsed, result.params,
-        ))
+    if executor is None:
+        fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=on_stage, **_fitter_options(options))
+        rows = []
+        for name in candidates:
+            started = time.perf_counter()
+            result = fitter.fit(name, initial)
+            rows.append(_selection_row(name, result, time.perf_counter() - started, dry, wet, sample_rate, cut))
+    else:
+        rows = _select_on(executor, dry, wet, sample_rate, cut, candidates, initial, on_stage, options)
     chosen, reason = choose(rows, parsimony_margin)
     selection = ModelSelection(tuple(rows), chosen, holdout_fraction, parsimony_margin, reason)
     if on_stage is not None:
@@ -352,6 +354,70 @@ def select_model(
     part_fit = next(r.compressor for r in rows if r.model == chosen)
     result = fit_arrays(dry, wet, sample_rate, model=chosen, initial=part_fit, on_stage=on_stage, **options)
     return replace(result, message=f"{result.message}; model {chosen} chosen by held-out ESR"), selection
+
+
+def _selection_row(name, result, elapsed, dry, wet, sample_rate, cut) -> SelectionRow:
+    """A candidate's row: its fit on ``dry[:cut]`` scored on the held-back rest of the whole-signal render."""
+    from .metrics import delta_ldr_db, esr
+
+    prediction = result.params.process(dry, sample_rate)
+    return SelectionRow(
+        name, len(result.params.parameter_names), float(result.loss), esr(prediction[cut:], wet[cut:]),
+        delta_ldr_db(prediction[cut:], wet[cut:], sample_rate), elapsed, result.params,
+    )
+
+
+def _fit_member(dry, wet, sample_rate, cut, name, fitted, initial, options, score):
+    """One member of a model selection, in a task: the fit on ``dry[:cut]`` (from its ancestors' fits in
+    ``fitted`` when ``initial`` is None) and, when ``score``, its selection row."""
+    fitter = _Fitter(dry[:cut], wet[:cut], sample_rate, on_stage=None, **_fitter_options(options))
+    fitter.results.update(fitted)
+    started = time.perf_counter()
+    result = fitter.fit(name, initial)
+    elapsed = time.perf_counter() - started
+    return result, (_selection_row(name, result, elapsed, dry, wet, sample_rate, cut) if score else None)
+
+
+def _lineage(name: str) -> list[str]:
+    """The ancestors of family member ``name``, nearest first."""
+    out, parent = [], model_spec(name).parent
+    while parent is not None:
+        out.append(parent)
+        parent = model_spec(parent).parent
+    return out
+
+
+def _select_on(executor, dry, wet, sample_rate, cut, candidates, initial, on_stage, options) -> list[SelectionRow]:
+    """The candidates' rows, fitted on ``executor`` in dependency order (a member after its ancestors)."""
+    options = {k: v for k, v in options.items() if k != "callback"}
+    needed = list(candidates)
+    if initial is None:  # ancestors that are not candidates are fitted too (as the serial path does)
+        for name in candidates:
+            needed += [a for a in _lineage(name) if a not in needed]
+    shared_dry, shared_wet = executor.share(dry), executor.share(wet)
+    fitted: dict[str, FitResult] = {}
+    rows: dict[str, SelectionRow] = {}
+    pending: dict[Any, str] = {}
+    waiting = list(needed)
+    while waiting or pending:
+        for name in list(waiting):
+            ancestors = [] if initial is not None else _lineage(name)
+            if all(a in fitted for a in ancestors):
+                if on_stage is not None:
+                    on_stage(f"{name}: submitted")
+                future = executor.submit(_fit_member, shared_dry, shared_wet, sample_rate, cut, name,
+                                         {a: fitted[a] for a in ancestors}, initial, options, name in candidates)
+                pending[future] = name
+                waiting.remove(name)
+        for future in executor.wait_first(list(pending)):
+            name = pending.pop(future)
+            result, row = future.result()
+            fitted[name] = result
+            if row is not None:
+                rows[name] = row
+                if on_stage is not None:
+                    on_stage(f"{name}: held-out ESR {row.held_out_esr:.4g} ({row.fit_seconds:.1f} s)")
+    return [rows[name] for name in candidates]
 
 
 def _fitter_options(options: dict) -> dict:
@@ -378,9 +444,11 @@ def check_fit_length(pair: AudioPair, warmup_seconds: float = 1.0) -> None:
 def check_compressed(pair: AudioPair) -> None:
     """Refuse a wet that is the dry times one gain: with the least-squares gain a = <w, d>/<d, d>, the
     residual ESR |w − a·d|² / |w|² below :data:`NO_COMPRESSION_ESR` means the device did nothing."""
+    from .kernels.signal_checks import gram
+
     d = np.asarray(pair.dry).reshape(-1)
     w = np.asarray(pair.wet).reshape(-1)
-    dd, ww, dw = float(np.dot(d, d)), float(np.dot(w, w)), float(np.dot(d, w))
+    dd, ww, dw = gram(d, w)  # one pass, float64 sums, also of float32 audio
     if dd == 0.0 or ww == 0.0:
         return
     residual = max(ww - dw * dw / dd, 0.0) / ww
@@ -401,15 +469,21 @@ def check_capture_for_fit(
     warmup_seconds: float = 1.0,
 ):
     """The checks of ``dynamatch check`` on a loaded pair, after the input validation's own (more specific)
-    one-line errors; a failing capture raises :class:`~dynamatch.errors.CaptureCheckError` unless
-    ``ignore_checks``.  Returns the :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    one-line errors (:func:`~dynamatch.data.audio.check_signal` and the DC-offset warning: load the pair with
+    ``load_pair(..., check=False)``, one pass over each signal serves both); a failing capture raises
+    :class:`~dynamatch.errors.CaptureCheckError` unless ``ignore_checks``.  Returns the
+    :class:`~dynamatch.data.check.CaptureReport` (its warnings for the caller)."""
+    from .data.audio import warn_dc_offset
     from .data.check import check_capture
 
     check_fit_length(pair, warmup_seconds)
-    check_signal(pair.dry, pair.dry_name)
-    check_signal(pair.wet, pair.wet_name)
+    statistics = (check_signal(pair.dry, pair.dry_name, pair.sample_rate),
+                  check_signal(pair.wet, pair.wet_name, pair.sample_rate))
+    for audio, name, stats in ((pair.dry, pair.dry_name, statistics[0]), (pair.wet, pair.wet_name, statistics[1])):
+        warn_dc_offset(audio, name, stats)
     report = check_capture(pair.dry, pair.wet, pair.sample_rate, reference_dbu=reference_dbu,
-                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name)
+                           input_reference_dbu=input_reference_dbu, dry_name=pair.dry_name, wet_name=pair.wet_name,
+                           statistics=statistics)
     if not report.passed and not ignore_checks:
         align_pair(pair)  # unrelated files get alignment's one-line error
         report.raise_on_failure()
@@ -428,6 +502,9 @@ def warm_up(sample_rate: int = 44100) -> None:
     x32 = np.tile(x, 3).astype(np.float32)
     y32 = fractional_delay(Compressor(-20, 3, 5, 100, 0).process(x32, sample_rate), 0.5).astype(np.float32)
     fit_pair(AudioPair(x32, y32, sample_rate, "warmup dry", "warmup wet"), max_iterations=2)
+    from .kernels.signal_checks import warm_up as warm_up_signal_checks
+
+    warm_up_signal_checks()  # the capture check's and long files' drivers (serial and parallel), float32 and float64
 
 
 def fit_pair(
@@ -437,28 +514,36 @@ def fit_pair(
     model: str = "ff5",
     candidates: Sequence[str] = AUTO_CANDIDATES,
     times: StageTimes | None = None,
+    report: Any = None,
+    executor: Any = None,
     **options,
 ) -> CaptureFit:
     """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects).
 
-    ``times`` (a :class:`~dynamatch.timing.StageTimes`) receives the wall time of checks, alignment, fit."""
+    ``times`` (a :class:`~dynamatch.timing.StageTimes`) receives the wall time of checks, alignment, fit;
+    ``report``: the pair's :func:`check_capture_for_fit` report, when already made (its signal checks are not
+    repeated and its whole-take alignment is applied instead of estimated again); ``executor``: where
+    ``model="auto"`` fits its candidates (see :func:`select_model`)."""
     if model != AUTO:
         model_spec(model)
     with maybe(times, "checks"):
-        check_signal(pair.dry, pair.dry_name)
-        check_signal(pair.wet, pair.wet_name)
+        if report is None:
+            check_signal(pair.dry, pair.dry_name)
+            check_signal(pair.wet, pair.wet_name)
         check_fit_length(pair, options.get("warmup_seconds", 1.0))
-        check_compressed(pair)
+        if not align:
+            check_compressed(pair)  # aligned pairs are checked once, after the alignment
     alignment = None
     if align:
         with maybe(times, "alignment"):
-            pair, alignment = align_pair(pair)
+            pair, alignment = align_pair(pair, alignment=None if report is None else report.alignment)
         with maybe(times, "checks"):
             check_compressed(pair)
     selection = None
     with maybe(times, "fit"):
         if model == AUTO:
-            result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates, **options)
+            result, selection = select_model(pair.dry, pair.wet, pair.sample_rate, candidates=candidates,
+                                             executor=executor, **options)
         else:
             result = fit_arrays(pair.dry, pair.wet, pair.sample_rate, model=model, **options)
     warning = unexplained_warning(result, pair, aligned=align)

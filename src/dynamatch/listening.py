@@ -341,15 +341,37 @@ def write_analysis(analysis: Analysis, ratings: Sequence[Rating], output_dir: st
 
 @dataclass
 class KitModel:
-    """A model to put in the test: a map (evaluated at each pair's setting) or one fixed compressor."""
+    """A model to put in the test: a map (evaluated at each pair's setting), one fixed compressor, or a trained
+    neural model (``neural``; ``hybrid_map``: the map a 4A-2A-G GRU stage runs after)."""
 
     label: str
     source: str
     map: Any = None
     compressor: Any = None
+    neural: Any = None
+    hybrid_map: Any = None
 
     def at(self, mode: str, peak_reduction: float):
+        """The grey-box compressor at a setting (None for a neural model)."""
+        if self.neural is not None:
+            return None
         return self.compressor if self.map is None else self.map.compressor(peak_reduction, mode)
+
+    def process(self, x: np.ndarray, sample_rate: int, mode: str, peak_reduction: float) -> np.ndarray:
+        """The model's output for dry ``x`` at a setting."""
+        if self.neural is not None:
+            from .neural.evaluate import render
+
+            return render(self.neural, self.hybrid_map, mode, peak_reduction, np.asarray(x, dtype=np.float64),
+                          sample_rate).astype(np.float64)
+        return self.at(mode, peak_reduction).process(x, sample_rate)
+
+    def gain_reduction_db(self, x: np.ndarray, sample_rate: int, mode: str, peak_reduction: float) -> np.ndarray | None:
+        """Gain reduction (dB, positive = quieter, before make-up) of a grey-box model; None for a neural one."""
+        compressor = self.at(mode, peak_reduction)
+        if compressor is None:
+            return None
+        return -20.0 * np.log10(np.maximum(compressor.gain(x, sample_rate), 1e-12))
 
 
 def _clean_label(text: str) -> str:
@@ -380,12 +402,24 @@ def open_model(spec: str) -> KitModel:
         if kind == MAP_FORMAT:
             return KitModel(label, source, map=ParameterMap.load(path))
         if isinstance(kind, str) and "neural" in kind:
-            raise ReportError(f"{path}: neural models are not rendered into kits yet; render them and use a grey-box model here")
+            return _neural_model(label, source, path)
         return KitModel(label, source, compressor=load_compressor(path))
     except ReportError:
         raise
     except DynamatchError as error:
         raise ReportError(str(error)) from None
+
+
+def _neural_model(label: str, source: str, path: Path) -> KitModel:
+    """A trained neural model file (needs the optional ``[nn]`` extra, else one line saying so)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ReportError(f"{path}: a neural model needs PyTorch: pip install 'dynamatch[nn]'") from None
+    from .neural.evaluate import hybrid_map
+    from .neural.registry import load_model
+
+    return KitModel(label, source, neural=load_model(path).eval(), hybrid_map=hybrid_map(path))
 
 
 def _evaluation_pairs(eval_dir: Path) -> list[dict[str, Any]]:
@@ -429,6 +463,22 @@ def _held_out_start(eval_dir: Path) -> float:
         return float(provenance.get("max_seconds") or 0.0)
     except (OSError, ValueError, AttributeError, TypeError):
         return 0.0
+
+
+def _evaluation_record(eval_dir: Path) -> dict[str, Any]:
+    """``evaluation.json`` of an evaluate folder (dataset and models scored); empty when absent or unreadable."""
+    try:
+        document = json.loads((eval_dir / "evaluation.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    from .documents import EVALUATION
+
+    return document if isinstance(document, dict) and EVALUATION.accepts(document.get("format")) else {}
+
+
+def _recorded_dataset(record: Mapping[str, Any]) -> Path | None:
+    value = record.get("dataset")
+    return Path(value) if value and Path(value).exists() else None
 
 
 def _dataset_from_maps(eval_dir: Path) -> Path | None:
@@ -575,7 +625,11 @@ def build_kit(
     if not re.fullmatch(r"[A-Za-z0-9_-]+", test_id):
         raise ReportError(f"test id {test_id!r}: use letters, digits, - and _")
     pairs = _evaluation_pairs(eval_dir)
+    record = _evaluation_record(eval_dir)
     kit_models = [open_model(m) for m in models]
+    if not kit_models and record.get("models"):  # the models the evaluation scored
+        kit_models = [open_model(f"{_clean_label(str(m.get('label') or 'model'))}={m['source']}")
+                      for m in record["models"] if isinstance(m, dict) and m.get("source")]
     if not kit_models:
         if (eval_dir / "map.json").is_file():
             kit_models = [open_model(f"fit={eval_dir / 'map.json'}")]
@@ -586,7 +640,7 @@ def build_kit(
     if len(set(labels)) != len(labels) or reserved & set(labels):
         raise ReportError(f"model labels must be distinct and not {', '.join(sorted(reserved))}: got {', '.join(labels)}; "
                           "name them with --model LABEL=SOURCE")
-    dataset_path = Path(dataset) if dataset is not None else _dataset_from_maps(eval_dir)
+    dataset_path = Path(dataset) if dataset is not None else (_recorded_dataset(record) or _dataset_from_maps(eval_dir))
     if dataset_path is None:
         raise ReportError(f"{eval_dir}: the dataset it scored is not recorded here; give it with --dataset DATA")
     try:
@@ -621,7 +675,7 @@ def build_kit(
             trial_id = f"trial{len({s['trial_id'] for s in stimuli}) + 1:02d}"
             signals = {"reference": wet[lead:lead + n]}
             for model in kit_models:
-                signals[model.label] = model.at(info.mode, info.peak_reduction).process(dry, rate)[lead:lead + n]
+                signals[model.label] = model.process(dry, rate, info.mode, info.peak_reduction)[lead:lead + n]
             if anchor:
                 signals["anchor35"] = lowpass_anchor(wet, rate)[lead:lead + n]
             if include_dry:

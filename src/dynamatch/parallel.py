@@ -3,8 +3,8 @@
 ``executor(workers=None, scheduler=None)`` gives a :class:`SerialExecutor` (runs each task when it is
 submitted) or a :class:`DaskExecutor` (a ``LocalCluster`` of ``workers`` processes, or the cluster at
 ``scheduler``, ``tcp://host:port``).  Both have ``submit(fn, *args, **kwargs) -> future`` and
-``wait_first(futures) -> done futures``; ``future.result()`` returns the value or raises the task's
-error.  Dask is imported only here and only when asked for (``pip install dynamatch[dask]``).
+``wait_first(futures) -> done futures`` (in submission order) and ``share(value)`` (send a large
+argument to the workers once); ``future.result()`` returns the value or raises the task's error.  Dask is imported only here and only when asked for (``pip install dynamatch[dask]``).
 
 Numba inside workers: each task sets numba's thread count (``threads_per_task``; for a local cluster
 ``cores // workers`` so that workers × threads ≤ cores), and the kernels' ``cache=True`` files are
@@ -36,7 +36,13 @@ class SerialExecutor:
         return future
 
     def wait_first(self, futures: Iterable[Future]) -> list[Future]:
-        return list(_futures_wait(list(futures), return_when=FIRST_COMPLETED).done)
+        futures = list(futures)
+        done = _futures_wait(futures, return_when=FIRST_COMPLETED).done
+        return [f for f in futures if f in done]  # submission order, as the Dask executor
+
+    def share(self, value: Any) -> Any:
+        """``value`` itself (the Dask executor sends it to every worker once instead)."""
+        return value
 
     def close(self) -> None:
         pass
@@ -60,6 +66,11 @@ class DaskExecutor:
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         return self.client.submit(_run_with_threads, self.threads_per_task, fn, *args, pure=False, **kwargs)
+
+    def share(self, value: Any) -> Any:
+        """``value`` sent to every worker once (a future that tasks receive as the value): large arrays
+        are not pickled again into every task."""
+        return self.client.scatter(value, broadcast=True)
 
     def wait_first(self, futures: Iterable[Any]) -> list[Any]:
         from distributed import wait

@@ -89,6 +89,10 @@ def _relationals_with(expression, symbol, replacement):
     )
 
 
+class CoupledRecursionError(ValueError):
+    """A member whose carried sensitivities are coupled (a vector recursion, not a cascade of one-poles)."""
+
+
 def _order(items: dict) -> list:
     """Keys of ``items`` (key -> keys it reads) in an order where each comes after what it reads."""
     done, out = set(), []
@@ -96,7 +100,7 @@ def _order(items: dict) -> list:
     while pending:
         ready = [k for k in pending if items[k] <= done | {k}]
         if not ready:
-            raise ValueError(f"coupled recursions {pending}: not a cascade of one-poles")
+            raise CoupledRecursionError(f"coupled recursions {pending}: not a cascade of one-poles")
         for k in ready:
             done.add(k)
             out.append(k)
@@ -142,6 +146,24 @@ def _value_scans(derived: Derived, definitions: dict, keep: set):
     return [(k, *pieces[k]) for k in order]
 
 
+def _check_cascade(program, definitions: dict) -> None:
+    """CoupledRecursionError, before any costly algebra, when the states read each other's previous values
+    in a cycle (``opto``: the cell's stages read the reduction they make): then the sensitivities are a
+    vector recursion, not a cascade of one-poles."""
+    reads = {}
+    for k, update in enumerate(program.next_states):
+        seen, stack = set(), list(sp.sympify(update).free_symbols)
+        while stack:
+            symbol = stack.pop()
+            if symbol in seen:
+                continue
+            seen.add(symbol)
+            if symbol in definitions:
+                stack.extend(sp.sympify(definitions[symbol]).free_symbols)
+        reads[k] = {j for j, state in enumerate(program.states) if state in seen}
+    _order(reads)
+
+
 def torch_source(derived: Derived) -> str:
     """The complete source of ``dynamatch/kernels/torch_generated/<model>.py``."""
     program = derived.program
@@ -158,6 +180,7 @@ def torch_source(derived: Derived) -> str:
             body.append(st)
     values = [st for st in body if st.order == 0]
     value_definitions = {st.target: st.expression for st in values}
+    _check_cascade(program, value_definitions)
     value_dependent = _dependent(values, set(program.states))
     scans = _value_scans(derived, value_definitions, value_dependent)
 
@@ -279,7 +302,7 @@ def torch_source(derived: Derived) -> str:
             expression = _inline(nexts[k].get(index, 0), definitions, dependent)
             a = sp.diff(expression, symbol)
             if a.free_symbols & set(carried.values()):
-                raise ValueError(f"{spec.name}: sensitivity {symbol} is not linear in the carried sensitivities")
+                raise CoupledRecursionError(f"{spec.name}: sensitivity {symbol} is not linear in the carried sensitivities")
             b = expression.xreplace({symbol: sp.Integer(0)})
             reads[key] = {other for other, s in carried.items() if s in b.free_symbols}
             pieces[key] = (a, b)

@@ -79,7 +79,9 @@ def estimate_alignment(
     if n_fft % 2 == 0:
         weights[-1] = 1.0
     # Parseval: the energies of the band-passed signals
-    norm = math.sqrt(float(np.dot(weights, np.abs(spectrum_d) ** 2)) * float(np.dot(weights, np.abs(spectrum_w) ** 2))) / n_fft
+    from ..kernels.signal_checks import dot
+
+    norm = math.sqrt(dot(weights, np.abs(spectrum_d) ** 2) * dot(weights, np.abs(spectrum_w) ** 2)) / n_fft
     if norm == 0.0:
         raise AudioError("cannot align: the dry or the wet signal has no energy in the 100 Hz…0.4·sample_rate band: check the files")
     cross = spectrum_w * np.conj(spectrum_d)
@@ -92,9 +94,10 @@ def estimate_alignment(
     polarity = 1 if values[peak] >= 0 else -1
     guess = float(lags[peak]) + _parabolic_offset(np.abs(values), peak)
 
-    weighted, omega = weights * cross / n_fft, 2.0 * np.pi * np.arange(cross.size) / n_fft
-    lag = _refine_peak(weighted, omega, polarity, guess, float(lags[peak]))
-    correlation = polarity * _interpolated_correlation(weighted, omega, lag)[0] / norm
+    weighted = weights * cross / n_fft
+    weighted = _Spectrum(np.ascontiguousarray(weighted.real), np.ascontiguousarray(weighted.imag), 2.0 * np.pi / n_fft)
+    lag = _refine_peak(weighted, polarity, guess, float(lags[peak]))
+    correlation = polarity * _interpolated_correlation(weighted, lag)[0] / norm
     return Alignment(lag_samples=lag, polarity=polarity, correlation=float(correlation))
 
 
@@ -178,12 +181,16 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     return np.ascontiguousarray(delayed[..., :length]), np.ascontiguousarray(wet)
 
 
-def align_pair(pair: AudioPair, *, min_correlation: float = 0.3, max_lag_seconds: float = 1.0) -> tuple[AudioPair, Alignment]:
+def align_pair(pair: AudioPair, *, min_correlation: float = 0.3, max_lag_seconds: float = 1.0,
+               alignment: Alignment | None = None) -> tuple[AudioPair, Alignment]:
     """Estimate and apply the alignment of ``pair``; refuse pairs that are not the same recording.
 
-    Raises :class:`UnrelatedAudioError` when the peak correlation is below ``min_correlation``.
+    ``alignment``: one already estimated on this pair with the same settings (the capture check's), applied
+    instead of estimating it again.  Raises :class:`UnrelatedAudioError` when the peak correlation is below
+    ``min_correlation``.
     """
-    alignment = estimate_alignment(pair.dry, pair.wet, pair.sample_rate, max_lag_seconds=max_lag_seconds)
+    if alignment is None:
+        alignment = estimate_alignment(pair.dry, pair.wet, pair.sample_rate, max_lag_seconds=max_lag_seconds)
     if alignment.correlation < min_correlation:
         raise UnrelatedAudioError(
             f"{pair.dry_name} and {pair.wet_name} do not look like the same recording "
@@ -193,20 +200,29 @@ def align_pair(pair: AudioPair, *, min_correlation: float = 0.3, max_lag_seconds
     return replace(pair, dry=dry, wet=wet), alignment
 
 
-def _interpolated_correlation(weighted: np.ndarray, omega: np.ndarray, tau: float) -> tuple[float, float, float]:
-    """Band-limited correlation r(tau) and its first two derivatives from the weighted cross-spectrum."""
-    cosine, sine = np.cos(omega * tau), np.sin(omega * tau)
-    real = weighted.real * cosine - weighted.imag * sine  # Re{X e^{i omega tau}}
-    imaginary = weighted.real * sine + weighted.imag * cosine  # Im{X e^{i omega tau}}
-    return float(real.sum()), float(-np.dot(omega, imaginary)), float(-np.dot(omega * omega, real))
+@dataclass(frozen=True)
+class _Spectrum:
+    """The weighted cross-spectrum ``X = real + i·imaginary`` at angular frequencies ``n·delta``."""
+
+    real: np.ndarray
+    imaginary: np.ndarray
+    delta: float
 
 
-def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: float, centre: float) -> float:
+def _interpolated_correlation(weighted: _Spectrum, tau: float) -> tuple[float, float, float]:
+    """Band-limited correlation r(tau) = Σ Re{X e^{iωτ}} and its first two derivatives (one compiled pass)."""
+    from ..kernels.signal_checks import correlation_and_derivatives
+
+    r0, r1, r2 = correlation_and_derivatives(weighted.real, weighted.imaginary, weighted.delta, float(tau))
+    return float(r0), float(r1), float(r2)
+
+
+def _refine_peak(weighted: _Spectrum, polarity: int, guess: float, centre: float) -> float:
     """Maximise polarity * r(tau) near ``centre``: Newton from ``guess``; a bounded scalar search if
     Newton leaves the ±1-sample bracket or meets a non-concave point."""
     tau = guess
     for _ in range(20):
-        _, slope, curvature = _interpolated_correlation(weighted, omega, tau)
+        _, slope, curvature = _interpolated_correlation(weighted, tau)
         if polarity * curvature >= 0:
             break
         step = -slope / curvature
@@ -218,7 +234,7 @@ def _refine_peak(weighted: np.ndarray, omega: np.ndarray, polarity: int, guess: 
     from scipy import optimize
 
     result = optimize.minimize_scalar(
-        lambda t: -polarity * _interpolated_correlation(weighted, omega, t)[0],
+        lambda t: -polarity * _interpolated_correlation(weighted, t)[0],
         bounds=(centre - 1.0, centre + 1.0),
         method="bounded",
         options={"xatol": 1e-5},
@@ -241,9 +257,13 @@ def _analysis_window(d: np.ndarray, w: np.ndarray, window_samples: int) -> tuple
         return d, w
     hop = max(1, window_samples // 2)
     starts = np.arange(0, d.size - window_samples + 1, hop)
-    # energy of each hop-long block (float64 sums, no full-length temporary), then of each window
-    block_energy = np.array([float(np.dot(block, block)) for block in
-                             (d[i:i + hop].astype(np.float64) for i in range(0, d.size, hop))])
+    # energy of each hop-long block (one compiled pass, float64 sums, no temporary), then of each window
+    from ..kernels.signal_checks import dot, frame_energies
+
+    whole = d.size // hop
+    block_energy = frame_energies(np.ascontiguousarray(d), 0, hop, whole)
+    if whole * hop < d.size:
+        block_energy = np.append(block_energy, dot(d[whole * hop:]))
     energy = np.concatenate(([0.0], np.cumsum(block_energy)))
     blocks_per_window = window_samples // hop  # 2, or 1 for a one-sample window
     first_block = starts // hop

@@ -198,6 +198,8 @@ class SignalStatistics:
     mean: float  # of the finite samples
     rms: float  # of the finite samples
     clipped_fraction: float  # as :func:`clipped_fraction`
+    peak: float = 0.0  # max |x| of the finite samples
+    full_scale_samples: int = 0  # samples with |x| >= CLIP_LEVEL
 
 
 def signal_statistics(audio: np.ndarray) -> SignalStatistics:
@@ -211,23 +213,24 @@ def signal_statistics(audio: np.ndarray) -> SignalStatistics:
     channels = np.atleast_2d(x)
     if channels.size == 0:
         return SignalStatistics(0, 0, -1, 0.0, 0.0, 0.0)
-    bad = clipped = 0
+    bad = clipped = full_scale = 0
     first = -1
-    total = squares = 0.0
+    total = squares = peak = 0.0
     for channel in channels:
-        b, f, s, q, c = kernel(np.ascontiguousarray(channel), CLIP_LEVEL, CLIP_RUN_SAMPLES)
+        b, f, s, q, c, p, fs = kernel(np.ascontiguousarray(channel), CLIP_LEVEL, CLIP_RUN_SAMPLES)
         bad, total, squares, clipped = bad + int(b), total + float(s), squares + float(q), clipped + int(c)
+        peak, full_scale = max(peak, float(p)), full_scale + int(fs)
         if f >= 0:
             first = int(f) if first < 0 else min(first, int(f))
     finite = channels.size - bad
     return SignalStatistics(
         samples=int(channels.shape[-1]), non_finite=bad, first_non_finite=first,
         mean=total / finite if finite else 0.0, rms=math.sqrt(squares / finite) if finite else 0.0,
-        clipped_fraction=clipped / channels.size,
+        clipped_fraction=clipped / channels.size, peak=peak, full_scale_samples=full_scale,
     )
 
 
-def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None) -> None:
+def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None) -> SignalStatistics:
     """Refuse audio that cannot be used to fit a model, with one line naming ``name`` and the fix.
 
     - :class:`NonFiniteAudioError`: any NaN/inf sample.
@@ -236,6 +239,8 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
       flat runs of ≥ :data:`CLIP_RUN_SAMPLES` (4) identical samples at ``|x| >= 0.9999`` — the
       signature of a converter or file format that hit full scale.  An isolated full-scale
       sample, or float audio that exceeds 1.0 without flat tops, is not clipping.
+
+    Returns the :class:`SignalStatistics` it checked (one compiled pass).
     """
     stats = signal_statistics(audio)
     if stats.samples == 0:
@@ -258,12 +263,14 @@ def check_signal(audio: np.ndarray, name: str, sample_rate: float | None = None)
             f"{name}: {100 * fraction:.2f} % of samples sit in flat runs at full scale (clipped): "
             "record again with less gain into the converter"
         )
+    return stats
 
 
-def warn_dc_offset(audio: np.ndarray, name: str) -> float:
+def warn_dc_offset(audio: np.ndarray, name: str, stats: SignalStatistics | None = None) -> float:
     """Log a warning when the mean of ``audio`` is at least :data:`DC_WARN_LEVEL` of full scale (a
-    converter or DAW offset: the level detector sees it as signal); returns the offset."""
-    offset = signal_statistics(audio).mean
+    converter or DAW offset: the level detector sees it as signal); returns the offset.  ``stats``: the
+    audio's :func:`signal_statistics` when already computed."""
+    offset = (stats if stats is not None else signal_statistics(audio)).mean
     if abs(offset) >= DC_WARN_LEVEL:
         log.warning("%s: large DC offset %+.3f (%.0f dBFS): the level detector sees it as signal; "
                     "high-pass the recording or check the converter", name, offset, 20.0 * math.log10(abs(offset)))
@@ -285,8 +292,11 @@ def load_pair(
     resample: bool = True,
     mono: bool = True,
     dtype: str = "float64",
+    check: bool = True,
 ) -> AudioPair:
-    """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`.
+    """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`
+    (``check=False``: not checked here, for a caller that checks next, as
+    :func:`dynamatch.fitting.check_capture_for_fit` does: one pass over each signal instead of two).
 
     The common rate is ``sample_rate`` if given, else the dry file's.  A file at another rate is
     resampled (soxr VHQ) when ``resample`` else refused with :class:`SampleRateMismatchError`.
@@ -333,10 +343,10 @@ def load_pair(
         )
         length = min(dry_samples, wet_samples)
         dry, wet = dry[..., :length], wet[..., :length]
-    check_signal(dry, str(dry_path), rate)
-    check_signal(wet, str(wet_path), rate)
-    for audio, path in ((dry, dry_path), (wet, wet_path)):
-        warn_dc_offset(audio, str(path))
+    if check:
+        stats = [check_signal(dry, str(dry_path), rate), check_signal(wet, str(wet_path), rate)]
+        for audio, path, audio_stats in ((dry, dry_path, stats[0]), (wet, wet_path, stats[1])):
+            warn_dc_offset(audio, str(path), audio_stats)
     return AudioPair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, str(dry_path), str(wet_path))
 
 

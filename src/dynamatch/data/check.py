@@ -45,7 +45,7 @@ import numpy as np
 from ..documents import CAPTURE_CHECK
 from ..errors import AudioError, DynamatchError
 from .alignment import estimate_alignment
-from .audio import CLIP_FRACTION, CLIP_LEVEL, clipped_fraction
+from .audio import CLIP_FRACTION, SignalStatistics, signal_statistics
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
@@ -101,6 +101,8 @@ class CaptureReport:
     sample_rate: int
     dry_name: str = "dry"
     wet_name: str = "wet"
+    #: the whole-take alignment the latency line measured (``fit`` applies it instead of measuring again)
+    alignment: Any = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -131,14 +133,23 @@ class CaptureReport:
             raise CaptureCheckError(f"{self.wet_name}: capture check failed ({detail}); {hint}")
 
 
-def stimulus_hash(dry: np.ndarray) -> str:
-    """SHA-256 of the samples as little-endian float32 (the standard stimulus's identity)."""
-    return hashlib.sha256(np.ascontiguousarray(np.asarray(dry, dtype=np.float64).astype("<f4")).tobytes()).hexdigest()
+def stimulus_hash(dry: np.ndarray, block_samples: int = 1 << 20) -> str:
+    """SHA-256 of the samples as little-endian float32 (the standard stimulus's identity), block by block:
+    float32 audio is hashed in place, anything else converted one block at a time (no full-length copy)."""
+    x = np.asarray(dry).reshape(-1)
+    digest = hashlib.sha256()
+    for start in range(0, x.size, block_samples):
+        block = x[start:start + block_samples]
+        if block.dtype != np.dtype("<f4"):
+            block = block.astype(np.float64).astype("<f4")  # as before: through float64, then rounded
+        digest.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+    return digest.hexdigest()
 
 
-def recognise_stimulus(dry: np.ndarray) -> str | None:
-    """The :data:`STANDARD_STIMULI` key whose hash matches ``dry``, or None."""
-    digest = stimulus_hash(dry)
+def recognise_stimulus(dry: np.ndarray, digest: str | None = None) -> str | None:
+    """The :data:`STANDARD_STIMULI` key whose hash matches ``dry`` (``digest``: its :func:`stimulus_hash`,
+    when already computed), or None."""
+    digest = stimulus_hash(dry) if digest is None else digest
     for key, entry in STANDARD_STIMULI.items():
         if entry["sha256"] == digest:
             return key
@@ -154,15 +165,27 @@ def check_capture(
     input_reference_dbu: float | None = None,
     dry_name: str = "dry",
     wet_name: str = "wet",
+    statistics: tuple[SignalStatistics, SignalStatistics] | None = None,
 ) -> CaptureReport:
-    """Run every check on a mono dry/wet pair at one sample rate (lengths may differ a little)."""
+    """Run every check on a mono dry/wet pair at one sample rate (lengths may differ a little).
+
+    ``statistics``: the :func:`~dynamatch.data.audio.signal_statistics` of ``dry`` and ``wet`` (1-D, as
+    given) when the caller has them already (not computed again)."""
+    mono_given = np.ndim(dry) == 1 and np.ndim(wet) == 1
     dry, wet = _mono(dry, dry_name), _mono(wet, wet_name)
     lines = [_length_line(dry, wet, sample_rate)]
     length = min(dry.size, wet.size)
     dry_cut, wet_cut = dry[:length], wet[:length]
-    level = _level_line(dry_cut, wet_cut)
+    # one compiled pass per signal gives level, clipping and calibration (float64 sums, no copies)
+    if statistics is not None and mono_given and dry.size == wet.size:
+        dry_stats, wet_stats = statistics
+    else:
+        dry_stats, wet_stats = signal_statistics(dry_cut), signal_statistics(wet_cut)
+    dry_full = dry_stats if dry.size == length else signal_statistics(dry)
+    wet_full = wet_stats if wet.size == length else signal_statistics(wet)
+    level = _level_line(dry_stats, wet_stats)
     alignment = None
-    if level.status != FAIL and _rms(dry_cut) > 0:
+    if level.status != FAIL and dry_stats.rms > 0:
         try:
             alignment = estimate_alignment(dry_cut, wet_cut, sample_rate)
         except AudioError:
@@ -170,11 +193,11 @@ def check_capture(
     lines += _latency_lines(alignment, sample_rate)
     lines.append(level)
     lines.append(_drift_line(dry_cut, wet_cut, sample_rate, alignment))
-    lines.append(_clipping_line(dry, wet))
+    lines.append(_clipping_line(dry_full, wet_full))
     lines.append(_noise_line(dry_cut, wet_cut, sample_rate, alignment))
     lines.append(_stimulus_line(dry))
-    lines.append(_calibration_line(dry_cut, wet_cut, reference_dbu, input_reference_dbu))
-    return CaptureReport(tuple(lines), int(sample_rate), dry_name, wet_name)
+    lines.append(_calibration_line(dry_stats, wet_stats, reference_dbu, input_reference_dbu))
+    return CaptureReport(tuple(lines), int(sample_rate), dry_name, wet_name, alignment=alignment)
 
 
 def check_files(dry_path, wet_path, **kwargs) -> CaptureReport:
@@ -221,13 +244,13 @@ def _latency_lines(alignment, sample_rate: float) -> list[CheckLine]:
     return [latency, polarity]
 
 
-def _level_line(dry: np.ndarray, wet: np.ndarray) -> CheckLine:
-    values = {"dry_peak_dbfs": _db(np.max(np.abs(dry), initial=0.0)), "dry_rms_dbfs": _db(_rms(dry)),
-              "wet_peak_dbfs": _db(np.max(np.abs(wet), initial=0.0)), "wet_rms_dbfs": _db(_rms(wet))}
+def _level_line(dry: SignalStatistics, wet: SignalStatistics) -> CheckLine:
+    values = {"dry_peak_dbfs": _db(dry.peak), "dry_rms_dbfs": _db(dry.rms),
+              "wet_peak_dbfs": _db(wet.peak), "wet_rms_dbfs": _db(wet.rms)}
     values["wet_minus_dry_rms_db"] = values["wet_rms_dbfs"] - values["dry_rms_dbfs"]
     text = (f"dry peak {values['dry_peak_dbfs']:.1f} / RMS {values['dry_rms_dbfs']:.1f} dBFS, "
             f"wet peak {values['wet_peak_dbfs']:.1f} / RMS {values['wet_rms_dbfs']:.1f} dBFS")
-    if not (np.isfinite(dry).all() and np.isfinite(wet).all()):
+    if dry.non_finite or wet.non_finite:
         return CheckLine("level", FAIL, "NaN or infinite samples: re-render or re-export", values)
     if values["dry_rms_dbfs"] < -90.0 or values["wet_rms_dbfs"] < -90.0:
         which = "dry" if values["dry_rms_dbfs"] < -90.0 else "wet"
@@ -292,10 +315,9 @@ def _drift_line(dry: np.ndarray, wet: np.ndarray, sample_rate: float, alignment)
     return CheckLine("drift", PASS, text, values)
 
 
-def _clipping_line(dry: np.ndarray, wet: np.ndarray) -> CheckLine:
-    values = {"dry_clipped_fraction": clipped_fraction(dry), "wet_clipped_fraction": clipped_fraction(wet),
-              "dry_full_scale_samples": int(np.count_nonzero(np.abs(dry) >= CLIP_LEVEL)),
-              "wet_full_scale_samples": int(np.count_nonzero(np.abs(wet) >= CLIP_LEVEL))}
+def _clipping_line(dry: SignalStatistics, wet: SignalStatistics) -> CheckLine:
+    values = {"dry_clipped_fraction": dry.clipped_fraction, "wet_clipped_fraction": wet.clipped_fraction,
+              "dry_full_scale_samples": dry.full_scale_samples, "wet_full_scale_samples": wet.full_scale_samples}
     worst = max(values["dry_clipped_fraction"], values["wet_clipped_fraction"])
     text = (f"clipped runs: dry {100 * values['dry_clipped_fraction']:.3f} %, "
             f"wet {100 * values['wet_clipped_fraction']:.3f} %")
@@ -314,8 +336,10 @@ def _noise_line(dry: np.ndarray, wet: np.ndarray, sample_rate: float, alignment)
     count = (min(dry.size, wet.size - lag)) // frame
     if count < 3:
         return CheckLine("noise", WARN, "too short to measure the noise floor")
-    dry_power = np.mean(np.square(dry[: count * frame]).reshape(count, frame), axis=1)
-    wet_power = np.mean(np.square(wet[lag : lag + count * frame]).reshape(count, frame), axis=1)
+    from ..kernels.signal_checks import frame_energies
+
+    dry_power = frame_energies(np.ascontiguousarray(dry), 0, frame, count) / frame
+    wet_power = frame_energies(np.ascontiguousarray(wet), lag, frame, count) / frame
     dry_db = 10.0 * np.log10(np.maximum(dry_power, 1e-30))
     quiet = dry_db < dry_db.max() - SILENT_BELOW_PEAK_DB
     guard = max(1, int(math.ceil(GUARD_SECONDS * sample_rate / frame)))
@@ -338,16 +362,17 @@ def _noise_line(dry: np.ndarray, wet: np.ndarray, sample_rate: float, alignment)
 
 
 def _stimulus_line(dry: np.ndarray) -> CheckLine:
-    key = recognise_stimulus(dry)
+    digest = stimulus_hash(dry)  # once: the identity of a standard stimulus, the provenance of any other
+    key = recognise_stimulus(dry, digest)
     if key is None:
         return CheckLine("stimulus", WARN, "not a standard stimulus (fine if it exercises attack, release and level)",
-                         {"standard": None, "sha256": stimulus_hash(dry)})
+                         {"standard": None, "sha256": digest})
     entry = STANDARD_STIMULI[key]
     return CheckLine("stimulus", PASS, f"standard stimulus {key} (version {entry['version']})",
                      {"standard": key, "version": entry["version"], "sha256": entry["sha256"]})
 
 
-def _calibration_line(dry: np.ndarray, wet: np.ndarray, reference_dbu: float | None,
+def _calibration_line(dry: SignalStatistics, wet: SignalStatistics, reference_dbu: float | None,
                       input_reference_dbu: float | None) -> CheckLine:
     for name, value in (("reference_dbu", reference_dbu), ("input_reference_dbu", input_reference_dbu)):
         if value is not None and not math.isfinite(value):
@@ -358,8 +383,8 @@ def _calibration_line(dry: np.ndarray, wet: np.ndarray, reference_dbu: float | N
                          "level it was captured at", {"reference_dbu": None, "input_reference_dbu": None})
     output_ref = reference_dbu if reference_dbu is not None else input_reference_dbu
     input_ref = input_reference_dbu if input_reference_dbu is not None else reference_dbu
-    dry_peak_dbu = _db(np.max(np.abs(dry))) + output_ref
-    wet_peak_dbu = _db(np.max(np.abs(wet))) + input_ref
+    dry_peak_dbu = _db(dry.peak) + output_ref
+    wet_peak_dbu = _db(wet.peak) + input_ref
     values = {"reference_dbu": output_ref, "input_reference_dbu": input_ref, "dry_peak_dbu": dry_peak_dbu,
               "wet_peak_dbu": wet_peak_dbu}
     return CheckLine("calibration", PASS,
@@ -371,9 +396,11 @@ def _calibration_line(dry: np.ndarray, wet: np.ndarray, reference_dbu: float | N
 
 
 def _mono(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
     if x.ndim == 2:
-        x = x.mean(axis=0)
+        x = x.mean(axis=0, dtype=np.float64)
     if x.ndim != 1 or x.size < 16:
         raise AudioError(f"{name}: expected mono audio of at least 16 samples, got shape {np.shape(x)}")
     return x

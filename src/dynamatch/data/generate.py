@@ -88,7 +88,7 @@ def generate_signaltrain_like(
     *,
     duration_seconds: float = 60.0,
     peak_reductions: Iterable[float] = range(40, 101, 5),
-    modes: Iterable[str] = ("compress", "limit"),
+    modes: Iterable[str] = MODES,
     splits: Mapping[str, Iterable[tuple[str, float]]] | None = None,
     sample_rate: int = SAMPLE_RATE,
     seed: int = 0,

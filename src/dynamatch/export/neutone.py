@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError, ModelFileError, ParameterError, SampleRateMismatchError
+from ..models.parameters import MODES
 
 EXPORT_FORMAT = "dynamatch.neutone"
 MAX_SAMPLE_RATE = 96000  # the SDK's schema limit for real-time models
@@ -89,34 +90,24 @@ def _map_parameters(parameter_map) -> tuple[list[dict[str, Any]], list[float]]:
                           knots[len(knots) // 2], 0)
     parameters = [knob]
     limit_only = set(parameter_map.modes) == {"limit"}
-    if set(parameter_map.modes) >= {"compress", "limit"}:
+    if set(parameter_map.modes) >= set(MODES):
         parameters.append(_parameter("Mode", "compress (< 0.5) or limit (>= 0.5)", 0.0, 1.0, 0.0, 1))
     return parameters, [knob["default"], 1.0 if limit_only else 0.0]
 
 
 def _load_source(source: str | os.PathLike, interpolation: str | None):
-    """(kind, object, JSON document or None) for ``source``: a map, a compressor or a neural model file."""
-    from ..maps.parameter_map import MAP_FORMAT, ParameterMap
-    from ..models.model_file import load_compressor
+    """(kind, object, JSON document or None) for ``source``, resolved by
+    :func:`dynamatch.model_loading.resolve_model_source` (a preset, a map, a compressor or a neural model file,
+    a run folder): kind ``"map"`` with the map, ``"compressor"`` with the compressor, ``"neural"`` with the path."""
+    from ..documents import NEURAL, read_document
+    from ..model_loading import resolve_model_source
 
-    text = str(source)
-    if text.startswith("preset:"):
-        parameter_map = ParameterMap.preset(text.split(":", 1)[1], interpolation)
-        return "map", parameter_map, None
-    path = Path(text)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file; give a map, compressor or neural model .json, or preset:la2a")
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not a dynamatch model file ({error})") from None
-    kind = document.get("format") if isinstance(document, dict) else None
-    if kind == MAP_FORMAT:
-        parameter_map = ParameterMap.load(path)
-        return "map", parameter_map.with_interpolation(interpolation) if interpolation else parameter_map, document
-    if kind == "dynamatch-neural":
-        return "neural", path, document
-    return "compressor", load_compressor(path), document
+    resolved = resolve_model_source(source)
+    if resolved.is_map:
+        return "map", resolved.parameter_map(interpolation), None
+    if resolved.kind == "neural":
+        return "neural", resolved.path, read_document(resolved.path, NEURAL)
+    return "compressor", resolved.compressor(), None
 
 
 def plan_neutone(

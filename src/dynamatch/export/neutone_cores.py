@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ..maps.parameter_map import ParameterMap
 from ..models.family import model_spec
+from ..models.parameters import MODES
 
 KIND_CODES = {"db": 0, "ratio": 1, "time": 2, "hz": 3, "share": 4}
 MODE_INDEX = {"compress": 0, "limit": 1}
@@ -49,7 +50,7 @@ def compressor_core(parameter_map: ParameterMap, overrides: Sequence[int] = (), 
     names = parameter_map.parameter_names
     breakpoints: List[List[float]] = []
     coefficients: List[List[List[float]]] = []
-    for mode in ("compress", "limit"):
+    for mode in MODES:
         source = mode if mode in parameter_map.modes else next(iter(parameter_map.modes))
         segments = parameter_map.spline_segments(source)
         breakpoints.append([float(v) for v in segments["breakpoints"]])

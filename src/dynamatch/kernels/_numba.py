@@ -3,11 +3,22 @@
 ``fastmath`` leaves out ``nnan``/``ninf`` so NaN and infinity checks inside kernels still work,
 ``error_model="numpy"`` gives IEEE results (inf, NaN) instead of exceptions on division by zero, and
 ``cache=True`` keeps the compile time (a few seconds) out of every run after the first.
+
+numba's SSA pass recurses once per basic block on the way to a definition; the generated kernels of the
+larger members (``opto-hp``: hundreds of branch-selected sensitivities) go deeper than Python's default
+limit of 1000 frames, so the limit is raised once here.
 """
 
 from __future__ import annotations
 
+import sys
+
 import numba
+
+#: Python frames numba's SSA reconstruction may need for the largest generated kernel.
+COMPILE_RECURSION_LIMIT = 10_000
+if sys.getrecursionlimit() < COMPILE_RECURSION_LIMIT:
+    sys.setrecursionlimit(COMPILE_RECURSION_LIMIT)
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

@@ -11,6 +11,7 @@ Import this module only where torch is wanted: it imports torch at the top.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
@@ -19,9 +20,23 @@ import torch
 from .torch_scan import linear_scan, prefilter_scan
 
 
+#: Members with a generated torch objective (the files written by ``python -m dynamatch.codegen``).
+TORCH_MEMBERS = frozenset(p.stem.replace("_", "-") for p in (Path(__file__).parent / "torch_generated").glob("*.py")
+                          if p.stem != "__init__")
+
+
 def torch_kernels_of(module_name: str) -> ModuleType:
-    """The generated torch module of a family member (``module_name``: its name with ``-`` as ``_``)."""
-    return importlib.import_module(f"{__package__}.torch_generated.{module_name}")
+    """The generated torch module of a family member (``module_name``: its name with ``-`` as ``_``);
+    ParameterError for a member the generator has none for (coupled sensitivity recursions)."""
+    try:
+        return importlib.import_module(f"{__package__}.torch_generated.{module_name}")
+    except ModuleNotFoundError:
+        from ..errors import ParameterError
+
+        supported = sorted(TORCH_MEMBERS)
+        raise ParameterError(f"model {module_name.replace('_', '-')!r} has no torch objective (its sensitivity "
+                             f"recursions are coupled); use the numba backend (no --device) or one of "
+                             f"{', '.join(supported)}") from None
 
 
 def shifted(sequence: torch.Tensor, rest: float) -> torch.Tensor:

@@ -34,6 +34,7 @@ from ..data.alignment import _shift
 from ..errors import AudioError, DatasetError, ParameterError
 from ..kernels.prefilter import prefilter
 from ..metrics import score
+from ..models.parameters import MODES
 from .evaluate import FAST_METRICS, write_rows
 KNOB_NAMES = ("peak_reduction", "knob")
 GAIN_SEARCH_DB = (-24.0, 24.0)
@@ -109,7 +110,7 @@ def parse_baseline_map(specs: Iterable[str]) -> BaselineMapping:
                 raise ParameterError(f"--baseline-map {spec!r}: the knob values K must be distinct")
         elif left.lower() == "mode":
             values = dict(_table(spec, table, str))
-            unknown = sorted(set(values) - {"compress", "limit"})
+            unknown = sorted(set(values) - set(MODES))
             if not values or unknown:
                 raise ParameterError(f"--baseline-map {spec!r}: write mode={name or 'PARAM'}@compress:V1,limit:V2")
             mode_param, mode_values = name, values
@@ -310,7 +311,8 @@ def score_plugin_baseline(
         g = gains[pair.mode]
         prediction = baseline.render(x, dataset.sample_rate, pair.mode, pair.peak_reduction,
                                      g.input_gain_db, g.output_gain_db, g.latency_samples)
-        row: dict[str, Any] = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        row: dict[str, Any] = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction,
+                                "split": pair.split, "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
         row.update({"input_gain_db": g.input_gain_db, "output_gain_db": g.output_gain_db,
                     "latency_samples": g.latency_samples})

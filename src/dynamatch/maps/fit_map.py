@@ -22,6 +22,7 @@ from ..documents import FIT_MAP_PROGRESS, read_document, write_document
 from ..errors import DatasetError
 from ..fitting import fit_arrays
 from ..models.compressor import Compressor
+from ..models.parameters import MODES
 from ..models.family import model_spec
 from .parameter_map import ParameterMap
 
@@ -43,18 +44,20 @@ class SettingFit:
     success: bool
     elapsed_seconds: float
     files: tuple[str, ...]
+    loss_history: tuple[float, ...] = ()  # ESR per iterate (6 significant digits; ``dynamatch report`` plots it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "peak_reduction": self.peak_reduction, "parameters": self.compressor.to_dict(),
             "esr": self.esr, "iterations": self.iterations, "success": self.success,
-            "elapsed_seconds": self.elapsed_seconds, "files": list(self.files),
+            "elapsed_seconds": self.elapsed_seconds, "files": list(self.files), "history": list(self.loss_history),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], model: str = "ff5") -> "SettingFit":
         return cls(d["mode"], float(d["peak_reduction"]), Compressor(model=model, **d["parameters"]), float(d["esr"]),
-                   int(d["iterations"]), bool(d["success"]), float(d["elapsed_seconds"]), tuple(d["files"]))
+                   int(d["iterations"]), bool(d["success"]), float(d["elapsed_seconds"]), tuple(d["files"]),
+                   tuple(float(v) for v in d.get("history") or ()))
 
 
 def progress_path(output: str | os.PathLike) -> Path:
@@ -123,7 +126,7 @@ def fit_map(
     dataset: PairDataset,
     output: str | os.PathLike,
     *,
-    modes: Iterable[str] = ("compress", "limit"),
+    modes: Iterable[str] = MODES,
     chain: Sequence[float] = DEFAULT_CHAIN,
     split: str | None = "train",
     session: str | None = None,
@@ -210,7 +213,7 @@ def preset_to_install(dataset: PairDataset, parameter_map: ParameterMap, request
     from ..data.signaltrain import SignalTrainDataset
 
     real = isinstance(dataset, SignalTrainDataset) and not (dataset.root / GENERATED_MARKER).exists()
-    return "la2a" if real and set(parameter_map.modes) == {"compress", "limit"} else None
+    return "la2a" if real and set(parameter_map.modes) == set(MODES) else None
 
 
 def fit_setting(
@@ -223,8 +226,11 @@ def fit_setting(
     started = time.perf_counter()
     result = fit_arrays(dry, wet, dataset.sample_rate, model=model, method=method, initial=initial,
                         max_iterations=max_iterations, callback=callback, device=device)
+    from ..report.fit import compact_history
+
+    losses = tuple(v for v in compact_history(result.history)["loss"] if v is not None)
     return SettingFit(mode, pr, result.params, float(result.loss), int(result.nit), bool(result.success),
-                      time.perf_counter() - started, tuple(p.name for p in pairs))
+                      time.perf_counter() - started, tuple(p.name for p in pairs), losses)
 
 
 def _run_chains(executor, dataset, plan, fits, fit_options, record, on_start) -> None:
@@ -276,5 +282,6 @@ def map_from_fits(
         statistics.setdefault(fit.mode, []).append({
             "peak_reduction": fit.peak_reduction, "esr": fit.esr, "iterations": fit.iterations,
             "success": fit.success, "elapsed_seconds": round(fit.elapsed_seconds, 3), "files": list(fit.files),
+            **({"history": list(fit.loss_history)} if fit.loss_history else {}),
         })
     return ParameterMap(modes, interpolation, sample_rate, statistics, provenance, model, knob)

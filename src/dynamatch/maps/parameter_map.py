@@ -29,7 +29,7 @@ from scipy.interpolate import CubicSpline
 from ..documents import PARAMETER_MAP, read_document, write_document
 from ..errors import ModelFileError, ParameterError
 from ..models.compressor import Compressor
-from ..models.family import model_spec
+from ..models.family import current_name, model_spec
 from ..models.parameters import MODES  # noqa: F401  (re-exported)
 from ..models.parameters import Parameter
 
@@ -158,16 +158,19 @@ class ParameterMap:
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "<map>") -> "ParameterMap":
         try:
+            knob = str(document.get("knob", "peak_reduction"))
+            tables = list(document["modes"].values())
+            names = [name for name in tables[0] if name != knob] if tables and isinstance(tables[0], dict) else []
             return cls(
                 modes=document["modes"],
                 interpolation=document.get("interpolation", "linear"),
                 sample_rate=document.get("sample_rate"),
                 fit_statistics=document.get("fit_statistics", {}),
                 provenance=document.get("provenance", {}),
-                model=document.get("model", "ff5"),
-                knob=str(document.get("knob", "peak_reduction")),
+                model=current_name(document.get("model", "ff5"), names),
+                knob=knob,
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ModelFileError(f"{source}: malformed parameter map ({error}); re-export it") from None
 
     @classmethod

@@ -19,7 +19,7 @@ end worse than it on the audio it was fitted to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..errors import ParameterError
 from . import blocks as b
@@ -45,10 +45,18 @@ RELEASE_SLOW = Parameter("release_slow_ms", "time", 3000.0, (300.0, 20000.0), ne
                          description="10-90 % time of the slow release stage")
 SLOW_SHARE = Parameter("slow_share", "share", 0.5, (0.0, 1.0), neutral=0.0, starts=(0.3, 0.7),
                        description="largest share of the slow stage in the gain (reached at full memory)")
+PANEL = Parameter("panel_ms", "time", 10.0, (0.05, 300.0), starts=(3.0, 30.0),
+                  description="10-90 % decay time of the detector's peak-hold (the opto cell's panel afterglow)")
+SLOW_ATTACK = Parameter("slow_attack_ms", "time", 300.0, (10.0, 3000.0), starts=(100.0, 1000.0),
+                        description="10-90 % time of the slow stage's attack")
 MEMORY = Parameter("memory_ms", "time", 2000.0, (50.0, 30000.0), neutral=2000.0, starts=(500.0, 5000.0),
                    description="10-90 % time of the cell memory that sets the slow share")
 HIGHPASS = Parameter("output_highpass_hz", "hz", 7.0, (0.0, 100.0), neutral=0.0, starts=(3.0, 8.0),
                      description="corner of the first-order high-pass on the output (0 = none)")
+#: Above this the cell curve ln(1 + e^v) is v to double precision (and e^v cannot overflow).
+SOFTPLUS_LINEAR = 30.0
+#: Rest value of the ``opto`` panel light (nepers, ≈ −260 dB): dark.
+PANEL_DARK = -30.0
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,7 @@ def _feedback(ops, q, s, x, level_log):
     return {"gain": gain}, gain
 
 
-def _opto(ops, q, s, x, level_log):
+def _ff5_slow(ops, q, s, x, level_log):
     slope = b.slope_of(ops, q.ratio)
     target = b.hard_knee_gain(ops, level_log, q.threshold_db, slope)
     fast = b.gain_one_pole(ops, "gain", target, s.gain, q.alpha_attack, q.alpha_release)
@@ -139,6 +147,38 @@ def _opto(ops, q, s, x, level_log):
     memory = ops.let("memory", s.memory + q.alpha_memory * (1.0 - target - s.memory))
     gain = ops.let("opto_gain", fast + q.slow_share * memory * (slow - fast))
     return {"gain": fast, "slow": slow, "memory": memory}, gain
+
+
+def _opto(ops, q, s, x, level_log):
+    r"""The LA-2A's optical cell, a feedback design (levels and reductions in nepers).
+
+    .. math::
+
+        d &= \lambda - r[n-1] && \text{the cell sees the output level} \\
+        u &= \max\big(d,\ u[n-1] + \ln(1 - \alpha_p)\big) && \text{panel light: instant rise, decay } \tau_p \\
+        T &= \ln\big(1 + e^{(R-1)(u - c\,CT)}\big) && \text{cell curve: soft knee, slope } 1 - 1/R \text{ on the input} \\
+        r_s &\leftarrow r_s + \alpha\,(w T - r_s) && \alpha = \alpha_{sa} \text{ rising, } \alpha_{sr} \text{ falling} \\
+        r_f &\leftarrow r_f + \alpha\,(\max(T - r_s, 0) - r_f) && \alpha = \alpha_a \text{ rising, } \alpha_r \text{ falling} \\
+        r &= r_f + r_s,\quad g = e^{-r}
+
+    In steady state above the threshold :math:`r = (R-1)(\lambda - r - c\,CT)`, so the output rises
+    1/R per unit of input: ``ratio`` and ``threshold_db`` keep their meaning through the feedback.  The
+    slow stage charges only under sustained drive (``slow_attack_ms``), so the share of the release that
+    is slow grows with how long and how hard the cell was driven: short peaks come back in
+    ``release_ms``, long passages partly over ``release_slow_ms`` (program-dependent release)."""
+    drive = ops.let("drive_log", level_log - s.reduction)
+    decayed = ops.let("panel_decayed", s.panel + ops.log(1.0 - q.alpha_panel))
+    panel = ops.let("panel", ops.where(drive > decayed, drive, decayed))
+    over = ops.let("over", (q.ratio - 1.0) * (panel - b.DB_TO_LOG * q.threshold_db))
+    capped = ops.let("over_capped", ops.where(over > SOFTPLUS_LINEAR, SOFTPLUS_LINEAR, over))
+    cell = ops.let("cell", ops.where(over > SOFTPLUS_LINEAR, over, ops.log(1.0 + ops.exp(capped))))
+    slow_target = ops.let("slow_target", q.slow_share * cell)
+    slow = b.one_pole(ops, "slow", slow_target, s.slow, q.alpha_slow_attack, q.alpha_release_slow, slow_target > s.slow)
+    fast_target = ops.let("fast_target", ops.where(cell > slow, cell - slow, 0.0))
+    fast = b.one_pole(ops, "fast", fast_target, s.fast, q.alpha_attack, q.alpha_release, fast_target > s.fast)
+    reduction = ops.let("reduction", fast + slow)
+    gain = ops.let("opto_gain", ops.exp(-reduction))
+    return {"fast": fast, "slow": slow, "reduction": reduction, "panel": panel}, gain
 
 
 def _level(ops, q, s, x, level_log):
@@ -196,9 +236,12 @@ _MEMBERS = (
               parent="ff5", nested=True),
     ModelSpec("feedback", "ff5 with the detector fed (partly) from its own output; ratio keeps its steady-state meaning",
               _FF5 + (FEEDBACK, MAKEUP), {"gain": 1.0}, _feedback, parent="ff5", nested=True),
-    ModelSpec("opto", "ff5 plus a slow release stage whose share grows with a memory of the drive (LA-2A cell)",
+    ModelSpec("ff5-slow", "ff5 plus a slow release stage whose share grows with a memory of the drive",
               _FF5 + (RELEASE_SLOW, SLOW_SHARE, MEMORY, MAKEUP), {"gain": 1.0, "slow": 1.0, "memory": 0.0},
-              _opto, parent="ff5", nested=True),
+              _ff5_slow, parent="ff5", nested=True),
+    ModelSpec("opto", "LA-2A optical cell: feedback, panel afterglow, soft cell curve, fast and slow stages",
+              _FF5 + (PANEL, SLOW_ATTACK, RELEASE_SLOW, SLOW_SHARE, MAKEUP),
+              {"fast": 0.0, "slow": 0.0, "reduction": 0.0, "panel": PANEL_DARK}, _opto, parent="ff5"),
     ModelSpec("level", "attack/release detector on the linear level, then a hard knee (JUCE/pedalboard topology)",
               _FF5 + (MAKEUP,), {"envelope": 0.0}, _level, parent="ff5"),
     ModelSpec("rms-level-knee", "RMS detector, attack/release on the level, soft knee (LSP-style topology)",
@@ -206,10 +249,25 @@ _MEMBERS = (
     ModelSpec("gain-db", "peak detector, soft knee, attack/release one-pole on the gain in dB (Giannoulis log domain)",
               _FF5 + (KNEE, MAKEUP), {"gain_log": 0.0}, _gain_db, parent="ff5"),
 )
-_WITH_HIGHPASS = ("ff5", "feedback", "opto", "ff5-emphasis")
+_WITH_HIGHPASS = ("ff5", "feedback", "ff5-slow", "opto", "ff5-emphasis")
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _MEMBERS} | {
     f"{name}-hp": with_output_highpass(spec) for spec in _MEMBERS for name in [spec.name] if name in _WITH_HIGHPASS
 }
+
+#: Members renamed since their files were written: (old name, its parameters) → today's member.  dynamatch
+#: 0.2 called ``ff5-slow`` "opto"; its files name parameters that today's ``opto`` does not have.
+RENAMED: dict[tuple[str, frozenset[str]], str] = {
+    ("opto", frozenset(MODELS["ff5-slow"].parameter_names)): "ff5-slow",
+    ("opto-hp", frozenset(MODELS["ff5-slow-hp"].parameter_names)): "ff5-slow-hp",
+}
+
+
+def current_name(model: str, parameter_names: Iterable[str]) -> str:
+    """The member that a file naming ``model`` with these parameters describes (renamed members followed)."""
+    names = frozenset(parameter_names)
+    if model in MODELS and names == frozenset(MODELS[model].parameter_names):
+        return model
+    return RENAMED.get((model, names), model)
 
 
 def model_spec(name: str) -> ModelSpec:

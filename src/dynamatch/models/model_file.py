@@ -21,7 +21,7 @@ from typing import Any
 from ..documents import COMPRESSOR, DocumentKind, kind_of, read_document, write_document, write_json
 from ..errors import ModelFileError, OutputPathError
 from .compressor import Compressor
-from .family import MODELS
+from .family import MODELS, current_name
 
 COMPRESSOR_FORMAT = COMPRESSOR.format
 COMPRESSOR_FORMAT_VERSION = COMPRESSOR.version
@@ -81,12 +81,14 @@ def load_compressor(path: str | os.PathLike) -> Compressor:
 
 def compressor_from_document(document: dict[str, Any], path: str | os.PathLike) -> Compressor:
     """The compressor of a ``dynamatch.compressor`` document (any version this reader knows)."""
+    parameters = document.get("parameters")
     model = document.get("model", "ff5")
+    if isinstance(parameters, dict) and isinstance(model, str):
+        model = current_name(model, parameters)
     if model not in MODELS:
         raise ModelFileError(
             f"{path}: model {model!r} is not one this dynamatch knows ({', '.join(MODELS)}); upgrade dynamatch"
         )
-    parameters = document.get("parameters")
     if not isinstance(parameters, dict):
         raise ModelFileError(f"{path}: no 'parameters' table; this is not a complete model file, re-export it")
     names = MODELS[model].parameter_names

@@ -40,6 +40,17 @@ def predict(processor: StreamingProcessor, x: np.ndarray, block_samples: int = B
     return out[latency:latency + x.size]
 
 
+def render(model, compressor_map: ParameterMap | None, mode: str, peak_reduction: float, x: np.ndarray,
+           sample_rate: int) -> np.ndarray:
+    """The model's output for dry ``x`` at a setting; a hybrid's GRU runs after its map's compressor (make-up 0 dB)."""
+    model_input = x
+    if compressor_map is not None:
+        compressor = compressor_map.compressor(peak_reduction, mode).with_params(makeup_db=0.0)
+        model_input = compressor.process(x, sample_rate)
+    cond = tuple(float(v) for v in conditioning(mode, peak_reduction))
+    return predict(StreamingProcessor(model, cond), model_input)
+
+
 def score_neural(
     model_path: str | os.PathLike,
     dataset: PairDataset,
@@ -57,13 +68,9 @@ def score_neural(
     rows = []
     for pair in dataset.pairs(split=split, session=session, mode=list(modes) if modes else None):
         x, y = dataset.read(pair, duration_seconds=duration_seconds)
-        model_input = x
-        if compressor_map is not None:
-            compressor = compressor_map.compressor(pair.peak_reduction, pair.mode).with_params(makeup_db=0.0)
-            model_input = compressor.process(x, dataset.sample_rate)
-        cond = tuple(float(v) for v in conditioning(pair.mode, pair.peak_reduction))
-        prediction = predict(StreamingProcessor(model, cond), model_input)
-        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "pair": pair.name}
+        prediction = render(model, compressor_map, pair.mode, pair.peak_reduction, x, dataset.sample_rate)
+        row = {"model": label, "mode": pair.mode, "peak_reduction": pair.peak_reduction, "split": pair.split,
+               "pair": pair.name}
         row.update(score(prediction, y, dataset.sample_rate, metrics=tuple(metrics)))
         rows.append(row)
     return rows

@@ -22,6 +22,7 @@ resumed from ``last.ckpt`` after an interruption ends with the same weights as a
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -49,17 +50,11 @@ MODEL_FILE = "model.json"
 # -- losses ------------------------------------------------------------------------------------------
 def prefilter(x: Tensor) -> Tensor:
     r"""Differentiable pre-filter :math:`H(z) = (1 - z^{-1})/(1 - p z^{-1})`, :math:`p = 0.995`, along the
-    last axis, from rest (as ``scipy.signal.lfilter([1, -1], [1, -p], x)``).
+    last axis, from rest (as ``scipy.signal.lfilter([1, -1], [1, -p], x)``): the torch objective's scan
+    (:func:`dynamatch.kernels.torch_scan.prefilter_scan`), the one torch implementation of the filter."""
+    from ..kernels.torch_scan import prefilter_scan
 
-    Computed exactly as a linear convolution with the impulse response truncated at the signal length,
-    :math:`h[0] = 1,\ h[n] = -(1 - p)\,p^{n-1}`, via FFT.
-    """
-    samples = x.shape[-1]
-    n = torch.arange(max(samples - 1, 0), dtype=torch.float64, device=x.device)
-    h = torch.cat([torch.ones(1, dtype=torch.float64, device=x.device), -(1.0 - PREFILTER_POLE) * PREFILTER_POLE**n])
-    size = 2 * samples
-    spectrum = torch.fft.rfft(x, n=size) * torch.fft.rfft(h.to(x.dtype), n=size)
-    return torch.fft.irfft(spectrum, n=size)[..., :samples]
+    return prefilter_scan(x, 1.0, PREFILTER_POLE)
 
 
 def esr_loss(prediction: Tensor, target: Tensor, *, prefiltered: bool = True) -> Tensor:
@@ -217,11 +212,14 @@ class TrainingModule(pl.LightningModule):
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(
-                f"training loss became {value} at step {self.global_step}; lower learning_rate or resume=False"
+                f"training loss became {value} at step {self.global_step}; start over with a lower learning rate "
+                "(dynamatch train --restart --learning-rate …)"
             )
         self._train_sum += value
         self._train_count += 1
-        self.log("train_loss", value, prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+        # the mean since the last validation: the figure the history and ``final_train_loss`` record
+        self.log("train_loss", self._train_sum / self._train_count, prog_bar=True, on_step=True, on_epoch=False,
+                 batch_size=1)
 
     def on_train_epoch_start(self) -> None:
         self._train_sum, self._train_count = 0.0, 0
@@ -415,7 +413,7 @@ def train(
       ``train_split``/``val_split`` name the pairs used for each.
     - ``max_steps`` or ``max_epochs`` (not both; default 60 epochs): an epoch is the number of steps that
       shows the training audio once, ``usable samples / (chunk_samples · batch_size)``.
-    - ``val_every``: steps between validations and checkpoints (default one epoch); ``patience``:
+    - ``val_every``: steps between validations and checkpoints (default one epoch, or the resumed run's); ``patience``:
       validations without improvement before stopping early; ``lr_patience``/``lr_factor``:
       ``ReduceLROnPlateau``.
     - ``optimizer``: ``"adam"`` or ``"adamw"`` (default AdamW for S4 models, Adam otherwise).
@@ -478,7 +476,14 @@ def train(
         max_steps = max(1, math.ceil((60.0 if max_epochs is None else float(max_epochs)) * steps_per_epoch))
     if max_steps < 1:
         raise ParameterError(f"max_steps must be >= 1, got {max_steps}")
-    val_every = min(steps_per_epoch, max_steps) if val_every is None else int(val_every)
+    checkpoint_dir = output_dir / CHECKPOINT_FOLDER
+    last_path, best_path = checkpoint_dir / "last.ckpt", checkpoint_dir / "best.ckpt"
+    if val_every is None:
+        # a resumed run keeps its validation interval: extending a run (a larger max_steps) changes nothing else
+        saved = _saved_settings(last_path) if resume and last_path.is_file() else {}
+        val_every = int(saved.get("val_every") or min(steps_per_epoch, max_steps))
+    else:
+        val_every = int(val_every)
     if val_every < 1:
         raise ParameterError(f"val_every must be >= 1, got {val_every}")
     skip = _default_skip(model, chunk_samples) if loss_skip_samples is None else int(loss_skip_samples)
@@ -514,8 +519,6 @@ def train(
     if settings.optimizer not in OPTIMIZERS:
         raise ParameterError(f"optimizer must be one of {OPTIMIZERS}, got {settings.optimizer!r}")
 
-    checkpoint_dir = output_dir / CHECKPOINT_FOLDER
-    last_path, best_path = checkpoint_dir / "last.ckpt", checkpoint_dir / "best.ckpt"
     resumed_from = None
     if resume and last_path.is_file():
         _check_resumable(last_path, settings)
@@ -537,6 +540,7 @@ def train(
         save_on_train_epoch_end=False,  # only after validations (else a resumed run saves without val_loss)
     )
     early_stopping = _EarlyStopping(monitor="val_loss", mode="min", patience=patience, check_on_train_epoch_end=False)
+    _quiet_lightning()
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -545,7 +549,8 @@ def train(
         max_epochs=-1,
         check_val_every_n_epoch=1,
         num_sanity_val_steps=0,
-        callbacks=[checkpoint, early_stopping, *callbacks],
+        callbacks=[_ValidateAtTheLastStep(), checkpoint, early_stopping,
+                   *([_StepsProgressBar(settings)] if progress else []), *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False,
         logger=False,
@@ -556,6 +561,8 @@ def train(
     with warnings.catch_warnings():
         # resuming writes into the checkpoint folder it reads from, on purpose
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        # Lightning's own use of a torch API torch deprecated: nothing the user can act on
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
         trainer.fit(module, ckpt_path=resumed_from)
 
     best = best_path if best_path.is_file() else last_path
@@ -628,20 +635,65 @@ def _default_skip(model: nn.Module, chunk_samples: int) -> int:
     return skip
 
 
+def _saved_settings(checkpoint_path: Path) -> dict[str, Any]:
+    """The run settings stored in a checkpoint (empty for a checkpoint without them)."""
+    saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False).get("dynamatch", {})
+    return dict(saved.get("settings", {}))
+
+
 def _check_resumable(checkpoint_path: Path, settings: RunSettings) -> None:
-    """:class:`ParameterError` when ``checkpoint_path`` was written by a run with other settings."""
-    saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False).get("dynamatch", {}).get("settings", {})
+    """:class:`ParameterError` when ``checkpoint_path`` was written by a run with other settings (named as the
+    options that set them: ``batch size 2 → 4``)."""
+    saved = _saved_settings(checkpoint_path)
     current = asdict(settings)
     changed = [
-        f"{k}={saved.get(k)!r}→{v!r}"
+        f"{k.replace('_', ' ')} {saved.get(k)!r} → {v!r}"
         for k, v in current.items()
         if k not in RunSettings.RESUMABLE_CHANGES and saved.get(k) != v
     ]
     if changed:
         raise ParameterError(
-            f"{checkpoint_path}: written by a run with other settings ({', '.join(changed)}); "
-            "pass resume=False to start over or use another output_dir"
+            f"{checkpoint_path}: the run there used other settings ({', '.join(changed)}); give the same settings to "
+            "continue it (only the number of steps or epochs may change), start over (dynamatch train --restart) or "
+            "use another output folder"
         )
+
+
+class _ValidateAtTheLastStep(pl.Callback):
+    """Stop at ``max_steps`` through ``should_stop``, so that Lightning validates and checkpoints there even in the
+    middle of a validation interval (an extended run's last steps were otherwise trained and thrown away)."""
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
+
+
+class _DropLightningTip(logging.Filter):
+    """Lightning's advertisement for its cloud logger is not a message about this run, and its "stopped:
+    max_steps=N reached" counts optimiser steps (N = steps × truncated-BPTT segments): the caller reports steps."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "litlogger" not in message and not message.startswith("`Trainer.fit` stopped: `max_steps=")
+
+
+def _quiet_lightning() -> None:
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTip) for f in log.filters):
+        log.addFilter(_DropLightningTip())
+
+
+class _StepsProgressBar(pl.callbacks.RichProgressBar):
+    """Lightning's bar, labelled in steps: a Lightning "epoch" here is one validation interval, and the run is
+    endless in epochs (``max_epochs=-1`` printed as "Epoch 0/-2")."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        super().__init__()
+        self.val_every, self.max_steps = settings.val_every, settings.max_steps
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        first = current_epoch * self.val_every
+        return f"steps {first + 1}–{min(first + self.val_every, self.max_steps)} of {self.max_steps}"
 
 
 def _save(model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:

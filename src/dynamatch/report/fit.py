@@ -2,7 +2,8 @@
 
 * :func:`builtin_capture` — the built-in default job: the capture stimulus through the virtual opto
   levelling amplifier (what ``dynamatch fit`` with no files and ``scripts/demo.sh`` run);
-* :func:`fit_statistics` — the ``fit`` table of the model file (the fit report document);
+* :func:`fit_statistics` — the ``fit`` table of the model file (the fit report document), with the
+  optimiser's history (:func:`compact_history`: loss per iteration, which ``dynamatch report`` plots);
 * :func:`save_fit` — model file (versioned JSON), text summary beside it;
 * :func:`plot_capture_fit` — the PNG of levels, error and gain curves (first 30 s).
 """
@@ -21,6 +22,8 @@ BUILTIN_SAMPLE_RATE = 44100
 BUILTIN_SECONDS = 60.0
 BUILTIN_PEAK_REDUCTION = 65.0
 PLOT_SECONDS = 30.0
+MAX_HISTORY = 400  # iterates kept in the model file (evenly spaced, first and last always kept)
+HISTORY_FIELDS = ("iteration", "loss", "gradient_norm", "step_size", "elapsed_seconds")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,22 @@ def builtin_capture(sample_rate: int = BUILTIN_SAMPLE_RATE) -> BuiltinCapture:
     )
 
 
+def _compact_number(value: float) -> float | None:
+    value = float(value)
+    return float(f"{value:.6g}") if np.isfinite(value) else None
+
+
+def compact_history(history, max_records: int = MAX_HISTORY) -> dict[str, list]:
+    """The optimiser's iterates as columns (``iteration``, ``loss``, ``gradient_norm``, ``step_size``,
+    ``elapsed_seconds``; 6 significant digits, None for non-finite), at most ``max_records`` of them."""
+    records = list(history)
+    if len(records) > max_records:
+        keep = np.unique(np.round(np.linspace(0, len(records) - 1, max_records)).astype(int))
+        records = [records[i] for i in keep]
+    return {name: [int(r.iteration) if name == "iteration" else _compact_number(getattr(r, name)) for r in records]
+            for name in HISTORY_FIELDS}
+
+
 def fit_statistics(capture, *, method: str, elapsed_seconds: float, fit_seconds: float) -> dict[str, Any]:
     """The ``fit`` entry of the model file for a :class:`~dynamatch.fitting.CaptureFit`."""
     result, aligned, alignment = capture.result, capture.pair, capture.alignment
@@ -61,6 +80,7 @@ def fit_statistics(capture, *, method: str, elapsed_seconds: float, fit_seconds:
         "alignment": None if alignment is None else {
             "lag_samples": alignment.lag_samples, "polarity": alignment.polarity, "correlation": alignment.correlation},
         "selection": None if capture.selection is None else capture.selection.to_dict(),
+        "history": compact_history(result.history),
         **({"warning": capture.warning} if getattr(capture, "warning", None) else {}),
     }
 
@@ -89,7 +109,8 @@ def save_fit(output: str | os.PathLike, capture, statistics: dict[str, Any], pro
     shown = capture.result
     if "fit_seconds" in statistics:  # one fit time: the summary's is the model file's (the whole fit stage)
         shown = replace(shown, elapsed_seconds=statistics["fit_seconds"])
-    summary_path(output).write_text(str(shown) + "\n\n" + json.dumps(statistics, indent=2) + "\n")
+    brief = {k: v for k, v in statistics.items() if k != "history"}  # the history is in the model file
+    summary_path(output).write_text(str(shown) + "\n\n" + json.dumps(brief, indent=2) + "\n")
     return path
 
 

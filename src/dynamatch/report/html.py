@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DynamatchError, ReportError
+from ..models.parameters import MODES
 
 SCORE_METRICS = ("esr", "delta_ldr_db", "mae", "stft", "delta_lufs")
 METRIC_LABELS = {"esr": "ESR", "delta_ldr_db": "ΔLDR (dB)", "mae": "MAE", "stft": "STFT", "delta_lufs": "|ΔLUFS| (LU)"}
@@ -84,6 +85,7 @@ class Run:
     rtf: list[tuple[Path, list[dict[str, Any]]]] = field(default_factory=list)
     listening: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     kits: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    evaluations: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     neural: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -234,6 +236,9 @@ def _add_json(run: Run, path: Path, strict: bool) -> None:
     if kind == KIT_FORMAT:
         run.kits.append((path, document))
         return
+    if kind == EVALUATION_FORMAT:
+        run.evaluations.append((path, document))
+        return
     if isinstance(kind, str) and "neural" in kind:
         run.neural.append((path, document))
         return
@@ -245,8 +250,14 @@ def _add_json(run: Run, path: Path, strict: bool) -> None:
 
 LISTENING_FORMAT = "dynamatch.listening_analysis"
 KIT_FORMAT = "dynamatch.listening_kit"
+EVALUATION_FORMAT = "dynamatch.evaluation"
 MAX_KIT_TRIALS = 4
-GENERIC_STEMS = ("model", "map", "scores", "held_out", "analysis", "kit", "rtf", "hessian")
+MAP_TRACE_SECONDS = 10.0  # the built-in capture stimulus (seed 0) the map's gain reduction is traced on
+TRACE_POINTS = 1200  # points per plotted trace (block maxima), so the SVG stays small
+WARMUP_SECONDS = 2.0  # models render from this long before an excerpt, so their state has settled
+MAX_EXCERPT_PAIRS = 2  # scored pairs per evaluation given excerpts (the most compressed of each mode)
+AUDIO_BUDGET_BYTES = 12_000_000  # base64 audio on one page; players beyond it are left out with a note
+GENERIC_STEMS = ("model", "map", "scores", "held_out", "analysis", "kit", "rtf", "hessian", "evaluation")
 
 
 def read_run(path: str | os.PathLike, label: str | None = None) -> Run:
@@ -344,8 +355,16 @@ def render_table(table: Table, table_id: str | None = None) -> str:
 class _Figures:
     """matplotlib figures as inline SVG (text kept as text; ids unique per figure)."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio_budget_bytes: int = 0) -> None:
         self.count = 0
+        self.audio_bytes_left = audio_budget_bytes  # base64 audio still allowed on the page
+
+    def take_audio(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` of the page's audio budget; False (nothing reserved) when it would overflow."""
+        if nbytes > self.audio_bytes_left:
+            return False
+        self.audio_bytes_left -= nbytes
+        return True
 
     def svg(self, fig) -> str:
         import matplotlib
@@ -395,9 +414,27 @@ def _wav_data_uri(audio: np.ndarray, sample_rate: int) -> str:
     return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _player(label: str, audio: np.ndarray, sample_rate: int) -> str:
-    return (f'<div><div>{_esc(label)}</div><audio controls preload="none" '
-            f'src="{_wav_data_uri(audio, sample_rate)}"></audio></div>')
+def _player(label: str, audio: np.ndarray, sample_rate: int, figures: _Figures | None = None) -> str:
+    """An ``<audio>`` player of ``audio`` as a 16-bit WAV data: URI; empty when the page's audio budget is spent."""
+    uri = _wav_data_uri(audio, sample_rate)
+    if figures is not None and not figures.take_audio(len(uri)):
+        return ""
+    return (f'<div><div>{_esc(label)}</div><audio controls preload="none" data-label="{_esc(label)}" '
+            f'src="{uri}"></audio></div>')
+
+
+def gain_reduction_trace(gain_reduction_db: np.ndarray, points: int = TRACE_POINTS) -> np.ndarray:
+    """Block maxima of a gain-reduction signal (``points`` blocks), so a plotted trace keeps its peaks."""
+    x = np.asarray(gain_reduction_db, dtype=float)
+    block = max(1, -(-x.size // points))
+    padded = np.concatenate([x, np.full(-x.size % block, x[-1] if x.size else 0.0)])
+    return padded.reshape(-1, block).max(axis=1)
+
+
+def _trace_plot(ax, gain_reduction_db: np.ndarray, sample_rate: int, label: str, start_seconds: float = 0.0) -> None:
+    trace = gain_reduction_trace(gain_reduction_db)
+    block = max(1, -(-gain_reduction_db.size // TRACE_POINTS))
+    ax.plot(start_seconds + np.arange(trace.size) * block / sample_rate, trace, lw=1.0, label=label)
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -421,7 +458,7 @@ def _resolve(source: str | None, base: Path) -> Path | None:
     return None
 
 
-def _fit_audio(path: Path, document: dict[str, Any], audio_seconds: float) -> str:
+def _fit_audio(path: Path, document: dict[str, Any], audio_seconds: float, figures: _Figures) -> str:
     """A/B players: dry, target, and the model's rendering of the dry, over ``audio_seconds``."""
     from ..data.audio import read_audio
     from ..models.model_file import compressor_from_document
@@ -440,11 +477,42 @@ def _fit_audio(path: Path, document: dict[str, Any], audio_seconds: float) -> st
     n = min(dry.size, wet.size)
     prediction = compressor_from_document(document, path).process(dry[:n], rate)
     return ('<h3>Listen (first {:g} s)</h3><div class="players">'.format(n / rate)
-            + _player("dry (input)", dry[:n], rate) + _player("target (device)", wet[:n], rate)
-            + _player(f"model ({document.get('model', 'ff5')})", prediction, rate) + "</div>")
+            + _player("dry (input)", dry[:n], rate, figures) + _player("target (device)", wet[:n], rate, figures)
+            + _player(f"model ({document.get('model', 'ff5')})", prediction, rate, figures) + "</div>")
 
 
-def _fit_section(path: Path, document: dict[str, Any], audio_seconds: float) -> str:
+def _history_section(path: Path, history: Any, figures: _Figures) -> str:
+    """The optimiser's iterates from the model file: ESR and gradient norm per iteration (SVG) and a table."""
+    if not isinstance(history, dict) or not isinstance(history.get("loss"), list) or not history["loss"]:
+        return '<p class="note">no fit history in this model file (fitted by an older dynamatch)</p>'
+    iterations = history.get("iteration") or list(range(len(history["loss"])))
+    columns = [c for c in ("loss", "gradient_norm", "step_size", "elapsed_seconds") if isinstance(history.get(c), list)
+               and len(history[c]) == len(iterations)]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 2.8))
+    points = [(i, v) for i, v in zip(iterations, history["loss"]) if v is not None and v > 0]
+    axes[0].plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, lw=1.1, color="C0")
+    axes[0].set_yscale("log")
+    axes[0].set_title("ESR (pre-filtered) per iteration", fontsize=9)
+    if "gradient_norm" in columns:
+        points = [(i, v) for i, v in zip(iterations, history["gradient_norm"]) if v is not None and v > 0]
+        axes[1].plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, lw=1.1, color="C1")
+        axes[1].set_yscale("log")
+    axes[1].set_title("gradient norm per iteration", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    labels = {"loss": "ESR", "gradient_norm": "gradient norm", "step_size": "step", "elapsed_seconds": "elapsed (s)"}
+    rows = [[int(iterations[i])] + [history[c][i] for c in columns] for i in range(len(iterations))]
+    table = render_table(Table("fit history", ["iteration"] + [labels[c] for c in columns], rows),
+                         f"fit-history-{_slug(str(path))}")
+    return (_figure(figures.svg(fig), f"fit history of {path.name}: {len(iterations) - 1} iterations")
+            + f"<details><summary>fit history ({len(iterations)} iterates)</summary>{table}</details>")
+
+
+def _fit_section(path: Path, document: dict[str, Any], audio_seconds: float, figures: _Figures) -> str:
     model = document.get("model", "ff5")
     fit = document.get("fit") or {}
     out = [f"<h3>Fitted model: {_esc(path.name)} ({_esc(model)})</h3>"]
@@ -468,7 +536,8 @@ def _fit_section(path: Path, document: dict[str, Any], audio_seconds: float) -> 
     checks = (document.get("provenance") or {}).get("capture_check") or {}
     if checks:
         out.append(render_table(Table("capture check", ["check", "status"], [[k, v] for k, v in checks.items()])))
-    out.append(_fit_audio(path, document, audio_seconds))
+    out.append(_history_section(path, fit.get("history"), figures))
+    out.append(_fit_audio(path, document, audio_seconds, figures))
     return "".join(out)
 
 
@@ -504,6 +573,7 @@ def _map_section(path: Path, parameter_map, figures: _Figures) -> str:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     out.append(_figure(figures.svg(fig), f"parameters of {path.name} against {knob} (dots: fitted knots)"))
+    out.append(_knot_histories(path, parameter_map, figures))
     for mode, table in parameter_map.modes.items():
         fits = {float(s["peak_reduction"]): s for s in parameter_map.fit_statistics.get(mode, [])
                 if isinstance(s, dict) and "peak_reduction" in s}
@@ -514,6 +584,176 @@ def _map_section(path: Path, parameter_map, figures: _Figures) -> str:
                 for i, k in enumerate(table["peak_reduction"])]
         out.append(render_table(Table(f"{mode}: knots", header, rows)))
     return "".join(out)
+
+
+def _knot_histories(path: Path, parameter_map, figures: _Figures) -> str:
+    """ESR per iteration of every knot's fit (maps fitted by a dynamatch that records ``history``)."""
+    curves = [(mode, float(s["peak_reduction"]), s["history"]) for mode, entries in parameter_map.fit_statistics.items()
+              for s in entries if isinstance(s, dict) and isinstance(s.get("history"), list) and s["history"]]
+    if not curves:
+        return ""
+    plt = _pyplot()
+    modes = list(dict.fromkeys(c[0] for c in curves))
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.6 * len(modes), 2.6), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for _, knob, losses in (c for c in curves if c[0] == mode):
+            points = [(i, v) for i, v in enumerate(losses) if v is not None and v > 0]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=2, lw=1.0,
+                    label=f"{parameter_map.knob} {fmt(knob)}")
+        ax.set_yscale("log")
+        ax.set_title(f"{mode}: fit ESR per iteration", fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _figure(figures.svg(fig), f"fit history of each knot of {path.name} (chained fits: from the previous knot)")
+
+
+def knob_settings(knots: np.ndarray) -> list[float]:
+    """The few settings a map's gain reduction is traced at: its lowest, middle and highest knot."""
+    knots = np.sort(np.asarray(knots, dtype=float))
+    return list(dict.fromkeys(float(knots[i]) for i in (0, knots.size // 2, knots.size - 1))) if knots.size else []
+
+
+def _map_traces(path: Path, parameter_map, figures: _Figures) -> str:
+    """Gain reduction of the map at a few knob settings on the built-in capture stimulus (SVG and a table)."""
+    from ..data.stimulus import capture_stimulus
+
+    rate = int(parameter_map.sample_rate)
+    x = capture_stimulus(rate, duration_seconds=MAP_TRACE_SECONDS, seed=0)
+    modes = list(parameter_map.modes)
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(modes), 1, figsize=(9.0, 2.3 * len(modes)), squeeze=False)
+    rows = []
+    for ax, mode in zip(axes[:, 0], modes):
+        for knob in knob_settings(parameter_map.knots(mode)):
+            compressor = parameter_map.compressor(knob, mode)
+            gain_reduction = -20.0 * np.log10(np.maximum(compressor.gain(x, rate), 1e-12))
+            _trace_plot(ax, gain_reduction, rate, f"{parameter_map.knob} {fmt(knob)}")
+            rows.append([mode, knob, float(np.mean(gain_reduction)), float(np.max(gain_reduction))])
+        ax.set_title(f"{mode}: gain reduction on the capture stimulus", fontsize=9)
+        ax.set_ylabel("GR (dB)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time (s)", fontsize=8)
+    fig.tight_layout()
+    table = render_table(Table("gain reduction on the capture stimulus", ["mode", parameter_map.knob, "mean GR (dB)",
+                                                                           "max GR (dB)"], rows,
+                               note=f"the first {MAP_TRACE_SECONDS:g} s of the built-in capture stimulus (seed 0) at "
+                                    f"{rate} Hz; GR before make-up, positive = quieter"),
+                         f"map-gr-{_slug(str(path))}")
+    return _figure(figures.svg(fig), f"gain reduction of {path.name} at {len(rows)} knob settings") + table
+
+
+def _excerpt_pairs(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The scored pairs given excerpts: per mode, the pair at the highest setting (the most compression)."""
+    chosen = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        sel = [r for r in rows if r["mode"] == mode and r.get("pair")]
+        if sel:
+            chosen.append(max(sel, key=lambda r: (float(r["peak_reduction"]), r["pair"])))
+    return chosen[:MAX_EXCERPT_PAIRS]
+
+
+def _evaluation_excerpts(run: Run, path: Path, document: dict[str, Any], audio_seconds: float,
+                         figures: _Figures) -> str:
+    """For an evaluation folder: gain-reduction traces of each model and A/B players (dry, target, each model)
+    on a short excerpt (the ``audio_seconds`` of most drive) of a scored pair, when the dataset is reachable."""
+    from ..data.datasets import open_dataset
+    from ..listening import _excerpt_starts, _held_out_start, open_model
+
+    if audio_seconds <= 0:
+        return ""
+    dataset_path = _resolve_folder(document.get("dataset"), path.parent)
+    if dataset_path is None:
+        return (f'<p class="note">{_esc(path.name)}: the dataset {_esc(document.get("dataset"))} is not reachable '
+                "here; no excerpts</p>")
+    models, problems = [], []
+    for entry in document.get("models") or []:
+        if not isinstance(entry, dict) or not entry.get("source"):
+            continue
+        source = str(entry["source"])
+        if not source.startswith("preset:") and not Path(source).is_absolute():
+            source = str(path.parent / source)
+        try:
+            model = open_model(source)
+            model.label = str(entry.get("label") or model.label)
+            models.append(model)
+        except DynamatchError as error:
+            problems.append(str(error))
+    try:
+        dataset = open_dataset(dataset_path)
+    except DynamatchError as error:
+        return f'<p class="note">{_esc(error)}; no excerpts</p>'
+    by_name = {p.name: p for p in dataset.pairs()}
+    own = [r for r in run.scores if r.get("source", "").startswith(str(path.parent))] or run.scores
+    rate = dataset.sample_rate
+    skip = max(WARMUP_SECONDS, _held_out_start(path.parent))
+    out = [f"<h3>Excerpts of scored pairs ({_esc(path.name)}: {_esc(document.get('protocol'))} protocol on "
+           f"{_esc(dataset_path)})</h3>"]
+    out += [f'<p class="note">{_esc(p)}</p>' for p in problems]
+    table_rows: list[list[Any]] = []
+    for row in _excerpt_pairs(own):
+        info = by_name.get(row["pair"])
+        if info is None:
+            out.append(f'<p class="note">{_esc(dataset_path)} has no pair {_esc(row["pair"])}</p>')
+            continue
+        search, _ = dataset.read(info, duration_seconds=min(info.duration_seconds, skip + 120.0))
+        starts = _excerpt_starts(search, rate, audio_seconds, 1, skip_seconds=skip)
+        if not starts:
+            continue
+        start, n = starts[0], int(round(audio_seconds * rate))
+        lead = min(start, int(WARMUP_SECONDS * rate))
+        dry, wet = dataset.read(info, start_seconds=(start - lead) / rate, duration_seconds=(lead + n) / rate)
+        dry_part, wet_part = dry[lead:lead + n], wet[lead:lead + n]
+        players = [_player("dry (input)", dry_part, rate, figures), _player("target (device)", wet_part, rate, figures)]
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(9.0, 2.6))
+        traced = 0
+        for model in models:
+            prediction = model.process(dry, rate, info.mode, info.peak_reduction)[lead:lead + n]
+            players.append(_player(f"model {model.label}", prediction, rate, figures))
+            gain_reduction = model.gain_reduction_db(dry, rate, info.mode, info.peak_reduction)
+            if gain_reduction is not None:
+                gain_reduction = gain_reduction[lead:lead + n]
+                _trace_plot(ax, gain_reduction, rate, model.label, start / rate)
+                table_rows.append([model.label, info.mode, float(info.peak_reduction), info.name, start / rate,
+                                   float(np.mean(gain_reduction)), float(np.max(gain_reduction))])
+                traced += 1
+        heading = (f"<p>{_esc(info.name)} ({_esc(info.mode)} {fmt(float(info.peak_reduction))}), "
+                   f"{fmt(start / rate)}–{fmt((start + n) / rate)} s</p>")
+        if traced:
+            ax.set_title(f"{info.name}: gain reduction of each model", fontsize=9)
+            ax.set_xlabel("time in the file (s)", fontsize=8)
+            ax.set_ylabel("GR (dB)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper right")
+            fig.tight_layout()
+            heading += _figure(figures.svg(fig), f"gain reduction on {info.name} (before make-up)")
+        else:
+            plt.close(fig)
+        shown = [p for p in players if p]
+        if len(shown) < len(players):
+            heading += f'<p class="note">{len(players) - len(shown)} player(s) left out: the page\'s audio budget is spent</p>'
+        out.append(heading + f'<div class="players">{"".join(shown)}</div>')
+    if table_rows:
+        out.append(render_table(Table("gain reduction on the excerpts", ["model", "mode", "setting", "pair", "start (s)",
+                                                                          "mean GR (dB)", "max GR (dB)"], table_rows),
+                                f"eval-gr-{_slug(str(path.parent))}"))
+    return "".join(out)
+
+
+def _resolve_folder(source: Any, base: Path) -> Path | None:
+    if not source:
+        return None
+    candidate = Path(str(source))
+    for path in (candidate, base / candidate, base.parent / candidate):
+        if path.exists():
+            return path
+    return None
 
 
 def _mean(values: Iterable[Any]) -> float | None:
@@ -597,7 +837,7 @@ def _published_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _comparison_section(rows: Sequence[Mapping[str, Any]], figures: _Figures, note: str = "") -> str:
     series = list(dict.fromkeys(r["series"] for r in rows))
-    modes = [m for m in ("compress", "limit") if any(r["mode"] == m for r in rows)]
+    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     modes += sorted({r["mode"] for r in rows} - set(modes))
     out = []
     summary = []
@@ -692,7 +932,7 @@ def _listening_section(path: Path, document: dict[str, Any]) -> str:
                                  ["a", "b", "t", "p", "p adjusted", f"p adj < {document.get('alpha', 0.05)}"], pairs)))
 
 
-def _kit_section(path: Path, document: dict[str, Any], audio_seconds: float) -> str:
+def _kit_section(path: Path, document: dict[str, Any], audio_seconds: float, figures: _Figures) -> str:
     """A/B players of a listening kit's first trials: the device (reference), each model, anchor, dry."""
     stimuli_path = path.parent / "stimuli.csv"
     if not stimuli_path.is_file():
@@ -718,7 +958,7 @@ def _kit_section(path: Path, document: dict[str, Any], audio_seconds: float) -> 
             x, rate = sf.read(str(audio_path), frames=int(audio_seconds * sf.info(str(audio_path)).samplerate),
                               dtype="float64")
             label = {"reference": "target (device)", "dry": "dry (input)", "anchor35": "anchor (3.5 kHz low-pass)"}
-            players.append(_player(label.get(r["condition"], f"model {r['condition']}"), x, rate))
+            players.append(_player(label.get(r["condition"], f"model {r['condition']}"), x, rate, figures))
         out.append(f"<p>{_esc(trial)}: {_esc(first['pair'])} ({_esc(first['mode'])} {fmt(first['peak_reduction'])}), "
                    f"from {fmt(first.get('start_seconds'))} s</p><div class=\"players\">{''.join(players)}</div>")
     if len(trials) > MAX_KIT_TRIALS:
@@ -769,7 +1009,7 @@ def build_report(
             run.label = f"{run.label} ({seen[run.label]})"
         else:
             seen[run.label] = 1
-    figures = _Figures()
+    figures = _Figures(AUDIO_BUDGET_BYTES)
     all_scores: list[dict[str, Any]] = []
     for run in read:
         for row in run.scores:
@@ -800,9 +1040,10 @@ def build_report(
         nav.append(f'<a href="#{anchor}">{_esc(run.label)}</a>')
         part = [f'<section id="{anchor}"><h2>Run: {_esc(run.label)}</h2><p class="meta">{_esc(run.path)}</p>']
         for path, document in run.fits:
-            part.append(_fit_section(path, document, audio_seconds))
+            part.append(_fit_section(path, document, audio_seconds, figures))
         for path, parameter_map in run.maps:
             part.append(_map_section(path, parameter_map, figures))
+            part.append(_map_traces(path, parameter_map, figures))
         if run.scores:
             part.append(f"<h3>Scores ({', '.join(_esc(p.name) for p in run.score_files)})</h3>")
             own = list(dict.fromkeys(r["series"] for r in run.scores))
@@ -818,7 +1059,9 @@ def build_report(
         for path, document in run.listening:
             part.append(_listening_section(path, document))
         for path, document in run.kits:
-            part.append(_kit_section(path, document, audio_seconds))
+            part.append(_kit_section(path, document, audio_seconds, figures))
+        for path, document in run.evaluations:
+            part.append(_evaluation_excerpts(run, path, document, audio_seconds, figures))
         for path, document in run.neural:
             config = document.get("config") or {}
             part.append(render_table(Table(f"neural model {path.name}", ["setting", "value"],

@@ -11,6 +11,22 @@ import numpy as np
 from ..units import gain_to_db
 
 
+def preload() -> None:
+    """Import matplotlib (Agg) in a background thread, so that a plot drawn later does not wait for it.
+
+    The fit's kernels release the GIL, so the import (≈ 1 s of Python) overlaps reading, checking and
+    fitting.  Failures are left for the plot itself to report."""
+    import threading
+
+    def run() -> None:
+        try:
+            _pyplot()
+        except Exception:  # noqa: BLE001 - the plot imports again and reports it
+            pass
+
+    threading.Thread(target=run, name="dynamatch-preload-matplotlib", daemon=True).start()
+
+
 def _pyplot():
     import matplotlib
 
@@ -32,13 +48,14 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> np.ndarray:
-    """Short-term RMS level in dB (moving average of x² over ``window_ms``)."""
+def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0, step: int = 1) -> np.ndarray:
+    """Short-term RMS level in dB (moving average of x² over ``window_ms``), at every ``step``-th sample
+    (the same values as ``envelope_db(x, ...)[::step]``, computed only there)."""
     n = max(1, int(round(window_ms * 1e-3 * sample_rate)))
     squares = np.asarray(x, dtype=float) ** 2
     running = np.concatenate(([0.0], np.cumsum(squares)))
     # np.convolve(squares, ones(n)/n, "same"): sample i averages squares[i + (n-1)//2 - n + 1 … i + (n-1)//2]
-    index = np.arange(squares.size)
+    index = np.arange(0, squares.size, max(1, int(step)))
     last = np.minimum(index + (n - 1) // 2, squares.size - 1)
     first = np.maximum(index + (n - 1) // 2 - n + 1, 0)
     power = (running[last + 1] - running[first]) / n
@@ -46,6 +63,8 @@ def envelope_db(x: np.ndarray, sample_rate: float, window_ms: float = 10.0) -> n
 
 
 PLOT_STEP_SECONDS = 0.002
+#: The apparent gain (wet level − dry level) is drawn only where the dry is within this many dB of its loudest.
+APPARENT_GAIN_RANGE_DB = 60.0
 
 
 def _min_max(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +93,7 @@ def plot_fit(
     t = np.arange(0, n, step) / sample_rate
 
     def envelope(x, window_ms: float = 10.0):
-        return np.asarray(envelope_db(np.asarray(x[:n], dtype=np.float64), sample_rate, window_ms))[:n:step]
+        return np.asarray(envelope_db(np.asarray(x[:n], dtype=np.float64), sample_rate, window_ms, step))
 
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     axes[0].plot(t, envelope(dry), lw=0.7, color="0.6", label="dry (input)")
@@ -92,7 +111,10 @@ def plot_fit(
     if reference_gain_reduction_db is not None:
         axes[2].plot(t, -np.asarray(reference_gain_reduction_db[:n:step]), lw=0.9, label="device gain (−gain reduction)")
     else:
-        apparent = envelope(wet, 20.0) - envelope(dry, 20.0)
+        dry_level = envelope(dry, 20.0)
+        apparent = envelope(wet, 20.0) - dry_level
+        # where the dry is silent the ratio of two noise floors is no gain: leave a gap, not a −60…−100 dB plunge
+        apparent[dry_level < np.max(dry_level, initial=-np.inf) - APPARENT_GAIN_RANGE_DB] = np.nan
         axes[2].plot(t, apparent, lw=0.6, color="0.5", label="apparent gain (target/dry, 20 ms)")
     if model_gain is not None:
         axes[2].plot(t, gain_to_db(np.asarray(model_gain[:n:step])), lw=0.9, ls="--", label="model gain (before make-up)")
@@ -157,20 +179,25 @@ def plot_scores(
     group_by: str = "model",
     title: str = "",
 ) -> Path:
-    """A metric per peak-reduction setting, one line per model (the 4A-2A paper's figures)."""
+    """A metric per peak-reduction setting, one line per model and mode (the 4A-2A paper's figures), and per
+    split when the rows come from several (Train, Val and Test pairs are not one curve)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
-    groups = sorted({(str(r[group_by]), str(r.get("mode", ""))) for r in rows})
+    key = lambda r: (str(r[group_by]), str(r.get("mode", "")), str(r.get("split", "") or ""))  # noqa: E731
+    groups = sorted({key(r) for r in rows})
+    several_splits = len({split for _, _, split in groups}) > 1
     for ax, metric in zip(axes[0], metrics):
-        for model, mode in groups:
+        for group in groups:
             sel = sorted(
                 (float(r["peak_reduction"]), float(r[metric]))
                 for r in rows
-                if str(r[group_by]) == model and str(r.get("mode", "")) == mode and r.get(metric) not in (None, "")
+                if key(r) == group and r.get(metric) not in (None, "")
             )
             if sel:
                 x, y = zip(*sel)
-                ax.plot(x, y, marker="o", ms=3, label=f"{model} {mode}".strip())
+                model, mode, split = group
+                label = f"{model} {mode}".strip() + (f" ({split or 'no split'})" if several_splits else "")
+                ax.plot(x, y, marker="o", ms=3, label=label)
         ax.set_xlabel("peak reduction")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

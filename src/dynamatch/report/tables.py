@@ -35,8 +35,18 @@ def render(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], fm
 
 
 def rich_table_cells(table) -> tuple[str, list[str], list[list[str]]]:
-    """(title, column headers, rows) of a ``rich.table.Table`` whose cells are plain strings."""
-    columns = [str(c.header) for c in table.columns]
-    cells = [[str(cell) for cell in c.cells] for c in table.columns]
+    """(title, column headers, rows) of a ``rich.table.Table`` as plain text: console markup such as
+    ``[green]pass[/]`` and its escapes are resolved (a pipe or CSV file gets ``pass``, not the markup)."""
+    columns = [_plain(c.header) for c in table.columns]
+    cells = [[_plain(cell) for cell in c.cells] for c in table.columns]
     rows = [list(row) for row in zip(*cells)] if cells else []
-    return str(table.title or ""), columns, rows
+    return _plain(table.title or ""), columns, rows
+
+
+def _plain(cell) -> str:
+    """The text a rich cell shows: ``Text`` as is, a string with its console markup resolved."""
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        return cell.plain
+    return Text.from_markup(str(cell)).plain

@@ -1,0 +1,128 @@
+"""The fit pipeline's paths: coarse-to-fine (the default for every long capture), bounds, and the CLI's
+--warm-start and --method."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from dynamatch import Compressor
+from dynamatch import fitting
+from dynamatch.cli import main
+from dynamatch.optimize import Bounds
+
+SAMPLE_RATE = 8000
+TRUE = Compressor(threshold_db=-22.0, ratio=4.0, attack_ms=5.0, release_ms=120.0, makeup_db=1.0)
+SETTINGS = dict(chunk_seconds=4.0, warmup_seconds=0.5)
+
+
+def programme(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise whose level jumps every 0.5 s over 30 dB: attack and release all the way through."""
+    rng = np.random.default_rng(seed)
+    levels = np.repeat(10 ** (rng.uniform(-35, -3, int(2 * seconds)) / 20), SAMPLE_RATE // 2)
+    return rng.standard_normal(levels.size) * levels
+
+
+@pytest.fixture(scope="module")
+def long_pair():
+    x = programme(60.0)
+    return x, TRUE.process(x, SAMPLE_RATE)
+
+
+def test_coarse_to_fine_counts_both_passes_and_finds_the_single_pass_optimum(long_pair, monkeypatch):
+    """After a coarse-to-fine fit, nit and history covered only the fine pass while the time covered both."""
+    x, y = long_pair
+    monkeypatch.setattr(fitting, "COARSE_MIN_SECONDS", 30.0)  # the 60-s pair now takes the default long path
+    stages = []
+    result = fitting.fit_arrays(x, y, SAMPLE_RATE, on_stage=stages.append, **SETTINGS)
+    assert stages == ["ff5 on excerpts", "ff5: refining on the whole signal"]
+    coarse, fine = (int(v) for v in re.search(r"(\d+) iterations on 12 s of excerpts, then (\d+) on the whole",
+                                              result.message).groups())
+    assert coarse >= 3 and result.nit == coarse + fine
+    assert [h.iteration for h in result.history] == list(range(result.nit + 1))
+    times = [h.elapsed_seconds for h in result.history]
+    assert times == sorted(times) and times[-1] <= result.elapsed_seconds
+    assert result.history[-1].loss == pytest.approx(result.loss, rel=1e-12)
+    single = fitting.fit_arrays(x, y, SAMPLE_RATE, coarse=False, **SETTINGS)
+    assert "excerpts" not in single.message
+    assert result.loss == pytest.approx(single.loss, rel=1e-4, abs=1e-9)
+    np.testing.assert_allclose(result.params.to_vector(), single.params.to_vector(), rtol=1e-3)
+    np.testing.assert_allclose(result.params.to_vector(), TRUE.to_vector(), rtol=1e-3)
+
+
+def test_bounds_none_means_unbounded_in_fit_arrays_as_in_the_optimisers(monkeypatch):
+    """`bounds=None` meant "default bounds" in fit_arrays but "unbounded" in the optimisers."""
+    x = programme(20.0, seed=1)
+    target = TRUE.with_params(ratio=40.0)  # beyond the default ratio range (1 … 20)
+    y = target.process(x, SAMPLE_RATE)
+    wide = fitting.fit_arrays(x, y, SAMPLE_RATE, bounds=Bounds(ratio=(1.0, 60.0)), **SETTINGS)
+    default = fitting.fit_arrays(x, y, SAMPLE_RATE, **SETTINGS)
+    narrow = fitting.fit_arrays(x, y, SAMPLE_RATE, bounds=Bounds(ratio=(1.0, 3.0)), **SETTINGS)
+    assert wide.params.ratio == pytest.approx(40.0, rel=1e-3)
+    assert default.params.ratio <= 20.0 + 1e-9 and narrow.params.ratio <= 3.0 + 1e-9
+    assert wide.loss < default.loss < narrow.loss
+    given = []
+    real_minimize = fitting.minimize
+    monkeypatch.setattr(fitting, "minimize", lambda *a, **k: given.append(k["bounds"]) or real_minimize(*a, **k))
+    fitting.fit_arrays(x, y, SAMPLE_RATE, bounds=None, max_iterations=0, **SETTINGS)
+    fitting.fit_arrays(x, y, SAMPLE_RATE, max_iterations=0, **SETTINGS)
+    assert given[0] is None and isinstance(given[1], Bounds)  # None reaches the optimiser as None: unbounded
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("files")
+    x = programme(20.0, seed=2)
+    sf.write(folder / "dry.wav", x, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(folder / "wet.wav", TRUE.process(x, SAMPLE_RATE), SAMPLE_RATE, subtype="FLOAT")
+    return folder / "dry.wav", folder / "wet.wav"
+
+
+def fit_cli(files, output, *extra):
+    result = run("fit", *files, "-o", output, "--no-plot", "--no-align", "--ignore-checks", "--chunk-seconds", 4,
+                 "--warmup-seconds", 0.5, *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(output.read_text())
+
+
+def test_warm_start_through_the_cli_starts_at_the_given_model(files, tmp_path):
+    first = fit_cli(files, tmp_path / "first.json")
+    assert first["fit"]["iterations"] >= 3
+    warm = fit_cli(files, tmp_path / "warm.json", "--warm-start", tmp_path / "first.json")
+    assert warm["fit"]["iterations"] <= 1  # started at the optimum: nothing left to do
+    for name, value in first["parameters"].items():
+        assert warm["parameters"][name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    # an off start is taken too: from a compressor far away it takes iterations again
+    off = TRUE.with_params(threshold_db=-40.0, ratio=1.5, attack_ms=40.0)
+    from dynamatch.models.model_file import save_compressor
+
+    save_compressor(tmp_path / "off.json", off)
+    again = fit_cli(files, tmp_path / "again.json", "--warm-start", tmp_path / "off.json")
+    assert again["fit"]["iterations"] >= 3
+
+
+@pytest.mark.parametrize("method", ["lm", "adam"])
+def test_each_method_through_the_cli(files, tmp_path, method):
+    from dynamatch.metrics import esr
+
+    document = fit_cli(files, tmp_path / f"{method}.json", "--method", method)
+    assert document["fit"]["method"] == method
+    fitted = Compressor(**document["parameters"])
+    if method == "lm":  # second order like Newton: the true parameters
+        np.testing.assert_allclose(fitted.to_vector(), TRUE.to_vector(), rtol=1e-3)
+        return
+    # Adam (first order) stops at its iteration limit: better than its start, not better than the truth
+    x, _ = sf.read(files[0])
+    y, _ = sf.read(files[1])
+    start = esr(fitting.DEFAULT_START.process(x, SAMPLE_RATE), y)
+    assert 0.0 < document["fit"]["esr"] < 0.5 * start
+    assert esr(fitted.process(x, SAMPLE_RATE), y) > esr(TRUE.process(x, SAMPLE_RATE), y)
