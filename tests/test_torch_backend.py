@@ -155,14 +155,14 @@ def test_every_member_matches_its_numba_kernels(short_pair, name, chunking):
     np.testing.assert_allclose(torch_objective.loss_grad(q)[1], expected[1], rtol=1e-9)
 
 
-@pytest.mark.parametrize("model", ["ff5", "level"])
+@pytest.mark.parametrize("model", ["level"])  # a generated non-FF-5 member; the CLI test fits ff5 on the device
 def test_newton_fit_on_the_torch_backend_follows_the_numba_path(model):
     from dynamatch.fitting import fit_arrays
 
-    dry = programme(2.5, seed=5)
+    dry = programme(1.2, seed=5)
     wet = Compressor(threshold_db=-22.0, ratio=4.0, attack_ms=3.0, release_ms=150.0, makeup_db=3.0).process(
         dry, SAMPLE_RATE) + 0.001 * np.random.default_rng(2).normal(size=dry.size)
-    settings = dict(model=model, chunk_seconds=1.0, warmup_seconds=0.2, max_iterations=12, coarse=False)
+    settings = dict(model=model, chunk_seconds=0.4, warmup_seconds=0.1, max_iterations=8, coarse=False)
     reference = fit_arrays(dry, wet, SAMPLE_RATE, **settings)
     on_torch = fit_arrays(dry, wet, SAMPLE_RATE, device="cpu-torch", **settings)
     assert on_torch.params.model == model
