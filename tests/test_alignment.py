@@ -113,6 +113,22 @@ def test_fractional_delay_matches_an_analytic_sine():
     np.testing.assert_allclose(fractional_delay(x, 2.0)[:2], 0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("samples", [40, 65_536, 65_600, 3 * 65_536 + 77, (1 << 22) + 1000])
+def test_alignment_in_place_gives_the_copying_path_bit_for_bit(samples):
+    """``overwrite=True`` (the CLI's path: no second full-length copy) against the copying path: the same
+    values exactly, at block edges (65 536-sample blocks, halos), on the parallel and serial drivers; the
+    results are views of the given arrays; a polarity flip is done in place too."""
+    rng = np.random.default_rng(samples)
+    for dtype in (np.float32, np.float64):
+        dry, wet = (rng.standard_normal(samples).astype(dtype) for _ in range(2))
+        alignment = Alignment(lag_samples=2.37, polarity=-1, correlation=0.9)
+        expected = apply_alignment(dry, wet, alignment)
+        got = apply_alignment(dry, wet, alignment, overwrite=True)
+        for a, b in zip(expected, got):
+            np.testing.assert_array_equal(a, b)
+        assert np.shares_memory(got[0], dry) and np.shares_memory(got[1], wet)
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.7, 0.9])
 def test_fractional_delay_filter_matches_an_exactly_delayed_band_limited_signal(fraction):
     """References: (1) white noise at 10x the rate, shifted by whole high-rate samples and decimated, is

@@ -295,13 +295,11 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
     started = time.perf_counter()
-    held = {"pair": pair}
-    del pair  # fit_pair replaces it by the aligned pair: no second full-length copy held here
     from .parallel import SerialExecutor, executor
 
     with executor(workers, scheduler) as pool:  # --model auto fits its candidates there
-        capture = fit_pair(
-            held.pop("pair"), align=not no_align, model=model, candidates=candidate_list, method=method,
+        capture = fit_pair(  # aligned in the read arrays: one full-length copy of each signal
+            pair, overwrite_input=True, align=not no_align, model=model, candidates=candidate_list, method=method,
             initial=initial, max_iterations=max_iterations, chunk_seconds=chunk_seconds, warmup_seconds=warmup_seconds,
             callback=progress_printer(), on_stage=lambda text: console.print(f"[dim]— {escape(text)}[/]"), times=times,
             report=report, executor=None if isinstance(pool, SerialExecutor) else pool,

@@ -516,6 +516,7 @@ def fit_pair(
     times: StageTimes | None = None,
     report: Any = None,
     executor: Any = None,
+    overwrite_input: bool = False,
     **options,
 ) -> CaptureFit:
     """Validate, align (latency and polarity) and fit an :class:`AudioPair` (``model="auto"`` selects).
@@ -523,7 +524,8 @@ def fit_pair(
     ``times`` (a :class:`~dynamatch.timing.StageTimes`) receives the wall time of checks, alignment, fit;
     ``report``: the pair's :func:`check_capture_for_fit` report, when already made (its signal checks are not
     repeated and its whole-take alignment is applied instead of estimated again); ``executor``: where
-    ``model="auto"`` fits its candidates (see :func:`select_model`)."""
+    ``model="auto"`` fits its candidates (see :func:`select_model`); ``overwrite_input``: align in ``pair``'s
+    own arrays (no second full-length copy; ``pair`` is not usable unaligned afterwards)."""
     if model != AUTO:
         model_spec(model)
     with maybe(times, "checks"):
@@ -536,7 +538,8 @@ def fit_pair(
     alignment = None
     if align:
         with maybe(times, "alignment"):
-            pair, alignment = align_pair(pair, alignment=None if report is None else report.alignment)
+            pair, alignment = align_pair(pair, alignment=None if report is None else report.alignment,
+                                         overwrite=overwrite_input)
         with maybe(times, "checks"):
             check_compressed(pair)
     selection = None

@@ -115,13 +115,15 @@ def fractional_delay_taps(fraction: float, length: int = FRACTIONAL_DELAY_TAPS,
     return taps / taps.sum()
 
 
-def fractional_delay(x: np.ndarray, delay_samples: float) -> np.ndarray:
+def fractional_delay(x: np.ndarray, delay_samples: float, *, overwrite: bool = False) -> np.ndarray:
     r"""Delay ``x`` (along its last axis) by a real number of samples: ``y[n] = x(n - delay)``.
 
     The whole part is a shift; the fraction is a 64-tap Kaiser-windowed sinc
     (:func:`fractional_delay_taps`), applied by one compiled parallel pass with float64 sums, so the
     cost is linear in the length (no FFT over the whole signal).  The signal is zero outside its span;
-    the output has the input's length and dtype (float32 stays float32).
+    the output has the input's length and dtype (float32 stays float32).  ``overwrite=True`` delays a
+    contiguous float ``x`` with ``0 <= delay_samples < 1`` in place (the same values; no second copy held)
+    and returns it.
     """
     from ..kernels.signal_checks import fir_same
 
@@ -136,6 +138,12 @@ def fractional_delay(x: np.ndarray, delay_samples: float) -> np.ndarray:
         return _shift(x, whole)
     taps = fractional_delay_taps(fraction)
     centre = FRACTIONAL_DELAY_TAPS // 2 - 1  # tap index of j = 0
+    if overwrite and whole == 0 and x.flags.c_contiguous and x.flags.writeable:
+        from ..kernels.signal_checks import fir_same_in_place
+
+        for channel in x.reshape(-1, x.shape[-1]):
+            fir_same_in_place(channel, taps, centre)
+        return x
     # h[k] = g(k - centre) and fir_same computes out[n] = sum_k h[k] x[n + centre - k] = sum_j g(j) x[n - j]
     flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     out = np.empty_like(flat)
@@ -159,17 +167,20 @@ def _shift(x: np.ndarray, samples: int) -> np.ndarray:
     return out
 
 
-def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
+def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment, *,
+                    overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Line ``dry`` and ``wet`` up: returns ``(dry_aligned, wet_aligned)`` of equal length.
 
     With ``lag = m + f`` (``m`` = floor, ``0 <= f < 1``) the dry is delayed by ``f`` with
     :func:`fractional_delay` and both are trimmed to the overlap for the integer shift ``m``; the
     wet's polarity is flipped when ``alignment.polarity`` is −1.  Shapes (samples,) or (channels, samples).
+    ``overwrite=True``: the delay and the flip are done in the given arrays (the results are views of them),
+    so no full-length copy is made; the caller must not need the unaligned signals afterwards.
     """
     dry, wet = _float_array(dry), _float_array(wet)
     whole = math.floor(alignment.lag_samples)
     fraction = alignment.lag_samples - whole
-    delayed = fractional_delay(dry, fraction) if fraction > 0 else dry
+    delayed = fractional_delay(dry, fraction, overwrite=overwrite) if fraction > 0 else dry
     if whole >= 0:
         wet = wet[..., whole:]
     else:
@@ -177,16 +188,19 @@ def apply_alignment(dry: np.ndarray, wet: np.ndarray, alignment: Alignment) -> t
     length = min(delayed.shape[-1], wet.shape[-1])
     if length <= 0:
         raise AudioError(f"a lag of {alignment.lag_samples:.1f} samples leaves no overlap between dry and wet")
-    wet = wet[..., :length] if alignment.polarity == 1 else -wet[..., :length]  # a view when not flipped
+    wet = wet[..., :length]  # a view
+    if alignment.polarity == -1:
+        wet = np.negative(wet, out=wet) if overwrite and wet.flags.writeable else -wet
     return np.ascontiguousarray(delayed[..., :length]), np.ascontiguousarray(wet)
 
 
 def align_pair(pair: AudioPair, *, min_correlation: float = 0.3, max_lag_seconds: float = 1.0,
-               alignment: Alignment | None = None) -> tuple[AudioPair, Alignment]:
+               alignment: Alignment | None = None, overwrite: bool = False) -> tuple[AudioPair, Alignment]:
     """Estimate and apply the alignment of ``pair``; refuse pairs that are not the same recording.
 
     ``alignment``: one already estimated on this pair with the same settings (the capture check's), applied
-    instead of estimating it again.  Raises :class:`UnrelatedAudioError` when the peak correlation is below
+    instead of estimating it again; ``overwrite``: align in ``pair``'s own arrays (see
+    :func:`apply_alignment`).  Raises :class:`UnrelatedAudioError` when the peak correlation is below
     ``min_correlation``.
     """
     if alignment is None:
@@ -196,7 +210,7 @@ def align_pair(pair: AudioPair, *, min_correlation: float = 0.3, max_lag_seconds
             f"{pair.dry_name} and {pair.wet_name} do not look like the same recording "
             f"(peak correlation {alignment.correlation:.2f} < {min_correlation}): check the files"
         )
-    dry, wet = apply_alignment(pair.dry, pair.wet, alignment)
+    dry, wet = apply_alignment(pair.dry, pair.wet, alignment, overwrite=overwrite)
     return replace(pair, dry=dry, wet=wet), alignment
 
 

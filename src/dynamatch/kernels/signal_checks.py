@@ -56,6 +56,42 @@ def _fir_same_serial(x, taps, centre, out):  # pragma: no cover - compiled
         _fir_block(x, taps, reversed_taps, centre, out, b * BLOCK_SAMPLES, min((b + 1) * BLOCK_SAMPLES, x.size))
 
 
+#: Samples either side of a block that its FIR outputs may read (at least the taps' reach).
+HALO_SAMPLES = 128
+
+
+@kernel
+def _fir_block_in_place(x, taps, reversed_taps, centre, left_halo, right_halo, start, stop):  # pragma: no cover
+    # the original signal over [start - halo, stop + halo) clipped to the signal: the same slice, so the same
+    # sums, as fir_same on the whole signal (no output of the block reaches past it)
+    left = left_halo.size if start > 0 else 0
+    right = min(right_halo.size, x.size - stop)
+    ext = np.empty(left + (stop - start) + right, dtype=x.dtype)
+    ext[:left] = left_halo[left_halo.size - left:]
+    ext[left: left + stop - start] = x[start:stop]
+    ext[left + stop - start:] = right_halo[:right]
+    out = np.empty_like(ext)
+    _fir_block(ext, taps, reversed_taps, centre, out, left, left + stop - start)
+    x[start:stop] = out[left: left + stop - start]
+
+
+@kernel(parallel=True)
+def _fir_same_in_place(x, taps, centre):  # pragma: no cover - compiled
+    reversed_taps = taps[::-1].copy()
+    blocks = (x.size + BLOCK_SAMPLES - 1) // BLOCK_SAMPLES
+    halo = HALO_SAMPLES
+    # the halos of every block boundary, saved before any block is overwritten
+    tails = np.zeros((blocks + 1, halo), dtype=x.dtype)  # tails[b]: the last samples before block b
+    heads = np.zeros((blocks + 1, halo), dtype=x.dtype)  # heads[b]: the first samples of block b
+    for b in range(1, blocks):
+        tails[b] = x[b * BLOCK_SAMPLES - halo: b * BLOCK_SAMPLES]
+        head = x[b * BLOCK_SAMPLES: min(b * BLOCK_SAMPLES + halo, x.size)]
+        heads[b, :head.size] = head
+    for b in numba.prange(blocks):
+        _fir_block_in_place(x, taps, reversed_taps, centre, tails[b], heads[b + 1], b * BLOCK_SAMPLES,
+                            min((b + 1) * BLOCK_SAMPLES, x.size))
+
+
 def fir_same(x, taps, centre, out) -> None:
     """``out[n] = sum_k taps[k] * x[n + centre - k]`` (zero outside ``x``), for every n, in float64 sums.
 
@@ -64,6 +100,14 @@ def fir_same(x, taps, centre, out) -> None:
     on long signals; the same result either way.
     """
     (_fir_same_parallel if x.size >= PARALLEL_MIN_SAMPLES else _fir_same_serial)(x, taps, centre, out)
+
+
+def fir_same_in_place(x, taps, centre) -> None:
+    """:func:`fir_same` of the 1-D contiguous ``x`` written over ``x`` (the same values, bit for bit), holding
+    only one block and its halos besides: blocks in parallel, each from a copy of its input span."""
+    if taps.size > HALO_SAMPLES or not 0 <= centre < taps.size:
+        raise ValueError(f"fir_same_in_place reaches at most {HALO_SAMPLES} samples, got {taps.size} taps")
+    _fir_same_in_place(x, taps, centre)
 
 
 @kernel
@@ -300,6 +344,7 @@ def warm_up() -> None:
         out = np.empty_like(x)
         for fir in (_fir_same_serial, _fir_same_parallel):
             fir(x, taps, 1, out)
+        _fir_same_in_place(x.copy(), taps, 1)
         for statistics in (_statistics_serial, _statistics_parallel):
             statistics(x, 0.9999, 4)
         sum_of_products(x, x)
