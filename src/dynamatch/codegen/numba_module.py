@@ -203,7 +203,7 @@ def _emit_chunk(w: _Writer, derived: Derived, order: int) -> list[str]:
     prologue, body = split_prologue(derived, order)
     name = ("_loss_chunk", "_gradient_chunk", "_hessian_chunk")[order]
     w.line("@kernel")
-    w.line(f"def {name}(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):")
+    w.line(f"def {name}(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):")
     _unpack_parameters(w, derived, 1)
     for statement in prologue:
         w.assign(statement.target.name, statement.expression, 1)
@@ -225,11 +225,16 @@ def _emit_chunk(w: _Writer, derived: Derived, order: int) -> list[str]:
     present = {suffix for suffix, _ in signals}
     for s in sums:
         w.line(f"{s} = 0.0", 1)
+    if "level_log" in program.used_inputs:  # the chunk's detector levels, one vectorised pass
+        w.line("level_log = np.empty(stop - start)", 1)
+        w.line("detector_levels(x, start, level_log)", 1)
+    w.line("t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting", 1)
+    w.line("t_n = t_state[1]", 1)
 
     w.line("for n in range(start, stop):", 1)
     w.line("x_n = x[n]", 2)
     if "level_log" in program.used_inputs:
-        w.line("level_log_n = level_log[n]", 2)
+        w.line("level_log_n = level_log[n - start]", 2)
     for statement in body:
         w.assign(statement.target.name, _inputs(statement.expression), 2)
     for suffix, expression in signals:
@@ -237,7 +242,9 @@ def _emit_chunk(w: _Writer, derived: Derived, order: int) -> list[str]:
         w.line(f"z{suffix} = u{suffix} + w{suffix}", 2)
         w.line(f"w{suffix} = pole * z{suffix} - zero * u{suffix}", 2)
     w.line("if n >= count_from:", 2)
-    w.line("t_n = t[n]", 3)
+    w.line("t_in = t[n]", 3)
+    w.line("t_n = t_in - zero * t_in_prev + pole * t_n", 3)
+    w.line("t_in_prev = t_in", 3)
     w.line("r = makeup_gain * z - t_n", 3)
     w.line("sum_rr += r * r", 3)
     w.line("sum_zz += z * z", 3)
@@ -306,6 +313,8 @@ def module_source(derived: Derived) -> str:
     w.line()
     w.line("from .._numba import kernel")
     w.line("from ..chunks import chunk_bounds, chunk_count, sum_rows")
+    if "level_log" in program.used_inputs:
+        w.line("from ..objective import detector_levels")
     w.line()
     w.line(f"MODEL = {spec.name!r}")
     w.line(f"KERNEL_PARAMETERS = {tuple(p.name for p in program.parameters)!r}")
@@ -323,8 +332,9 @@ def module_source(derived: Derived) -> str:
     for order in range(3):
         _emit_chunk(w, derived, order)
     w.line("@kernel(parallel=True)")
-    w.line("def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):")
-    w.line('"""Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:', 1)
+    w.line("def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):")
+    w.line('"""Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks', 1)
+    w.line("in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):", 1)
     w.line('``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""', 1)
     w.line("total = x.shape[0]", 1)
     w.line("chunks = chunk_count(total, chunk_samples, warmup_samples)", 1)
@@ -333,11 +343,11 @@ def module_source(derived: Derived) -> str:
     w.line("for k in numba.prange(chunks):", 1)
     w.line("start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)", 2)
     w.line("if order == 0:", 2)
-    w.line("_loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("_loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
     w.line("elif order == 1:", 2)
-    w.line("_gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("_gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
     w.line("else:", 2)
-    w.line("_hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
+    w.line("_hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])", 3)
     w.line("return sum_rows(per_chunk)", 1)
     text = w.text()
     used = [f for f in ("exp", "log", "sqrt") if re.search(rf"\b{f}\(", text)]

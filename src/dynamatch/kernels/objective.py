@@ -15,29 +15,34 @@ Sum layouts (float64), pairs ``i <= j`` in the module's ``PAIRS`` order:
 - gradient (``GRADIENT_SUMS = 4 + 2P``): the loss sums, ``Σ r z_i`` (P), ``Σ z z_i`` (P)
 - Hessian (``HESSIAN_SUMS``): the gradient sums, ``Σ z_i z_j`` (pairs), ``Σ r z_ij`` (pairs).
 
-The detector level of the peak-detecting members enters as ``level_log = ln max(|x|, ε)``
-(:func:`detector_log_level`), computed once per signal rather than per evaluation: a scalar logarithm per
-sample would cost more than the rest of the loss pass.  Chunking: :mod:`dynamatch.kernels.chunks`.
+The detector level of the peak-detecting members, ``level_log = ln max(|x|, ε)``, is computed per chunk
+into a chunk-long scratch array by :func:`detector_levels` (one vectorised pass, :mod:`.logarithm`) and
+the target ``t`` is pre-filtered as it is read, from the filter's state where the chunk starts counting
+(:func:`dynamatch.kernels.prefilter.prefilter_states`): the objective holds no full-length array beyond the
+dry and the wet.  Chunking: :mod:`dynamatch.kernels.chunks`.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from ..units import DETECTOR_FLOOR as EPSILON
 from ._numba import kernel
+from .logarithm import log_positive
 
 
 def detector_log_level(x: np.ndarray) -> np.ndarray:
     """Natural log of the peak detector level, ``ln max(|x|, EPSILON)`` (float64, same shape)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    _log_level(x.reshape(-1), out.reshape(-1))
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    out = np.empty(x.shape)
+    detector_levels(x.reshape(-1), 0, out.reshape(-1))
     return out
 
 
-@kernel(parallel=True)
-def _log_level(x, out):
-    for n in numba.prange(x.size):
-        out[n] = np.log(max(abs(x[n]), EPSILON))
+@kernel
+def detector_levels(x, start, out):  # pragma: no cover - compiled
+    """``out[i] = ln max(|x[start + i]|, EPSILON)`` for every ``i < out.size`` (float64)."""
+    for i in range(out.size):
+        out[i] = log_positive(max(abs(np.float64(x[start + i])), EPSILON))

@@ -48,3 +48,33 @@ def prefilter(x: np.ndarray) -> np.ndarray:
     out = np.empty_like(rows)
     _prefilter_rows(rows, out, PREFILTER_POLE)
     return out.reshape(u.shape)
+
+
+@kernel
+def prefilter_states(u, indices, zero, pole):
+    """``(states, energy)`` of ``z = H(u)``, ``H(z) = (1 - zero·z⁻¹)/(1 - pole·z⁻¹)`` from zero state:
+    ``states[k] = [u[i-1], z[i-1]]`` at each (ascending) index ``i = indices[k]`` (zeros for ``i = 0``),
+    where a chunk kernel resumes the whole-signal filter with the same recursion, and ``energy = Σ z²``
+    over all of ``u`` (float64, summed in blocks of 2¹⁶).  One serial pass, nothing of ``u``'s length stored."""
+    states = np.zeros((indices.size, 2))
+    u_prev = 0.0
+    z_prev = 0.0
+    energy = 0.0
+    k = 0
+    for block in range(0, u.size, 1 << 16):
+        partial = 0.0
+        for n in range(block, min(block + (1 << 16), u.size)):
+            while k < indices.size and indices[k] == n:
+                states[k, 0] = u_prev
+                states[k, 1] = z_prev
+                k += 1
+            u_n = np.float64(u[n])
+            z_prev = u_n - zero * u_prev + pole * z_prev
+            u_prev = u_n
+            partial += z_prev * z_prev
+        energy += partial
+    while k < indices.size:
+        states[k, 0] = u_prev
+        states[k, 1] = z_prev
+        k += 1
+    return states, energy

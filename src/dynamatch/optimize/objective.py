@@ -26,9 +26,9 @@ import math
 import numpy as np
 
 from ..errors import AudioError, LengthMismatchError, ParameterError, SilentAudioError
+from ..kernels.chunks import chunk_bounds, chunk_count
 from ..kernels.generated import kernels_of
-from ..kernels.objective import _log_level, detector_log_level
-from ..kernels.prefilter import PREFILTER_POLE, prefilter as prefilter_signal, prefilter_block
+from ..kernels.prefilter import PREFILTER_POLE, prefilter_states
 from ..models.compressor import Compressor
 from ..models.family import model_spec
 from ..units import DB_TO_LOG
@@ -58,23 +58,17 @@ class CompressorObjective:
             raise ParameterError(
                 f"need 0 <= warmup_seconds < chunk_seconds, got {warmup_seconds} and {chunk_seconds}"
             )
-        if dry.dtype == np.float32 and wet.dtype == np.float32:
-            # float32 storage (what 32-bit float and PCM files hold exactly); every sum is float64
-            self._dry = np.ascontiguousarray(dry)
-            self._level_log = np.empty_like(self._dry)
-            _log_level(self._dry, self._level_log)
-            wet = np.ascontiguousarray(wet)
-            self._target = wet
-            if prefilter:
-                self._target = np.empty_like(wet)
-                prefilter_block(wet, self._target, np.zeros(2), PREFILTER_POLE)
-        else:
-            self._dry = np.ascontiguousarray(dry, dtype=np.float64)
-            self._level_log = detector_log_level(self._dry)
-            wet = np.ascontiguousarray(wet, dtype=np.float64)
-            self._target = prefilter_signal(wet) if prefilter else wet
+        # float32 signals (what 32-bit float and PCM files hold exactly) are kept as they are, every sum is
+        # float64; the kernels compute the detector level per chunk and pre-filter the target as they read
+        # it, so the objective holds the two signals and nothing else of their length
+        dtype = np.float32 if dry.dtype == np.float32 and wet.dtype == np.float32 else np.float64
+        self._dry = np.ascontiguousarray(dry, dtype=dtype)
+        self._wet = np.ascontiguousarray(wet, dtype=dtype)
         self._zero, self._pole = (1.0, PREFILTER_POLE) if prefilter else (0.0, 0.0)
-        self.target_energy = _energy(self._target)
+        chunks = chunk_count(self._dry.size, self.chunk_samples, self.warmup_samples)
+        counted_from = np.array([chunk_bounds(k, self._dry.size, self.chunk_samples, self.warmup_samples)[2]
+                                 for k in range(chunks)], dtype=np.int64)
+        self._target_states, self.target_energy = prefilter_states(self._wet, counted_from, self._zero, self._pole)
         if not self.target_energy > 0.0:
             raise SilentAudioError("the (pre-filtered) target has no energy: choose a clip with programme material")
 
@@ -171,7 +165,7 @@ class CompressorObjective:
     def _sums(self, order: int, q: np.ndarray) -> np.ndarray:
         """Kernel sums of ``order`` (0 loss, 1 gradient, 2 Hessian) at already validated ``q``."""
         return self._kernels.chunked_sums(
-            order, self._dry, self._level_log, self._target, np.ascontiguousarray(q[:-1]),
+            order, self._dry, self._wet, self._target_states, np.ascontiguousarray(q[:-1]),
             math.exp(DB_TO_LOG * q[-1]), self.chunk_samples, self.warmup_samples, self._zero, self._pole,
         )
 
@@ -184,9 +178,3 @@ class CompressorObjective:
         grad[p] = 2.0 * DB_TO_LOG * m * s[3]
         return grad
 
-
-def _energy(x: np.ndarray) -> float:
-    """Σ x² in float64 (no copy of float32 audio), the same on any number of threads."""
-    from ..kernels.signal_checks import dot
-
-    return dot(x)

@@ -63,8 +63,12 @@ class TorchCompressorObjective(CompressorObjective):
     def _lay_out_chunks(self) -> None:
         import torch
 
+        from ..kernels.objective import detector_log_level
+        from ..kernels.prefilter import prefilter
+
         total = self._dry.size
         chunks = chunk_count(total, self.chunk_samples, self.warmup_samples)
+        target = prefilter(self._wet) if self._zero else self._wet  # the numba kernels filter it as they read
         width = min(self.chunk_samples, total)
         x = np.zeros((chunks, width))
         level = np.zeros((chunks, width))
@@ -74,9 +78,9 @@ class TorchCompressorObjective(CompressorObjective):
             start, stop, count_from = chunk_bounds(k, total, self.chunk_samples, self.warmup_samples)
             n = stop - start
             x[k, :n] = self._dry[start:stop]
-            level[k, :n] = self._level_log[start:stop]
+            level[k, :n] = detector_log_level(self._dry[start:stop])
             level[k, n:] = math.log(1e-10)  # padding: below any threshold
-            t[k, :n] = self._target[start:stop]
+            t[k, :n] = target[start:stop]
             counted[k, count_from - start:n] = 1.0
 
         def put(a):

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, sum_rows
+from ..objective import detector_levels
 
 MODEL = 'feedback'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'feedback')
@@ -75,7 +76,7 @@ def render(x, q, state, output_state, out, out_gain):
 
 
 @kernel
-def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -89,9 +90,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
     sum_zz = 0.0
     sum_zt = 0.0
     sum_rz = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         detector_log = feedback*log(gain_prev) + level_log_n
         over = detector_log - 0.11512925464970229*threshold_db
         target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
@@ -102,7 +107,9 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         z = u + w
         w = pole * z - zero * u
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -121,7 +128,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
 
 
 @kernel
-def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -158,9 +165,13 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
     sum_zz__d2 = 0.0
     sum_zz__d3 = 0.0
     sum_zz__d4 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         detector_log = feedback*log(gain_prev) + level_log_n
         detector_log__d0 = feedback*gain_prev__d0/gain_prev
         detector_log__d1 = feedback*gain_prev__d1/gain_prev
@@ -209,7 +220,9 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         z__d4 = u__d4 + w__d4
         w__d4 = pole * z__d4 - zero * u__d4
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -273,7 +286,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
 
 
 @kernel
-def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -374,9 +387,13 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
     sum_rz__d3_3 = 0.0
     sum_rz__d3_4 = 0.0
     sum_rz__d4_4 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         detector_log = feedback*log(gain_prev) + level_log_n
         detector_log__d0 = feedback*gain_prev__d0/gain_prev
         detector_log__d1 = feedback*gain_prev__d1/gain_prev
@@ -530,7 +547,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         z__d4_4 = u__d4_4 + w__d4_4
         w__d4_4 = pole * z__d4_4 - zero * u__d4_4
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -729,8 +748,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
 
 
 @kernel(parallel=True)
-def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
-    """Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+    """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
+    in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
@@ -739,9 +759,9 @@ def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_s
     for k in numba.prange(chunks):
         start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
         if order == 0:
-            _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         elif order == 1:
-            _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         else:
-            _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)

@@ -94,7 +94,7 @@ def render(x, q, state, output_state, out, out_gain):
 
 
 @kernel
-def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -112,6 +112,8 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
     sum_zz = 0.0
     sum_zt = 0.0
     sum_rz = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         emphasis_lowpass = alpha_emphasis*(-lowpass_prev + x_n) + lowpass_prev
@@ -128,7 +130,9 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         z = u + w
         w = pole * z - zero * u
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -153,7 +157,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
 
 
 @kernel
-def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -208,6 +212,8 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
     sum_zz__d4 = 0.0
     sum_zz__d5 = 0.0
     sum_zz__d6 = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         emphasis_lowpass = alpha_emphasis*(-lowpass_prev + x_n) + lowpass_prev
@@ -282,7 +288,9 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         z__d6 = u__d6 + w__d6
         w__d6 = pole * z__d6 - zero * u__d6
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -391,7 +399,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
 
 
 @kernel
-def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -582,6 +590,8 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
     sum_rz__d5_5 = 0.0
     sum_rz__d5_6 = 0.0
     sum_rz__d6_6 = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         emphasis_lowpass = alpha_emphasis*(-lowpass_prev + x_n) + lowpass_prev
@@ -855,7 +865,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         z__d6_6 = u__d6_6 + w__d6_6
         w__d6_6 = pole * z__d6_6 - zero * u__d6_6
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -1282,8 +1294,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
 
 
 @kernel(parallel=True)
-def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
-    """Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+    """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
+    in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
@@ -1292,9 +1305,9 @@ def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_s
     for k in numba.prange(chunks):
         start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
         if order == 0:
-            _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         elif order == 1:
-            _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         else:
-            _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, sum_rows
+from ..objective import detector_levels
 
 MODEL = 'ff5-knee'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'knee_db')
@@ -76,7 +77,7 @@ def render(x, q, state, output_state, out, out_gain):
 
 
 @kernel
-def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -91,9 +92,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
     sum_zz = 0.0
     sum_zt = 0.0
     sum_rz = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
         target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
@@ -104,7 +109,9 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         z = u + w
         w = pole * z - zero * u
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -123,7 +130,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
 
 
 @kernel
-def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -160,9 +167,13 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
     sum_zz__d2 = 0.0
     sum_zz__d3 = 0.0
     sum_zz__d4 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
         knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -206,7 +217,9 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         z__d4 = u__d4 + w__d4
         w__d4 = pole * z__d4 - zero * u__d4
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -270,7 +283,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
 
 
 @kernel
-def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -369,9 +382,13 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
     sum_rz__d3_3 = 0.0
     sum_rz__d3_4 = 0.0
     sum_rz__d4_4 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
         knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -502,7 +519,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         z__d4_4 = u__d4_4 + w__d4_4
         w__d4_4 = pole * z__d4_4 - zero * u__d4_4
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -701,8 +720,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
 
 
 @kernel(parallel=True)
-def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
-    """Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+    """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
+    in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
@@ -711,9 +731,9 @@ def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_s
     for k in numba.prange(chunks):
         start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
         if order == 0:
-            _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         elif order == 1:
-            _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         else:
-            _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)

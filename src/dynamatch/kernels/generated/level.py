@@ -72,7 +72,7 @@ def render(x, q, state, output_state, out, out_gain):
 
 
 @kernel
-def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -84,6 +84,8 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
     sum_zz = 0.0
     sum_zt = 0.0
     sum_rz = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         magnitude = (x_n if (x_n >= 0.0) else -x_n)
@@ -97,7 +99,9 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         z = u + w
         w = pole * z - zero * u
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -116,7 +120,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
 
 
 @kernel
-def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -143,6 +147,8 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
     sum_zz__d1 = 0.0
     sum_zz__d2 = 0.0
     sum_zz__d3 = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         magnitude = (x_n if (x_n >= 0.0) else -x_n)
@@ -182,7 +188,9 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         z__d3 = u__d3 + w__d3
         w__d3 = pole * z__d3 - zero * u__d3
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -231,7 +239,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
 
 
 @kernel
-def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -292,6 +300,8 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
     sum_rz__d2_2 = 0.0
     sum_rz__d2_3 = 0.0
     sum_rz__d3_3 = 0.0
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
         magnitude = (x_n if (x_n >= 0.0) else -x_n)
@@ -387,7 +397,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         z__d3_3 = u__d3_3 + w__d3_3
         w__d3_3 = pole * z__d3_3 - zero * u__d3_3
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -505,8 +517,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
 
 
 @kernel(parallel=True)
-def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
-    """Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+    """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
+    in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
@@ -515,9 +528,9 @@ def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_s
     for k in numba.prange(chunks):
         start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
         if order == 0:
-            _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         elif order == 1:
-            _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         else:
-            _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, sum_rows
+from ..objective import detector_levels
 
 MODEL = 'opto-hp'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_panel', 'alpha_slow_attack', 'alpha_release_slow', 'slow_share', 'alpha_output_highpass')
@@ -116,7 +117,7 @@ def render(x, q, state, output_state, out, out_gain):
 
 
 @kernel
-def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -136,9 +137,13 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
     sum_zz = 0.0
     sum_zt = 0.0
     sum_rz = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         drive_log = level_log_n - reduction_prev
         panel_decayed = panel_prev + log(1.0 - alpha_panel)
         panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
@@ -160,7 +165,9 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
         z = u + w
         w = pole * z - zero * u
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -191,7 +198,7 @@ def _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, 
 
 
 @kernel
-def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -279,9 +286,13 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
     sum_zz__d6 = 0.0
     sum_zz__d7 = 0.0
     sum_zz__d8 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         drive_log = level_log_n - reduction_prev
         drive_log__d0 = -reduction_prev__d0
         drive_log__d1 = -reduction_prev__d1
@@ -449,7 +460,9 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
         z__d8 = u__d8 + w__d8
         w__d8 = pole * z__d8 - zero * u__d8
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -657,7 +670,7 @@ def _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, ze
 
 
 @kernel
-def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, out):
+def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, pole, out):
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -1069,9 +1082,13 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
     sum_rz__d7_7 = 0.0
     sum_rz__d7_8 = 0.0
     sum_rz__d8_8 = 0.0
+    level_log = np.empty(stop - start)
+    detector_levels(x, start, level_log)
+    t_in_prev = t_state[0]  # the target's filter, resumed where the chunk starts counting
+    t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        level_log_n = level_log[n]
+        level_log_n = level_log[n - start]
         drive_log = level_log_n - reduction_prev
         drive_log__d0 = -reduction_prev__d0
         drive_log__d1 = -reduction_prev__d1
@@ -1897,7 +1914,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
         z__d8_8 = u__d8_8 + w__d8_8
         w__d8_8 = pole * z__d8_8 - zero * u__d8_8
         if n >= count_from:
-            t_n = t[n]
+            t_in = t[n]
+            t_n = t_in - zero * t_in_prev + pole * t_n
+            t_in_prev = t_in
             r = makeup_gain * z - t_n
             sum_rr += r * r
             sum_zz += z * z
@@ -2942,8 +2961,9 @@ def _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zer
 
 
 @kernel(parallel=True)
-def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
-    """Sums of the chunked prediction against the pre-filtered target ``t``, over chunks in parallel:
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+    """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
+    in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
@@ -2952,9 +2972,9 @@ def chunked_sums(order, x, level_log, t, q, makeup_gain, chunk_samples, warmup_s
     for k in numba.prange(chunks):
         start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
         if order == 0:
-            _loss_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         elif order == 1:
-            _gradient_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
         else:
-            _hessian_chunk(x, level_log, t, start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)
