@@ -271,10 +271,8 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         raise click.UsageError("give both DRY and WET, or neither for the built-in default")
     reference_gr_db = None
     if dry is None:
-        from .report.fit import BUILTIN_SECONDS, builtin_capture
+        from .report.fit import builtin_capture
 
-        if plot:
-            preload_plot(BUILTIN_SECONDS)
         builtin = builtin_capture(DEFAULT_SAMPLE_RATE)
         console.print(f"built-in default: {builtin.description}")
         pair, source, reference_gr_db = builtin.pair, builtin.source, builtin.reference_gain_reduction_db
@@ -288,8 +286,6 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
                              check=False)
         source = {"dry": str(dry), "wet": str(wet)}
         _print_resampling((dry, wet), pair.sample_rate)
-        if plot:
-            preload_plot(pair.dry.shape[-1] / pair.sample_rate)
     with times.stage("checks"):
         report = _run_capture_check(pair, reference_dbu, input_reference_dbu, ignore_checks, verbose, warmup_seconds)
     initial = load_compressor(warm_start) if warm_start else None
@@ -329,23 +325,6 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
-
-
-#: Captures up to this long import matplotlib in a thread during the fit; longer ones import it after the
-#: fit, so that its ≈ 54 MiB does not sit on top of the fit's peak memory (the import then costs ≈ 0.3 s
-#: of wall, a small share of a long fit).
-PRELOAD_PLOT_MAX_SECONDS = 300.0
-
-
-def preload_plot(seconds: float) -> bool:
-    """Start matplotlib's import in a background thread when the capture is at most
-    :data:`PRELOAD_PLOT_MAX_SECONDS` long; whether it was started."""
-    if seconds > PRELOAD_PLOT_MAX_SECONDS:
-        return False
-    from .report.plots import preload
-
-    preload()  # overlaps the checks and the fit (its kernels release the GIL)
-    return True
 
 
 def _print_resampling(paths, sample_rate: int) -> None:

@@ -11,22 +11,6 @@ import numpy as np
 from ..units import gain_to_db
 
 
-def preload() -> None:
-    """Import matplotlib (Agg) in a background thread, so that a plot drawn later does not wait for it.
-
-    The fit's kernels release the GIL, so the import (≈ 1 s of Python) overlaps reading, checking and
-    fitting.  Failures are left for the plot itself to report."""
-    import threading
-
-    def run() -> None:
-        try:
-            _pyplot()
-        except Exception:  # noqa: BLE001 - the plot imports again and reports it
-            pass
-
-    threading.Thread(target=run, name="dynamatch-preload-matplotlib", daemon=True).start()
-
-
 def _pyplot():
     import matplotlib
 
