@@ -8,7 +8,8 @@ This is the one pipeline every entry point uses (CLI, map fitting, Python API)::
 
 Starting points.  A member with a ``parent`` (:mod:`dynamatch.models.family`) is fitted after its
 parent: the parent's optimum, with the new parameters at their neutral values and at each of their
-listed ``starts``, gives the candidate starts; the best few by loss are optimised and the best result
+listed ``starts``, gives the candidate starts; the best few by loss (one per group of equal loss:
+starts that tie are one basin, :func:`distinct_starts`) are optimised and the best result
 kept.  For a nested member the neutral start reproduces the parent, so the fit never ends worse than
 the parent on the audio it was fitted to.  A member without a parent starts from the 4A-2A paper's
 initial point with RMS-matched make-up.
@@ -53,6 +54,8 @@ COARSE_FRACTION = 0.125
 COARSE_EXCERPT_SECONDS = 12.0
 #: How many of the candidate starts of a member with a parent are optimised.
 STARTS = 3
+#: Candidate starts whose losses agree to this (relative) are one basin: only one of them is optimised.
+EQUAL_LOSS_TOLERANCE = 1e-12
 AUTO = "auto"
 #: A pair must hold at least the warm-up plus this much audio.
 MIN_FIT_SECONDS = 1.0
@@ -144,6 +147,22 @@ def extension_starts(base: Compressor, known: Sequence[str]) -> list[Compressor]
     return [base.with_params(**dict(combo)) for combo in itertools.product(*choices)]
 
 
+def distinct_starts(candidates: Sequence[Compressor], loss: Callable[[Compressor], float], count: int,
+                    tolerance: float = EQUAL_LOSS_TOLERANCE) -> list[Compressor]:
+    """The ``count`` lowest-loss candidates, one per group of equal loss (|f_a - f_b| <= tolerance·|f_a|).
+
+    Starts that tie differ only in parameters the loss does not see there (``opto`` at slow share 0:
+    the slow stage's times do nothing), so they are one basin; optimising several copies wastes attempts."""
+    scored = sorted(((loss(c), k) for k, c in enumerate(candidates)), key=lambda pair: pair[0])
+    kept: list[tuple[float, int]] = []
+    for f, k in scored:
+        if not kept or not abs(f - kept[-1][0]) <= tolerance * abs(kept[-1][0]):
+            kept.append((f, k))
+        if len(kept) == count:
+            break
+    return [candidates[k] for _, k in kept]
+
+
 class _Fitter:
     """One dry/wet pair, fitted by any member; objectives share the signals, fits are cached per member."""
 
@@ -214,7 +233,7 @@ class _Fitter:
     def _optimise(self, model: str, candidates: list[Compressor], parent_start: Compressor | None) -> FitResult:
         first = self.coarse if self.coarse is not None else self.full
         objective = first.with_model(model)
-        ranked = sorted(candidates, key=objective.esr)[: self.starts]
+        ranked = distinct_starts(candidates, objective.esr, self.starts)
         attempts = []
         for k, start in enumerate(ranked):
             where = "excerpts" if self.coarse is not None else "the whole signal"
@@ -578,5 +597,5 @@ def fit_files(
 
 
 __all__ = ["AUTO", "AUTO_CANDIDATES", "CaptureFit", "MODELS", "ModelSelection", "SelectionRow", "choose",
-           "check_capture_for_fit", "coarse_excerpts", "extension_starts", "fit_arrays", "fit_files", "fit_pair",
+           "check_capture_for_fit", "coarse_excerpts", "distinct_starts", "extension_starts", "fit_arrays", "fit_files", "fit_pair",
            "select_model", "warm_up"]
