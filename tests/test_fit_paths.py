@@ -126,3 +126,21 @@ def test_each_method_through_the_cli(files, tmp_path, method):
     start = esr(fitting.DEFAULT_START.process(x, SAMPLE_RATE), y)
     assert 0.0 < document["fit"]["esr"] < 0.5 * start
     assert esr(fitted.process(x, SAMPLE_RATE), y) > esr(TRUE.process(x, SAMPLE_RATE), y)
+
+
+def test_distinct_starts_keeps_one_start_per_basin_of_equal_loss():
+    """opto's candidate starts at slow share 0 differ only in the slow stage's times, which the loss does not
+    see there: they tie, and only the lowest of each group of equal loss is optimised."""
+    from dynamatch.optimize import CompressorObjective
+
+    x = programme(6.0, seed=3)
+    objective = CompressorObjective(x, TRUE.process(x, SAMPLE_RATE), SAMPLE_RATE, **SETTINGS).with_model("opto")
+    candidates = fitting.extension_starts(TRUE.as_model("opto"), TRUE.parameter_names)
+    losses = np.array([objective.esr(c) for c in candidates])
+    groups = []  # independent grouping: sort, then split where neighbours differ by more than 1e-12 relative
+    for f in np.sort(losses):
+        if not groups or abs(f - groups[-1]) > 1e-12 * abs(groups[-1]):
+            groups.append(f)
+    assert len(groups) < len(candidates)  # the ties are real
+    chosen = fitting.distinct_starts(candidates, objective.esr, 3)
+    np.testing.assert_allclose([objective.esr(c) for c in chosen], groups[:3], rtol=1e-12)
