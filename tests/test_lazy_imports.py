@@ -20,4 +20,3 @@ def test_the_fit_commands_imports_leave_out_scipy_special_linalg_and_matplotlib(
             "assert not loaded, loaded")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-

@@ -597,5 +597,5 @@ def fit_files(
 
 
 __all__ = ["AUTO", "AUTO_CANDIDATES", "CaptureFit", "MODELS", "ModelSelection", "SelectionRow", "choose",
-           "check_capture_for_fit", "coarse_excerpts", "distinct_starts", "extension_starts", "fit_arrays", "fit_files", "fit_pair",
-           "select_model", "warm_up"]
+           "check_capture_for_fit", "coarse_excerpts", "distinct_starts", "extension_starts", "fit_arrays",
+           "fit_files", "fit_pair", "select_model", "warm_up"]
