@@ -1,4 +1,5 @@
-"""The torch parallel-scan backend against the numba kernels (float64, rtol 1e-9) and a sequential loop."""
+"""The torch parallel-scan backend against the numba kernels (float64, rtol 1e-9) and a sequential loop;
+every family member, ``opto``/``opto-hp`` (coupled states: matrix scan) included."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dynamatch import Compressor  # noqa: E402
 from dynamatch.errors import ParameterError  # noqa: E402
 from dynamatch.models.family import MODELS  # noqa: E402
 from dynamatch.kernels.torch_family import TORCH_MEMBERS  # noqa: E402
-from dynamatch.kernels.torch_scan import ff5_branches, linear_scan  # noqa: E402
+from dynamatch.kernels.torch_scan import ff5_branches, linear_scan, matrix_scan  # noqa: E402
 from dynamatch.optimize.objective import CompressorObjective  # noqa: E402
 from dynamatch.optimize.torch_backend import TorchCompressorObjective  # noqa: E402
 
@@ -46,6 +47,49 @@ def test_linear_scan_is_stable_on_long_slow_recursions():
     b = np.random.default_rng(0).normal(size=n)
     y = linear_scan(torch.tensor(a), torch.tensor(b)).numpy()
     np.testing.assert_allclose(y, _sequential(a[None], b[None])[0], rtol=1e-9, atol=1e-9)
+
+
+def _sequential_matrix(a, b):
+    y = np.zeros(b.shape[:-3] + b.shape[-2:])
+    out = np.zeros_like(b)
+    for n in range(b.shape[-3]):
+        y = a[..., n, :, :] @ y + b[..., n, :, :]
+        out[..., n, :, :] = y
+    return out
+
+
+@pytest.mark.parametrize("length", [1, 2, 16, 17, 300, 4099])
+@pytest.mark.parametrize("block", [2, 5, 16])
+def test_matrix_scan_matches_sequential_loop(length, block):
+    rng = np.random.default_rng(length + block)
+    a = rng.uniform(-0.4, 0.4, (3, length, 4, 4))
+    b = rng.normal(size=(3, length, 4, 6))
+    products = []
+    y = matrix_scan(torch.tensor(a), torch.tensor(b), block, products).numpy()
+    expected = _sequential_matrix(a, b)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    again = matrix_scan(torch.tensor(a), torch.tensor(-2.0 * b[..., :3]), block, products).numpy()  # kept products
+    np.testing.assert_allclose(again, -2.0 * expected[..., :3], rtol=1e-12, atol=1e-12)
+
+
+def test_matrix_scan_is_stable_on_long_slow_coupled_recursions():
+    n = 60_000
+    rng = np.random.default_rng(3)
+    rotation = np.array([[np.cos(1e-3), -np.sin(1e-3)], [np.sin(1e-3), np.cos(1e-3)]])
+    a = np.broadcast_to((1.0 - 1e-5) * rotation, (n, 2, 2)).copy()  # slow, oscillating: nothing decays fast
+    a[:, 0, 1] += rng.uniform(-1e-4, 1e-4, n)
+    b = rng.normal(size=(n, 2, 3))
+    y = matrix_scan(torch.tensor(a), torch.tensor(b)).numpy()
+    expected = _sequential_matrix(a, b)
+    np.testing.assert_allclose(y, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+
+
+def test_strongly_connected_groups_come_after_what_they_read():
+    require_module("sympy")
+    from dynamatch.codegen.torch_module import _strongly_connected
+
+    reads = {0: {0, 1}, 1: {0}, 2: {2, 0}, 3: {3, 4}, 4: {3, 2}, 5: set()}
+    assert _strongly_connected(reads) == [[0, 1], [2], [3, 4], [5]]
 
 
 def test_branch_fixed_point_is_the_sequential_gain():
@@ -247,20 +291,56 @@ def test_cuda_matches_numba_for_every_member(short_pair, name):
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-12 * np.abs(expected[2]).max())
 
 
-def test_members_without_a_torch_objective_are_the_coupled_ones_and_say_so(short_pair):
-    """The generator writes a torch objective for every member whose sensitivities are a cascade of
-    one-poles; the rest (``opto``: the feedback cell couples its four states) get one line, no traceback."""
-    require_module("sympy")
-    from dynamatch.codegen.forward import differentiate
-    from dynamatch.codegen.torch_module import CoupledRecursionError, torch_source
-    from dynamatch.codegen.trace import trace
-    from dynamatch.models.family import model_spec
+def test_every_member_has_a_torch_objective_and_coupled_states_are_one_matrix_scan(monkeypatch):
+    """``opto``'s four states read each other's previous values (the cell's stages read the reduction
+    they make): the generator scans them as one group with the matrix scan, every right-hand side at
+    once; ``opto-hp``'s output high-pass reads the group but not back, so it stays a one-pole scan."""
+    from dynamatch.kernels import torch_family
 
-    missing = [m for m in MODELS if m not in TORCH_MEMBERS]
-    assert "opto" in missing and "ff5" not in missing
-    for name in missing:
-        with pytest.raises(CoupledRecursionError):
-            torch_source(differentiate(trace(model_spec(name))))
+    assert TORCH_MEMBERS == set(MODELS)
+    opto = torch_family.torch_kernels_of("opto")
+    assert not opto.SCANNED_STATES  # the values: a loop over the samples (max() panel, softplus cell)
+    hp = torch_family.torch_kernels_of("opto_hp")
+    for module in (opto, hp):
+        source = open(module.__file__).read()
+        assert source.count("coupling_0_1_2_3 = coupling(") == 1  # one matrix for both orders
+        assert source.count("matrix_scan(coupling_0_1_2_3") == 2  # first, then second derivatives
+    assert "output_lowpass_prev__d0 = shifted(state_scan(" in open(hp.__file__).read()
+    with pytest.raises(ParameterError, match="'no-such' has no generated torch objective"):
+        torch_family.torch_kernels_of("no_such")  # one line, no traceback (a member the generator skipped)
+
+
+def test_float32_opto_is_close_but_not_exact(short_pair):
     dry, wet = short_pair
-    with pytest.raises(ParameterError, match="'opto' has no torch objective.*use the numba backend"):
-        TorchCompressorObjective(dry, wet, SAMPLE_RATE, model="opto", chunk_seconds=0.06, warmup_seconds=0.01)
+    settings = dict(model="opto", chunk_seconds=0.1, warmup_seconds=0.02)
+    q = _member_point("opto", 0)
+    exact = CompressorObjective(dry, wet, SAMPLE_RATE, **settings).loss_grad_hess(q)
+    single = TorchCompressorObjective(dry, wet, SAMPLE_RATE, dtype="float32", **settings).loss_grad_hess(q)
+    assert single[0] == pytest.approx(exact[0], rel=1e-4)
+    np.testing.assert_allclose(single[1], exact[1], atol=1e-3 * np.abs(exact[1]).max())
+    np.testing.assert_allclose(single[2], exact[2], atol=1e-2 * np.abs(exact[2]).max())
+    assert single[0] != exact[0]
+
+
+def test_cli_fit_device_fits_opto(tmp_path):
+    """The coupled member on the device: a warm-started fit (one start, no ranking of the 81 extension
+    starts), a short pair (the fit needs ≥ 1.05 s)."""
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from dynamatch.cli import main
+    from dynamatch.models.model_file import save_compressor
+
+    dry = programme(1.1, seed=6)
+    truth = Compressor(model="opto", threshold_db=-24.0, ratio=4.0, attack_ms=3.0, release_ms=150.0)
+    wet = truth.process(dry, SAMPLE_RATE)
+    sf.write(tmp_path / "dry.wav", dry, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "wet.wav", wet, SAMPLE_RATE, subtype="FLOAT")
+    save_compressor(tmp_path / "start.json", truth.with_params(threshold_db=-22.0, release_ms=200.0))
+    args = ["fit", str(tmp_path / "dry.wav"), str(tmp_path / "wet.wav"), "-o", str(tmp_path / "m.json"), "--no-plot",
+            "--no-align", "--chunk-seconds", "0.2", "--warmup-seconds", "0.05", "--max-iterations", "2",
+            "--warm-start", str(tmp_path / "start.json"), "--device", "cpu-torch", "--model", "opto",
+            "--ignore-checks"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["model"] == "opto"

@@ -1,8 +1,10 @@
 r"""Runtime pieces of the generated torch objectives (:mod:`dynamatch.kernels.torch_generated`).
 
 Every recursion is a one-pole :math:`y[n] = a[n]\,y[n-1] + b[n]` from a rest value, evaluated by the
-parallel scan of :mod:`dynamatch.kernels.torch_scan`; :func:`settle` finds branch conditions that depend
-on the scanned state by fixed point; :func:`objective_sums` pre-filters the prediction and its
+parallel scan of :mod:`dynamatch.kernels.torch_scan`, or, for a group of states that read each other's
+previous values (``opto``), a vector recursion with one matrix :func:`coupling` for all its carried
+sensitivities, evaluated by :func:`~dynamatch.kernels.torch_scan.matrix_scan`; :func:`settle` finds branch
+conditions that depend on the scanned state by fixed point; :func:`objective_sums` pre-filters the prediction and its
 sensitivities and reduces them in the layout of the numba kernels' ``chunked_sums``.
 
 Import this module only where torch is wanted: it imports torch at the top.
@@ -17,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .torch_scan import linear_scan, prefilter_scan
+from .torch_scan import linear_scan, matrix_scan, prefilter_scan  # noqa: F401 - matrix_scan: for the generated modules
 
 
 #: Members with a generated torch objective (the files written by ``python -m dynamatch.codegen``).
@@ -27,16 +29,15 @@ TORCH_MEMBERS = frozenset(p.stem.replace("_", "-") for p in (Path(__file__).pare
 
 def torch_kernels_of(module_name: str) -> ModuleType:
     """The generated torch module of a family member (``module_name``: its name with ``-`` as ``_``);
-    ParameterError for a member the generator has none for (coupled sensitivity recursions)."""
+    ParameterError (one line) for a name the generator wrote none for."""
     try:
         return importlib.import_module(f"{__package__}.torch_generated.{module_name}")
     except ModuleNotFoundError:
         from ..errors import ParameterError
 
-        supported = sorted(TORCH_MEMBERS)
-        raise ParameterError(f"model {module_name.replace('_', '-')!r} has no torch objective (its sensitivity "
-                             f"recursions are coupled); use the numba backend (no --device) or one of "
-                             f"{', '.join(supported)}") from None
+        raise ParameterError(f"model {module_name.replace('_', '-')!r} has no generated torch objective (run "
+                             f"python -m dynamatch.codegen); use the numba backend (no --device) or one of "
+                             f"{', '.join(sorted(TORCH_MEMBERS))}") from None
 
 
 def shifted(sequence: torch.Tensor, rest: float) -> torch.Tensor:
@@ -52,6 +53,14 @@ def state_scan(a, b, rest: float, like: torch.Tensor, block: int) -> torch.Tenso
         b = b.clone()
         b[..., 0] += a[..., 0] * rest
     return linear_scan(a, b, block)
+
+
+def coupling(rows, like: torch.Tensor) -> torch.Tensor:
+    r"""The per-sample matrix :math:`A[n]` of a group of coupled states, (..., samples, m, m), from its ``rows``
+    of entries (tensors or numbers broadcasting to ``like``): :math:`A_{kl}[n] = \partial s_k[n]/\partial s_l[n-1]`,
+    the coefficient of every carried sensitivity recursion of the group (:func:`matrix_scan`)."""
+    return torch.stack([torch.stack([torch.broadcast_to(torch.as_tensor(e, dtype=like.dtype, device=like.device),
+                                                        like.shape) for e in row], -1) for row in rows], -2)
 
 
 def settle(coefficients: Callable, guess: torch.Tensor | None, rest: float, like: torch.Tensor,

@@ -5,11 +5,12 @@ Same sums as :mod:`dynamatch.kernels.generated.feedback` (see :mod:`dynamatch.co
 the states are computed by a sequential loop over the samples (batched over chunks).
 """
 
+import numpy
 import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp, log  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'feedback'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'feedback')
@@ -22,16 +23,26 @@ def states(x, level_log, q, guess, block):
     """Sequences of every state (tuple, ``REST_STATE`` order) over the chunks ``x``, ``level_log``
     (chunks, samples); ``guess``: a previous evaluation's sequences (warm start of the branch
     search) or None.  Returns (sequences, scans or loop passes)."""
+    if x.device.type == "cpu":  # the loop's small operations cost ≈ 3× less in numpy than in torch
+        q = q.numpy()
+        sequences = _loop(x.numpy(), level_log.numpy(), q, numpy.ones((), dtype=q.dtype), numpy)
+        return tuple(torch.from_numpy(s) for s in sequences), x.shape[1]
+    return _loop(x, level_log, q, torch.ones((), dtype=q.dtype, device=q.device), torch), x.shape[1]
+
+
+def _loop(x, level_log, q, one, xp):
+    """The state sequences by a loop over the samples, batched over the chunks, in ``xp`` (torch or
+    numpy: the same statements run on either)."""
+    where, exp, log, sqrt = xp.where, xp.exp, xp.log, xp.sqrt  # noqa: F841 - used by some members
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
     alpha_release = q[3]
     feedback = q[4]
-    one = torch.ones((), dtype=q.dtype, device=q.device)  # constant branches keep the working dtype
     slope = 1.0 - 1.0/ratio
     feedback_slope = slope/(-feedback*slope + 1.0)
-    gain_prev = torch.full_like(x[:, 0], 1.0)
-    sequence_0 = torch.empty_like(x)
+    gain_prev = xp.full_like(x[:, 0], 1.0)
+    sequence_0 = xp.empty_like(x)
     for n in range(x.shape[1]):
         level_log_n = level_log[:, n]
         detector_log = feedback*log(gain_prev) + level_log_n
@@ -42,7 +53,7 @@ def states(x, level_log, q, guess, block):
         next_0 = gain
         sequence_0[:, n] = next_0
         gain_prev = next_0
-    return (sequence_0,), x.shape[1]
+    return (sequence_0,)
 
 
 def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, block):

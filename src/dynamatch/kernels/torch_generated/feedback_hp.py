@@ -5,11 +5,12 @@ Same sums as :mod:`dynamatch.kernels.generated.feedback_hp` (see :mod:`dynamatch
 the states are computed by a sequential loop over the samples (batched over chunks).
 """
 
+import numpy
 import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp, log  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'feedback-hp'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'feedback', 'alpha_output_highpass')
@@ -22,19 +23,29 @@ def states(x, level_log, q, guess, block):
     """Sequences of every state (tuple, ``REST_STATE`` order) over the chunks ``x``, ``level_log``
     (chunks, samples); ``guess``: a previous evaluation's sequences (warm start of the branch
     search) or None.  Returns (sequences, scans or loop passes)."""
+    if x.device.type == "cpu":  # the loop's small operations cost ≈ 3× less in numpy than in torch
+        q = q.numpy()
+        sequences = _loop(x.numpy(), level_log.numpy(), q, numpy.ones((), dtype=q.dtype), numpy)
+        return tuple(torch.from_numpy(s) for s in sequences), x.shape[1]
+    return _loop(x, level_log, q, torch.ones((), dtype=q.dtype, device=q.device), torch), x.shape[1]
+
+
+def _loop(x, level_log, q, one, xp):
+    """The state sequences by a loop over the samples, batched over the chunks, in ``xp`` (torch or
+    numpy: the same statements run on either)."""
+    where, exp, log, sqrt = xp.where, xp.exp, xp.log, xp.sqrt  # noqa: F841 - used by some members
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
     alpha_release = q[3]
     feedback = q[4]
     alpha_output_highpass = q[5]
-    one = torch.ones((), dtype=q.dtype, device=q.device)  # constant branches keep the working dtype
     slope = 1.0 - 1.0/ratio
     feedback_slope = slope/(-feedback*slope + 1.0)
-    gain_prev = torch.full_like(x[:, 0], 1.0)
-    sequence_0 = torch.empty_like(x)
-    output_lowpass_prev = torch.full_like(x[:, 0], 0.0)
-    sequence_1 = torch.empty_like(x)
+    gain_prev = xp.full_like(x[:, 0], 1.0)
+    sequence_0 = xp.empty_like(x)
+    output_lowpass_prev = xp.full_like(x[:, 0], 0.0)
+    sequence_1 = xp.empty_like(x)
     for n in range(x.shape[1]):
         x_n = x[:, n]
         level_log_n = level_log[:, n]
@@ -51,7 +62,7 @@ def states(x, level_log, q, guess, block):
         gain_prev = next_0
         sequence_1[:, n] = next_1
         output_lowpass_prev = next_1
-    return (sequence_0, sequence_1,), x.shape[1]
+    return (sequence_0, sequence_1,)
 
 
 def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, block):
@@ -90,12 +101,12 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d2 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha__d2*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d3 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha__d3*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d4 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha*where((over > 0.0), -feedback_slope*target*log(gain_prev) - feedback_slope__d4*over*target, 0.0*one), 0.0, x, block), 0.0)
-        output_lowpass_prev__d5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         output_lowpass_prev__d0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), -feedback_slope*target*(feedback*gain_prev__d0/gain_prev - 0.11512925464970229), 0.0*one) + gain_prev__d0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), -feedback*feedback_slope*gain_prev__d1*target/gain_prev - feedback_slope__d1*over*target, 0.0*one) + gain_prev__d1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), -feedback*feedback_slope*gain_prev__d2*target/gain_prev, 0.0*one) + gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), -feedback*feedback_slope*gain_prev__d3*target/gain_prev, 0.0*one) + gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), -feedback_slope*target*(feedback*gain_prev__d4/gain_prev + log(gain_prev)) - feedback_slope__d4*over*target, 0.0*one) + gain_prev__d4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         detector_log__d0 = feedback*gain_prev__d0/gain_prev
         detector_log__d1 = feedback*gain_prev__d1/gain_prev
         detector_log__d2 = feedback*gain_prev__d2/gain_prev
@@ -155,27 +166,27 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d3_3 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha*where((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target + feedback*feedback_slope*(gain_prev__d3*gain_prev__d3)*target/(gain_prev*gain_prev), 0.0*one) - 2.0*gain_alpha__d3*gain_prev__d3 + 2.0*gain_alpha__d3*target__d3, 0.0, x, block), 0.0)
         gain_prev__d3_4 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha*where((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - feedback_slope*target*(-feedback*gain_prev__d3*gain_prev__d4/(gain_prev*gain_prev) + gain_prev__d3/gain_prev), 0.0*one) - gain_alpha__d3*gain_prev__d4 + gain_alpha__d3*target__d4, 0.0, x, block), 0.0)
         gain_prev__d4_4 = shifted(state_scan(gain_alpha*where((over > 0.0), -feedback*feedback_slope*target/gain_prev, 0.0*one) - gain_alpha + 1.0, gain_alpha*where((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - feedback_slope*target*(-feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev) + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0*one), 0.0, x, block), 0.0)
-        output_lowpass_prev__d0_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
-        output_lowpass_prev__d1_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
-        output_lowpass_prev__d2_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
-        output_lowpass_prev__d3_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
-        output_lowpass_prev__d4_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d4 + prediction__d4, 0.0, x, block), 0.0)
-        output_lowpass_prev__d5_5 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d5, 0.0, x, block), 0.0)
         output_lowpass_prev__d0_0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (feedback_slope*feedback_slope)*(over__d0*over__d0)*target - feedback_slope*target*(feedback*gain_prev__d0_0/gain_prev - feedback*(gain_prev__d0*gain_prev__d0)/(gain_prev*gain_prev)), 0.0*one) + gain_prev__d0_0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target - feedback_slope*target*(feedback*gain_prev__d0_1/gain_prev - feedback*gain_prev__d0*gain_prev__d1/(gain_prev*gain_prev)) + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0), 0.0*one) + gain_prev__d0_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target - feedback_slope*target*(feedback*gain_prev__d0_2/gain_prev - feedback*gain_prev__d0*gain_prev__d2/(gain_prev*gain_prev)), 0.0*one) - gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0 + gain_prev__d0_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target - feedback_slope*target*(feedback*gain_prev__d0_3/gain_prev - feedback*gain_prev__d0*gain_prev__d3/(gain_prev*gain_prev)), 0.0*one) - gain_alpha__d3*gain_prev__d0 + gain_alpha__d3*target__d0 + gain_prev__d0_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target - feedback_slope*target*(feedback*gain_prev__d0_4/gain_prev - feedback*gain_prev__d0*gain_prev__d4/(gain_prev*gain_prev) + gain_prev__d0/gain_prev) + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0), 0.0*one) + gain_prev__d0_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d0_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
         output_lowpass_prev__d1_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d1_1/gain_prev - feedback*(gain_prev__d1*gain_prev__d1)/(gain_prev*gain_prev)) + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target, 0.0*one) + gain_prev__d1_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d1_2/gain_prev - feedback*gain_prev__d1*gain_prev__d2/(gain_prev*gain_prev)), 0.0*one) - gain_alpha__d2*gain_prev__d1 + gain_alpha__d2*target__d1 + gain_prev__d1_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d1_3/gain_prev - feedback*gain_prev__d1*gain_prev__d3/(gain_prev*gain_prev)), 0.0*one) - gain_alpha__d3*gain_prev__d1 + gain_alpha__d3*target__d1 + gain_prev__d1_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d1_4/gain_prev - feedback*gain_prev__d1*gain_prev__d4/(gain_prev*gain_prev) + gain_prev__d1/gain_prev) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target, 0.0*one) + gain_prev__d1_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d1_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
         output_lowpass_prev__d2_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - feedback_slope*target*(feedback*gain_prev__d2_2/gain_prev - feedback*(gain_prev__d2*gain_prev__d2)/(gain_prev*gain_prev)), 0.0*one) - 2.0*gain_alpha__d2*gain_prev__d2 + 2.0*gain_alpha__d2*target__d2 + gain_prev__d2_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - feedback_slope*target*(feedback*gain_prev__d2_3/gain_prev - feedback*gain_prev__d2*gain_prev__d3/(gain_prev*gain_prev)), 0.0*one) - gain_alpha__d2*gain_prev__d3 + gain_alpha__d2*target__d3 - gain_alpha__d3*gain_prev__d2 + gain_alpha__d3*target__d2 + gain_prev__d2_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d2_4/gain_prev - feedback*gain_prev__d2*gain_prev__d4/(gain_prev*gain_prev) + gain_prev__d2/gain_prev), 0.0*one) - gain_alpha__d2*gain_prev__d4 + gain_alpha__d2*target__d4 + gain_prev__d2_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d2_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
         output_lowpass_prev__d3_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - feedback_slope*target*(feedback*gain_prev__d3_3/gain_prev - feedback*(gain_prev__d3*gain_prev__d3)/(gain_prev*gain_prev)), 0.0*one) - 2.0*gain_alpha__d3*gain_prev__d3 + 2.0*gain_alpha__d3*target__d3 + gain_prev__d3_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d3_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d3_4/gain_prev - feedback*gain_prev__d3*gain_prev__d4/(gain_prev*gain_prev) + gain_prev__d3/gain_prev), 0.0*one) - gain_alpha__d3*gain_prev__d4 + gain_alpha__d3*target__d4 + gain_prev__d3_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d3_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
         output_lowpass_prev__d4_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - feedback_slope*target*(feedback*gain_prev__d4_4/gain_prev - feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev) + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0*one) + gain_prev__d4_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d4_5 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d4 + prediction__d4, 0.0, x, block), 0.0)
+        output_lowpass_prev__d5_5 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d5, 0.0, x, block), 0.0)
         detector_log__d0_0 = feedback*gain_prev__d0_0/gain_prev - feedback*(gain_prev__d0*gain_prev__d0)/(gain_prev*gain_prev)
         detector_log__d0_1 = feedback*gain_prev__d0_1/gain_prev - feedback*gain_prev__d0*gain_prev__d1/(gain_prev*gain_prev)
         detector_log__d0_2 = feedback*gain_prev__d0_2/gain_prev - feedback*gain_prev__d0*gain_prev__d2/(gain_prev*gain_prev)

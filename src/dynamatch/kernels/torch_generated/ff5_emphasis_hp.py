@@ -9,7 +9,7 @@ import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp, log  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'ff5-emphasis-hp'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'emphasis_db', 'alpha_emphasis', 'alpha_output_highpass')
@@ -87,13 +87,12 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         target__d4 = where((over > 0.0), -level_log_2__d4*slope*target, 0.0*one)
         gain_alpha__d2 = where((gain_prev > target), 1.0*one, 0.0*one)
         gain_alpha__d3 = where((gain_prev > target), 0.0*one, 1.0*one)
+        lowpass_prev__d5 = shifted(state_scan(1.0 - alpha_emphasis, -lowpass_prev + x, 0.0, x, block), 0.0)
         gain_prev__d0 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0, 0.0, x, block), 0.0)
         gain_prev__d1 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d1, 0.0, x, block), 0.0)
         gain_prev__d2 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d2*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d3 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d3*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d4 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d4, 0.0, x, block), 0.0)
-        lowpass_prev__d5 = shifted(state_scan(1.0 - alpha_emphasis, -lowpass_prev + x, 0.0, x, block), 0.0)
-        output_lowpass_prev__d6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         gain_prev__d5 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*where((over > 0.0), emphasis_boost*slope*target*(-lowpass_prev + lowpass_prev__d5*(1.0 - alpha_emphasis) + x)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one), 0.0*one), 0.0, x, block), 0.0)
         output_lowpass_prev__d0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
@@ -101,6 +100,7 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         output_lowpass_prev__d3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d4 + gain_prev__d4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), emphasis_boost*slope*target*(-lowpass_prev + lowpass_prev__d5*(1.0 - alpha_emphasis) + x)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one), 0.0*one) + gain_prev__d5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         emphasis_lowpass__d5 = -lowpass_prev + lowpass_prev__d5*(1.0 - alpha_emphasis) + x
         sidechain__d5 = -emphasis_boost*emphasis_lowpass__d5
         level_log_2__d5 = sidechain__d5*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one)
@@ -154,6 +154,7 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         target__d1_5 = where((over > 0.0), level_log_2__d5*slope__d1*target*(over*slope - 1.0), 0.0*one)
         target__d4_4 = where((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target, 0.0*one)
         target__d4_5 = where((over > 0.0), level_log_2__d4*level_log_2__d5*(slope*slope)*target - level_log_2__d4_5*slope*target, 0.0*one)
+        lowpass_prev__d5_5 = shifted(state_scan(1.0 - alpha_emphasis, -2.0*lowpass_prev__d5, 0.0, x, block), 0.0)
         gain_prev__d0_0 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0_0, 0.0, x, block), 0.0)
         gain_prev__d0_1 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0_1, 0.0, x, block), 0.0)
         gain_prev__d0_2 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0, 0.0, x, block), 0.0)
@@ -174,14 +175,6 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d3_5 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d3*gain_prev__d5 + gain_alpha__d3*target__d5, 0.0, x, block), 0.0)
         gain_prev__d4_4 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d4_4, 0.0, x, block), 0.0)
         gain_prev__d4_5 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d4_5, 0.0, x, block), 0.0)
-        lowpass_prev__d5_5 = shifted(state_scan(1.0 - alpha_emphasis, -2.0*lowpass_prev__d5, 0.0, x, block), 0.0)
-        output_lowpass_prev__d0_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
-        output_lowpass_prev__d1_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
-        output_lowpass_prev__d2_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
-        output_lowpass_prev__d3_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
-        output_lowpass_prev__d4_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d4 + prediction__d4, 0.0, x, block), 0.0)
-        output_lowpass_prev__d5_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d5 + prediction__d5, 0.0, x, block), 0.0)
-        output_lowpass_prev__d6_6 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d6, 0.0, x, block), 0.0)
         gain_prev__d5_5 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*where((over > 0.0), (level_log_2__d5*level_log_2__d5)*(slope*slope)*target - slope*target*(-emphasis_boost*(-2.0*lowpass_prev__d5 + lowpass_prev__d5_5*(1.0 - alpha_emphasis))*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one) + (sidechain__d5*sidechain__d5)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0*one)), 0.0*one), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_0 + gain_prev__d0_0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_1 + gain_prev__d0_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
@@ -189,21 +182,28 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         output_lowpass_prev__d0_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d0 + gain_alpha__d3*target__d0 + gain_prev__d0_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_4 + gain_prev__d0_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_5 + gain_prev__d0_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d0_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
         output_lowpass_prev__d1_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1_1 + gain_prev__d1_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d1 + gain_alpha__d2*target__d1 + gain_prev__d1_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d1 + gain_alpha__d3*target__d1 + gain_prev__d1_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1_4 + gain_prev__d1_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1_5 + gain_prev__d1_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d1_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
         output_lowpass_prev__d2_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-2.0*gain_alpha__d2*gain_prev__d2 + gain_prev__d2_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2 + gain_prev__d2_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d4 + gain_alpha__d2*target__d4 + gain_prev__d2_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d5 + gain_alpha__d2*target__d5 + gain_prev__d2_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d2_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
         output_lowpass_prev__d3_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-2.0*gain_alpha__d3*gain_prev__d3 + gain_prev__d3_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d3_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d4 + gain_alpha__d3*target__d4 + gain_prev__d3_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d3_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d5 + gain_alpha__d3*target__d5 + gain_prev__d3_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d3_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
         output_lowpass_prev__d4_4 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d4_4 + gain_prev__d4_4*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d4_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d4_5 + gain_prev__d4_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d4_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d4 + prediction__d4, 0.0, x, block), 0.0)
         output_lowpass_prev__d5_5 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*where((over > 0.0), (level_log_2__d5*level_log_2__d5)*(slope*slope)*target - slope*target*(-emphasis_boost*(-2.0*lowpass_prev__d5 + lowpass_prev__d5_5*(1.0 - alpha_emphasis))*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one) + (sidechain__d5*sidechain__d5)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0*one)), 0.0*one) + gain_prev__d5_5*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d5_6 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d5 + prediction__d5, 0.0, x, block), 0.0)
+        output_lowpass_prev__d6_6 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d6, 0.0, x, block), 0.0)
         emphasis_lowpass__d5_5 = -2.0*lowpass_prev__d5 + lowpass_prev__d5_5*(1.0 - alpha_emphasis)
         sidechain__d5_5 = -emphasis_boost*emphasis_lowpass__d5_5
         level_log_2__d5_5 = (sidechain__d5*sidechain__d5)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0*one) + sidechain__d5_5*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), 1.0*one, -1.0*one), 0.0*one)*where(where((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), where((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0*one)

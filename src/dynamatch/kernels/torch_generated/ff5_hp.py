@@ -9,7 +9,7 @@ import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'ff5-hp'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_output_highpass')
@@ -75,11 +75,11 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d1 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d1, 0.0, x, block), 0.0)
         gain_prev__d2 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d2*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d3 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d3*(-gain_prev + target), 0.0, x, block), 0.0)
-        output_lowpass_prev__d4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         output_lowpass_prev__d0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev + prediction, 0.0, x, block), 0.0)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
         gain__d2 = gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)
@@ -118,21 +118,21 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d2_2 = shifted(state_scan(1.0 - gain_alpha, -2.0*gain_alpha__d2*gain_prev__d2, 0.0, x, block), 0.0)
         gain_prev__d2_3 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2, 0.0, x, block), 0.0)
         gain_prev__d3_3 = shifted(state_scan(1.0 - gain_alpha, -2.0*gain_alpha__d3*gain_prev__d3, 0.0, x, block), 0.0)
-        output_lowpass_prev__d0_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
-        output_lowpass_prev__d1_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
-        output_lowpass_prev__d2_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
-        output_lowpass_prev__d3_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
-        output_lowpass_prev__d4_4 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d4, 0.0, x, block), 0.0)
         output_lowpass_prev__d0_0 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_0 + gain_prev__d0_0*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d0_1 + gain_prev__d0_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0 + gain_prev__d0_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d0_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d0 + gain_alpha__d3*target__d0 + gain_prev__d0_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d0_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d0 + prediction__d0, 0.0, x, block), 0.0)
         output_lowpass_prev__d1_1 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(gain_alpha*target__d1_1 + gain_prev__d1_1*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d1 + gain_alpha__d2*target__d1 + gain_prev__d1_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d1_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d3*gain_prev__d1 + gain_alpha__d3*target__d1 + gain_prev__d1_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d1_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d1 + prediction__d1, 0.0, x, block), 0.0)
         output_lowpass_prev__d2_2 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-2.0*gain_alpha__d2*gain_prev__d2 + gain_prev__d2_2*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
         output_lowpass_prev__d2_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2 + gain_prev__d2_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d2_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d2 + prediction__d2, 0.0, x, block), 0.0)
         output_lowpass_prev__d3_3 = shifted(state_scan(1.0 - alpha_output_highpass, alpha_output_highpass*x*(-2.0*gain_alpha__d3*gain_prev__d3 + gain_prev__d3_3*(1.0 - gain_alpha)), 0.0, x, block), 0.0)
+        output_lowpass_prev__d3_4 = shifted(state_scan(1.0 - alpha_output_highpass, -output_lowpass_prev__d3 + prediction__d3, 0.0, x, block), 0.0)
+        output_lowpass_prev__d4_4 = shifted(state_scan(1.0 - alpha_output_highpass, -2.0*output_lowpass_prev__d4, 0.0, x, block), 0.0)
         gain__d0_0 = gain_alpha*target__d0_0 + gain_prev__d0_0*(1.0 - gain_alpha)
         gain__d0_1 = gain_alpha*target__d0_1 + gain_prev__d0_1*(1.0 - gain_alpha)
         gain__d0_2 = -gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0 + gain_prev__d0_2*(1.0 - gain_alpha)

@@ -9,7 +9,7 @@ import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp, log  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'ff5-rms'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_detector')
@@ -69,11 +69,11 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         target__d1 = where((over > 0.0), -over*slope__d1*target, 0.0*one)
         gain_alpha__d2 = where((gain_prev > target), 1.0*one, 0.0*one)
         gain_alpha__d3 = where((gain_prev > target), 0.0*one, 1.0*one)
+        power_prev__d4 = shifted(state_scan(1.0 - alpha_detector, -power_prev + (x*x), 0.0, x, block), 0.0)
         gain_prev__d0 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0, 0.0, x, block), 0.0)
         gain_prev__d1 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d1, 0.0, x, block), 0.0)
         gain_prev__d2 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d2*(-gain_prev + target), 0.0, x, block), 0.0)
         gain_prev__d3 = shifted(state_scan(1.0 - gain_alpha, gain_alpha__d3*(-gain_prev + target), 0.0, x, block), 0.0)
-        power_prev__d4 = shifted(state_scan(1.0 - alpha_detector, -power_prev + (x*x), 0.0, x, block), 0.0)
         gain_prev__d4 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*where((over > 0.0), -0.5*slope*target*(-power_prev + power_prev__d4*(1.0 - alpha_detector) + (x*x))*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one), 0.0*one), 0.0, x, block), 0.0)
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x*x)
         level_log_2__d4 = 0.5*power__d4*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one)
@@ -100,6 +100,7 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         target__d0_4 = where((over > 0.0), -0.11512925464970229*level_log_2__d4*(slope*slope)*target, 0.0*one)
         target__d1_1 = where((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0*one)
         target__d1_4 = where((over > 0.0), level_log_2__d4*slope__d1*target*(over*slope - 1.0), 0.0*one)
+        power_prev__d4_4 = shifted(state_scan(1.0 - alpha_detector, -2.0*power_prev__d4, 0.0, x, block), 0.0)
         gain_prev__d0_0 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0_0, 0.0, x, block), 0.0)
         gain_prev__d0_1 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*target__d0_1, 0.0, x, block), 0.0)
         gain_prev__d0_2 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0, 0.0, x, block), 0.0)
@@ -114,7 +115,6 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         gain_prev__d2_4 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d2*gain_prev__d4 + gain_alpha__d2*target__d4, 0.0, x, block), 0.0)
         gain_prev__d3_3 = shifted(state_scan(1.0 - gain_alpha, -2.0*gain_alpha__d3*gain_prev__d3, 0.0, x, block), 0.0)
         gain_prev__d3_4 = shifted(state_scan(1.0 - gain_alpha, -gain_alpha__d3*gain_prev__d4 + gain_alpha__d3*target__d4, 0.0, x, block), 0.0)
-        power_prev__d4_4 = shifted(state_scan(1.0 - alpha_detector, -2.0*power_prev__d4, 0.0, x, block), 0.0)
         gain_prev__d4_4 = shifted(state_scan(1.0 - gain_alpha, gain_alpha*where((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - slope*target*(0.5*(power__d4*power__d4)*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0*one) + 0.5*(-2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector))*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one)), 0.0*one), 0.0, x, block), 0.0)
         power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
         level_log_2__d4_4 = 0.5*(power__d4*power__d4)*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0*one) + 0.5*power__d4_4*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one)

@@ -9,7 +9,7 @@ import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'gain-db'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'knee_db')

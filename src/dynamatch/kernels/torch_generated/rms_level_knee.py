@@ -9,7 +9,7 @@ import torch
 from torch import where  # noqa: F401 - used by some members
 from torch import exp, log, sqrt  # noqa: F401
 
-from ..torch_family import objective_sums, settle, shifted, state_scan
+from ..torch_family import coupling, matrix_scan, objective_sums, settle, shifted, state_scan  # noqa: F401
 
 MODEL = 'rms-level-knee'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_detector', 'knee_db')
@@ -86,9 +86,9 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         prediction__d0 = target__d0*x
         prediction__d1 = target__d1*x
         prediction__d5 = target__d5*x
+        power_prev__d4 = shifted(state_scan(1.0 - alpha_detector, -power_prev + (x*x), 0.0, x, block), 0.0)
         envelope_prev__d2 = shifted(state_scan(1.0 - envelope_alpha, envelope_alpha__d2*(-envelope_prev + rms), 0.0, x, block), 0.0)
         envelope_prev__d3 = shifted(state_scan(1.0 - envelope_alpha, envelope_alpha__d3*(-envelope_prev + rms), 0.0, x, block), 0.0)
-        power_prev__d4 = shifted(state_scan(1.0 - alpha_detector, -power_prev + (x*x), 0.0, x, block), 0.0)
         envelope_prev__d4 = shifted(state_scan(1.0 - envelope_alpha, envelope_alpha*where((power > 1.0000000000000001e-20), (0.5)*(-power_prev + power_prev__d4*(1.0 - alpha_detector) + (x*x))/rms, 0.0*one), 0.0, x, block), 0.0)
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x*x)
         level_log_2__d4 = 0.5*power__d4*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one)
@@ -162,12 +162,12 @@ def sums(order, x, level_log, t, weight, q, makeup_gain, zero, pole, guess, bloc
         prediction__d3_5 = target__d3_5*x
         prediction__d4_5 = target__d4_5*x
         prediction__d5_5 = target__d5_5*x
+        power_prev__d4_4 = shifted(state_scan(1.0 - alpha_detector, -2.0*power_prev__d4, 0.0, x, block), 0.0)
         envelope_prev__d2_2 = shifted(state_scan(1.0 - envelope_alpha, -2.0*envelope_alpha__d2*envelope_prev__d2, 0.0, x, block), 0.0)
         envelope_prev__d2_3 = shifted(state_scan(1.0 - envelope_alpha, -envelope_alpha__d2*envelope_prev__d3 - envelope_alpha__d3*envelope_prev__d2, 0.0, x, block), 0.0)
         envelope_prev__d2_4 = shifted(state_scan(1.0 - envelope_alpha, -envelope_alpha__d2*envelope_prev__d4 + envelope_alpha__d2*rms__d4, 0.0, x, block), 0.0)
         envelope_prev__d3_3 = shifted(state_scan(1.0 - envelope_alpha, -2.0*envelope_alpha__d3*envelope_prev__d3, 0.0, x, block), 0.0)
         envelope_prev__d3_4 = shifted(state_scan(1.0 - envelope_alpha, -envelope_alpha__d3*envelope_prev__d4 + envelope_alpha__d3*rms__d4, 0.0, x, block), 0.0)
-        power_prev__d4_4 = shifted(state_scan(1.0 - alpha_detector, -2.0*power_prev__d4, 0.0, x, block), 0.0)
         envelope_prev__d4_4 = shifted(state_scan(1.0 - envelope_alpha, envelope_alpha*where((power > 1.0000000000000001e-20), -0.25*(power__d4*power__d4)/(rms*rms*rms) + (0.5)*(-2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector))/rms, 0.0*one), 0.0, x, block), 0.0)
         power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
         level_log_2__d4_4 = 0.5*(power__d4*power__d4)*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0*one) + 0.5*power__d4_4*where((power > 1.0000000000000001e-20), 1.0*one, 0.0*one)*where((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19*one)
