@@ -23,7 +23,7 @@ TORCH_KERNELS_DIR = PACKAGE / "kernels" / "torch_generated"
 def generated_files(models: Iterable[str] | None = None) -> Iterator[tuple[Path, str]]:
     """(path, text) of every generated file of ``models`` (default: the whole family); text None: a file
     the member does not have (a torch objective the generator cannot write: :class:`CoupledRecursionError`,
-no member of today's family)."""
+    no member of today's family)."""
     for name in models or MODELS:
         spec = model_spec(name)
         derived = differentiate(trace(spec))
