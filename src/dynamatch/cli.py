@@ -281,9 +281,14 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
+            preload = _preload_kernels_during_read(dry, wet)
             # checked by the capture check next (one pass over each signal for both)
-            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
-                             check=False)
+            try:
+                pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None,
+                                 dtype="float32", check=False)
+            finally:
+                if preload is not None:
+                    preload.join()
         source = {"dry": str(dry), "wet": str(wet)}
         _print_resampling((dry, wet), pair.sample_rate)
     with times.stage("checks"):
@@ -325,6 +330,32 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print(f"plot → {png}")
     if verbose:
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
+
+
+def _preload_kernels_during_read(*paths):
+    """A started thread that loads the long-capture kernels (``load_long_capture_kernels``) while the files
+    are read, when they are long enough for the read to hide it; else None."""
+    from .data.audio import PARALLEL_READ_BYTES
+
+    try:
+        size = sum(Path(path).stat().st_size for path in paths)
+    except OSError:
+        return None
+    if size < PARALLEL_READ_BYTES:
+        return None
+    import threading
+
+    def load() -> None:
+        try:
+            from .kernels.signal_checks import load_long_capture_kernels
+
+            load_long_capture_kernels()
+        except Exception:  # the checks load (or compile) them anyway, and report what fails
+            logging.getLogger(__name__).debug("preloading the kernels failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="dynamatch-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _print_resampling(paths, sample_rate: int) -> None:

@@ -310,8 +310,7 @@ def load_pair(
             f"{dry_path} has {dry_channels} channels but {wet_path} has {wet_channels}: record dry and wet "
             "with the same channel count (or mix both to mono first)"
         )
-    dry, dry_rate = read_audio(dry_path, mono=mono, dtype=dtype)
-    wet, wet_rate = read_audio(wet_path, mono=mono, dtype=dtype)
+    (dry, dry_rate), (wet, wet_rate) = _read_both(dry_path, wet_path, mono=mono, dtype=dtype)
     rate = dry_rate if sample_rate is None else _integer_rate(sample_rate)
     if not resample and (dry_rate != rate or wet_rate != rate):
         raise SampleRateMismatchError(
@@ -348,6 +347,32 @@ def load_pair(
         for audio, path, audio_stats in ((dry, dry_path, stats[0]), (wet, wet_path, stats[1])):
             warn_dc_offset(audio, str(path), audio_stats)
     return AudioPair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, str(dry_path), str(wet_path))
+
+
+#: Files at least this large (bytes, both together) are read side by side (see :func:`_read_both`).
+PARALLEL_READ_BYTES = 1 << 24
+
+
+def _read_both(dry_path: Path, wet_path: Path, **options) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """``read_audio`` of both files; large ones side by side in two threads (libsndfile runs without the GIL,
+    and most of a long file's read is the kernel faulting its fresh memory in, which two cores share).  The
+    dry's error is raised first, as when read one after the other."""
+    try:
+        size = dry_path.stat().st_size + wet_path.stat().st_size
+    except OSError:  # missing: read_audio says which
+        size = 0
+    if size < PARALLEL_READ_BYTES:
+        return read_audio(dry_path, **options), read_audio(wet_path, **options)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamatch-read") as pool:
+        wet_future = pool.submit(read_audio, wet_path, **options)
+        try:
+            dry = read_audio(dry_path, **options)
+        except BaseException:
+            wet_future.cancel()
+            raise
+        return dry, wet_future.result()
 
 
 def _integer_rate(sample_rate: float) -> int:

@@ -352,3 +352,19 @@ def warm_up() -> None:
         frame_energies(x, 0, 8, 8)
     spectrum = np.ones(8)
     correlation_and_derivatives(spectrum, spectrum, 0.1, 0.5)
+
+
+def load_long_capture_kernels() -> None:
+    """Load (from numba's cache, or compile) the kernels that checking and aligning a long float32 capture
+    calls first: the parallel statistics and in-place FIR, the sums, the correlation.  ``dynamatch fit`` runs
+    this in a thread while libsndfile reads the files without the GIL, so that numba's first-call cost
+    (its registries, then one cache load per kernel: ≈ 0.3 s) is not paid after the read."""
+    x = np.linspace(-1.0, 1.0, 64).astype(np.float32)
+    _statistics_parallel(x, 0.9999, 4)
+    _fir_same_in_place(x.copy(), np.full(4, 0.25), 1)
+    sum_of_products(x, x)
+    gram_sums(x, x)
+    frame_energies(x, 0, 8, 8)
+    weights = np.ones(8)
+    sum_of_products(weights, weights)
+    correlation_and_derivatives(weights, weights, 0.1, 0.5)
