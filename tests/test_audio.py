@@ -245,3 +245,31 @@ def test_one_pass_statistics_match_numpy(dtype):
     assert stats.rms == pytest.approx(np.sqrt(np.mean(finite**2)), rel=1e-9)
     clean = np.nan_to_num(x, nan=0.0, posinf=0.0)
     assert stats.clipped_fraction == clipped_fraction(clean) == pytest.approx((4 + 9 + 5 + 6 + 13) / x.size)
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 40])
+def test_load_pair_reads_the_same_side_by_side_and_one_after_the_other(tmp_path, monkeypatch, threshold):
+    """Large files are read in two threads (``PARALLEL_READ_BYTES``): the same arrays, bit for bit."""
+    import dynamatch.data.audio as audio
+
+    rng = np.random.default_rng(3)
+    dry, wet = (rng.standard_normal(RATE).astype(np.float32) * 0.3 for _ in range(2))
+    sf.write(tmp_path / "dry.wav", dry, RATE, subtype="FLOAT")
+    sf.write(tmp_path / "wet.wav", wet, RATE, subtype="FLOAT")
+    monkeypatch.setattr(audio, "PARALLEL_READ_BYTES", threshold)
+    pair = load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav", dtype="float32")
+    assert pair.dry.view(np.uint32).tolist() == dry.view(np.uint32).tolist()
+    assert pair.wet.view(np.uint32).tolist() == wet.view(np.uint32).tolist()
+
+
+def test_load_pair_side_by_side_reports_the_dry_first(tmp_path, monkeypatch):
+    import dynamatch.data.audio as audio
+
+    monkeypatch.setattr(audio, "PARALLEL_READ_BYTES", 0)
+    (tmp_path / "dry.wav").write_bytes(b"not audio at all" * 64)
+    (tmp_path / "wet.wav").write_bytes(b"neither is this" * 64)
+    with pytest.raises(AudioFileError, match="dry.wav"):
+        load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav")
+    sf.write(tmp_path / "dry.wav", _tone(), RATE)
+    with pytest.raises(AudioFileError, match="wet.wav"):
+        load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav")
