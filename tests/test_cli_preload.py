@@ -1,27 +1,28 @@
-"""`dynamatch fit` loads the long-capture kernels in a thread while it reads long files."""
+"""`dynamatch fit` loads the long-capture kernels in the reading thread of long files."""
 
 from __future__ import annotations
 
 import numpy as np
+import soundfile as sf
 
 from dynamatch import cli
+from dynamatch.data import load_pair
 from dynamatch.kernels import signal_checks
 
 
-def test_preload_starts_only_for_long_files_and_loads_the_float32_kernels(tmp_path, monkeypatch):
+def test_background_runs_only_for_long_files_and_the_preload_loads_the_float32_kernels(tmp_path, monkeypatch):
     import dynamatch.data.audio as audio
 
-    small = tmp_path / "small.wav"
-    small.write_bytes(b"\0" * 1000)
-    assert cli._preload_kernels_during_read(small, small) is None
-    assert cli._preload_kernels_during_read(tmp_path / "missing.wav", small) is None
+    x = np.linspace(-0.5, 0.5, 4410).astype(np.float32)
+    for name in ("dry.wav", "wet.wav"):
+        sf.write(tmp_path / name, x, 44100, subtype="FLOAT")
+    calls = []
+    load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav", background=lambda: calls.append("short"))
+    assert calls == []
     monkeypatch.setattr(audio, "PARALLEL_READ_BYTES", 100)
-    thread = cli._preload_kernels_during_read(small, small)
-    assert thread is not None
-    thread.join(timeout=120)
-    assert not thread.is_alive()
-    float32 = {str(signature[0].dtype) for signature in signal_checks._statistics_parallel.signatures}
-    assert "float32" in float32
+    load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav", background=lambda: calls.append("long"))
+    assert calls == ["long"]
+    load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav", background=cli._load_long_capture_kernels)
+    assert any(str(signature[0].dtype) == "float32" for signature in signal_checks._statistics_parallel.signatures)
     assert any(str(signature[0].dtype) == "float32" for signature in signal_checks._fir_same_in_place.signatures)
-    x = np.linspace(-1, 1, 1000).astype(np.float32)  # and they still compute
-    assert signal_checks.dot(x) == signal_checks.dot(x.astype(np.float64))
+    assert signal_checks.dot(x) == signal_checks.dot(x.astype(np.float64))  # and they still compute

@@ -281,14 +281,10 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         from .data.audio import load_pair
 
         with times.stage("read"):
-            preload = _preload_kernels_during_read(dry, wet)
-            # checked by the capture check next (one pass over each signal for both)
-            try:
-                pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None,
-                                 dtype="float32", check=False)
-            finally:
-                if preload is not None:
-                    preload.join()
+            # checked by the capture check next (one pass over each signal for both); long files are read
+            # side by side, and the checks' kernels loaded meanwhile
+            pair = load_pair(dry, wet, sample_rate=sample_rate, resample=sample_rate is not None, dtype="float32",
+                             check=False, background=_load_long_capture_kernels)
         source = {"dry": str(dry), "wet": str(wet)}
         _print_resampling((dry, wet), pair.sample_rate)
     with times.stage("checks"):
@@ -308,7 +304,7 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     elapsed = time.perf_counter() - started
     _print_alignment(capture)
     save_started = time.perf_counter()
-    from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, save_fit
+    from .report.fit import fit_provenance, fit_statistics, plot_capture_fit, plot_excerpt, save_fit
 
     result = capture.result
     if capture.selection is not None:
@@ -325,6 +321,8 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
     times.add("save", time.perf_counter() - save_started)
     if plot:
         with times.stage("plot"):
+            capture = plot_excerpt(capture)  # the full-length signals go before matplotlib comes
+            del pair
             png = plot_capture_fit(output, capture, reference_gain_reduction_db=reference_gr_db,
                                    title=f"{source['wet']}: ESR {result.loss:.4g}")
         console.print(f"plot → {png}")
@@ -332,30 +330,15 @@ def fit(dry, wet, output, model, candidates, method, max_iterations, no_align, w
         console.print("stage times (wall):\n" + "\n".join(times.lines()))
 
 
-def _preload_kernels_during_read(*paths):
-    """A started thread that loads the long-capture kernels (``load_long_capture_kernels``) while the files
-    are read, when they are long enough for the read to hide it; else None."""
-    from .data.audio import PARALLEL_READ_BYTES
-
+def _load_long_capture_kernels() -> None:
+    """``load_long_capture_kernels``, run by ``load_pair`` in a reading thread of long files; a failure is
+    left to the checks, which load (or compile) the kernels again and report it."""
     try:
-        size = sum(Path(path).stat().st_size for path in paths)
-    except OSError:
-        return None
-    if size < PARALLEL_READ_BYTES:
-        return None
-    import threading
+        from .kernels.signal_checks import load_long_capture_kernels
 
-    def load() -> None:
-        try:
-            from .kernels.signal_checks import load_long_capture_kernels
-
-            load_long_capture_kernels()
-        except Exception:  # the checks load (or compile) them anyway, and report what fails
-            logging.getLogger(__name__).debug("preloading the kernels failed", exc_info=True)
-
-    thread = threading.Thread(target=load, name="dynamatch-preload", daemon=True)
-    thread.start()
-    return thread
+        load_long_capture_kernels()
+    except Exception:
+        logging.getLogger(__name__).debug("preloading the kernels failed", exc_info=True)
 
 
 def _print_resampling(paths, sample_rate: int) -> None:

@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
@@ -293,6 +294,7 @@ def load_pair(
     mono: bool = True,
     dtype: str = "float64",
     check: bool = True,
+    background: Callable[[], None] | None = None,
 ) -> AudioPair:
     """Load a dry/wet recording pair at one sample rate and one length, checked with :func:`check_signal`
     (``check=False``: not checked here, for a caller that checks next, as
@@ -302,6 +304,10 @@ def load_pair(
     resampled (soxr VHQ) when ``resample`` else refused with :class:`SampleRateMismatchError`.
     Lengths that differ by at most max(0.5 % of the longer, 1 s) are trimmed to the shorter with a
     warning; larger differences raise :class:`LengthMismatchError`.
+
+    Large files (:data:`PARALLEL_READ_BYTES` together) are read side by side; ``background`` is then called in
+    the wet's reading thread once the wet is read, while the dry is still being read (``dynamatch fit`` loads
+    its first kernels there); it is not called for smaller files.
     """
     dry_path, wet_path = Path(dry_path), Path(wet_path)
     dry_channels, wet_channels = _file_channels(dry_path), _file_channels(wet_path)
@@ -310,7 +316,7 @@ def load_pair(
             f"{dry_path} has {dry_channels} channels but {wet_path} has {wet_channels}: record dry and wet "
             "with the same channel count (or mix both to mono first)"
         )
-    (dry, dry_rate), (wet, wet_rate) = _read_both(dry_path, wet_path, mono=mono, dtype=dtype)
+    (dry, dry_rate), (wet, wet_rate) = _read_both(dry_path, wet_path, background, mono=mono, dtype=dtype)
     rate = dry_rate if sample_rate is None else _integer_rate(sample_rate)
     if not resample and (dry_rate != rate or wet_rate != rate):
         raise SampleRateMismatchError(
@@ -353,26 +359,39 @@ def load_pair(
 PARALLEL_READ_BYTES = 1 << 24
 
 
-def _read_both(dry_path: Path, wet_path: Path, **options) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
-    """``read_audio`` of both files; large ones side by side in two threads (libsndfile runs without the GIL,
-    and most of a long file's read is the kernel faulting its fresh memory in, which two cores share).  The
-    dry's error is raised first, as when read one after the other."""
+def _read_both(dry_path: Path, wet_path: Path, background: Callable[[], None] | None = None,
+               **options) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+    """``read_audio`` of both files; large ones side by side, the wet in a second thread (libsndfile runs
+    without the GIL, and most of a long file's read is the kernel faulting its fresh memory in, which two cores
+    share), which then runs ``background``.  The dry's error is raised first, as when read one after the other."""
     try:
         size = dry_path.stat().st_size + wet_path.stat().st_size
     except OSError:  # missing: read_audio says which
         size = 0
     if size < PARALLEL_READ_BYTES:
         return read_audio(dry_path, **options), read_audio(wet_path, **options)
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamatch-read") as pool:
-        wet_future = pool.submit(read_audio, wet_path, **options)
+    outcome: dict[str, Any] = {}
+
+    def read_wet() -> None:
         try:
-            dry = read_audio(dry_path, **options)
-        except BaseException:
-            wet_future.cancel()
-            raise
-        return dry, wet_future.result()
+            outcome["wet"] = read_audio(wet_path, **options)
+        except BaseException as error:  # re-raised in the calling thread, after the dry's
+            outcome["error"] = error
+            return
+        if background is not None:
+            background()
+
+    thread = threading.Thread(target=read_wet, name="dynamatch-read", daemon=True)
+    thread.start()
+    try:
+        dry = read_audio(dry_path, **options)
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome.pop("error")
+    return dry, outcome["wet"]
 
 
 def _integer_rate(sample_rate: float) -> int:

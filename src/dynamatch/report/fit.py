@@ -114,6 +114,15 @@ def save_fit(output: str | os.PathLike, capture, statistics: dict[str, Any], pro
     return path
 
 
+def plot_excerpt(capture):
+    """``capture`` holding only the audio :func:`plot_capture_fit` draws (copies of the first
+    :data:`PLOT_SECONDS` of the aligned pair), so that the full-length signals can be freed before the plot
+    (the 20-min command's peak RSS was matplotlib on top of them)."""
+    pair = capture.pair
+    n = int(PLOT_SECONDS * pair.sample_rate)
+    return replace(capture, pair=replace(pair, dry=pair.dry[:n].copy(), wet=pair.wet[:n].copy()))
+
+
 def plot_capture_fit(output: str | os.PathLike, capture, *, reference_gain_reduction_db=None,
                      title: str = "") -> Path:
     """``<output>.png``: the first :data:`PLOT_SECONDS` of the aligned pair, the fit's prediction and gain."""
