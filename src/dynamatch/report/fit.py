@@ -120,6 +120,8 @@ def plot_excerpt(capture):
     (the 20-min command's peak RSS was matplotlib on top of them)."""
     pair = capture.pair
     n = int(PLOT_SECONDS * pair.sample_rate)
+    if pair.dry.shape[-1] <= n and pair.wet.shape[-1] <= n:  # all of it is drawn
+        return capture
     return replace(capture, pair=replace(pair, dry=pair.dry[:n].copy(), wet=pair.wet[:n].copy()))
 
 
