@@ -11,9 +11,16 @@ limit of 1000 frames, so the limit is raised once here.
 
 from __future__ import annotations
 
+import os
 import sys
 
-import numba
+# numba's parallel kernels run on GNU OpenMP here, whose idle threads spin after each parallel region: on a
+# busy 2-core machine the spinning thread takes the core the next region (or the serial code between) needs,
+# and the in-place FIR of a 20-min capture took 0.4-5.7 s instead of 0.3-0.5 s (load 3-4).  Waiting threads
+# sleep instead; set before numba loads libgomp (which reads it once), an OMP_WAIT_POLICY of the user's is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 
 #: Python frames numba's SSA reconstruction may need for the largest generated kernel.
 COMPILE_RECURSION_LIMIT = 10_000
