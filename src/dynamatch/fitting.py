@@ -16,7 +16,10 @@ initial point with RMS-matched make-up.
 
 Long signals (> :data:`COARSE_MIN_SECONDS`, or ``coarse=True``) are fitted coarse-to-fine: the starts
 are optimised on evenly spaced 12 s excerpts covering 1/8 of the audio (the far-from-optimum iterations
-are the same work on less audio), and only the best is refined on all of it.
+are the same work on less audio), and only the best is refined on all of it.  Several starts are ranked and
+optimised on a quarter of those excerpts (:data:`SCREEN_FRACTION`), an attempt being abandoned once its
+loss less twice its Newton decrement is above the best finished attempt's; the best is then optimised on
+all the excerpts before the whole signal.
 
 ``model="auto"`` (:func:`select_model`) fits candidates on the first part of the audio, scores them on the
 held-back rest and keeps the best, preferring fewer parameters unless a bigger member wins clearly.
@@ -61,6 +64,8 @@ COARSE_LOSS_TOLERANCE = 1e-7
 #: An attempt (after the first) is abandoned once its loss, less this many times its Newton decrement (the
 #: decrease the quadratic model still predicts), is above the best finished attempt's loss.
 DROP_DECREMENT_FACTOR = 2.0
+#: With several starts, the attempts run on the screening excerpts and only the best on all the excerpts.
+ATTEMPTS_ON_SCREEN = True
 #: How many of the candidate starts of a member with a parent are optimised.
 STARTS = 3
 #: Candidate starts whose losses agree to this (relative) are one basin: only one of them is optimised.
@@ -253,16 +258,20 @@ class _Fitter:
         objective = first.with_model(model)
         screen = objective if self.screen is None or len(candidates) == 1 else self.screen.with_model(model)
         ranked = distinct_starts(candidates, screen.esr, self.starts)
+        on_screen = ATTEMPTS_ON_SCREEN and len(ranked) > 1 and screen is not objective
         attempts = []
         for k, start in enumerate(ranked):
-            where = "excerpts" if self.coarse is not None else "the whole signal"
+            where = ("screening excerpts" if on_screen else "excerpts") if self.coarse is not None else "the whole signal"
             self._stage(f"{model}: start {k + 1}/{len(ranked)} on {where}" if len(ranked) > 1 else f"{model} on {where}")
             finite = [r.loss for r in attempts if np.isfinite(r.loss) and r.success]
-            attempts.append(self._minimize(objective, start, coarse_pass=self.coarse is not None,
+            attempts.append(self._minimize(screen if on_screen else objective, start, coarse_pass=self.coarse is not None,
                                            beat=min(finite) if finite else None))
         best = min(attempts, key=lambda r: r.loss if np.isfinite(r.loss) else np.inf)
         if self.coarse is None:
             return _path_result(best, [], len(ranked))
+        if on_screen:
+            self._stage(f"{model}: best start on excerpts")
+            best = _path_result(self._minimize(objective, best.params, coarse_pass=True), [best], 1)
         full = self.full.with_model(model)
         start = best.params
         if parent_start is not None and full.esr(parent_start) < full.esr(start):
