@@ -269,8 +269,10 @@ class _Fitter:
         best = min(attempts, key=lambda r: r.loss if np.isfinite(r.loss) else np.inf)
         if self.coarse is None:
             return _path_result(best, [], len(ranked))
+        screened = None
         if on_screen:
             self._stage(f"{model}: best start on excerpts")
+            screened = (best.nit, self.screen._dry.size / self.sample_rate)
             best = _path_result(self._minimize(objective, best.params, coarse_pass=True), [best], 1)
         full = self.full.with_model(model)
         start = best.params
@@ -278,7 +280,8 @@ class _Fitter:
             start = parent_start  # nested: never refine from worse than the parent's own optimum
         self._stage(f"{model}: refining on the whole signal")
         fine = self._minimize(full, start, coarse_pass=False)
-        return _path_result(fine, [best], len(ranked), excerpt_seconds=self.coarse._dry.size / self.sample_rate)
+        return _path_result(fine, [best], len(ranked), excerpt_seconds=self.coarse._dry.size / self.sample_rate,
+                            screened=screened)
 
 
 def _dropping(callback, beat: float):
@@ -293,7 +296,8 @@ def _dropping(callback, beat: float):
     return check
 
 
-def _path_result(result: FitResult, before: list[FitResult], starts: int, excerpt_seconds: float = 0.0) -> FitResult:
+def _path_result(result: FitResult, before: list[FitResult], starts: int, excerpt_seconds: float = 0.0,
+                 screened: tuple[int, float] | None = None) -> FitResult:
     """``result`` with the iterations of the passes that led to it counted in ``nit``/``nfev``/``history``."""
     history = []
     for part in (*before, result):
@@ -305,7 +309,10 @@ def _path_result(result: FitResult, before: list[FitResult], starts: int, excerp
     notes = []
     if starts > 1:
         notes.append(f"best of {starts} starts")
-    if before:
+    if before and screened is not None:  # (iterations, seconds) on the screening excerpts, counted in before[0]
+        notes.append(f"{screened[0]} iterations on {screened[1]:.0f} s of screening excerpts, "
+                     f"{before[0].nit - screened[0]} on {excerpt_seconds:.0f} s of excerpts, then {result.nit} on the whole signal")
+    elif before and excerpt_seconds > 0.0:
         notes.append(f"{before[0].nit} iterations on {excerpt_seconds:.0f} s of excerpts, then {result.nit} on the whole signal")
     if notes:
         message = f"{message} ({'; '.join(notes)})"
