@@ -144,3 +144,59 @@ def test_distinct_starts_keeps_one_start_per_basin_of_equal_loss():
     assert len(groups) < len(candidates)  # the ties are real
     chosen = fitting.distinct_starts(candidates, objective.esr, 3)
     np.testing.assert_allclose([objective.esr(c) for c in chosen], groups[:3], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def opto_pair():
+    from dynamatch.models.opto import OptoLevellingAmplifier
+
+    x = programme(120.0, seed=5)
+    return x, OptoLevellingAmplifier(peak_reduction=65.0, mode="compress").process(x, SAMPLE_RATE)
+
+
+def test_abandoned_attempts_and_screened_ranking_end_in_the_basin_all_attempts_find(opto_pair, monkeypatch):
+    """The starts ranked and optimised on a quarter of the excerpts, an attempt abandoned once loss - 2 x
+    decrement is above the best finished attempt's loss, the best then optimised on all the excerpts: the fit
+    ends where optimising every start in full on all of the excerpts (ranked there too) ends."""
+    x, y = opto_pair
+    monkeypatch.setattr(fitting, "COARSE_MIN_SECONDS", 30.0)
+    cut = fitting.coarse_excerpts  # 4-s excerpts: 4 of them for the coarse pass, 1 to screen and run the attempts on
+    monkeypatch.setattr(fitting, "coarse_excerpts", lambda d, w, sr, fraction=fitting.COARSE_FRACTION:
+                        cut(d, w, sr, fraction, excerpt_seconds=4.0))
+    outcomes = []
+    original = fitting.minimize
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        outcomes.append(result.status.name)
+        return result
+
+    monkeypatch.setattr(fitting, "minimize", recording)
+    stages = []
+    fast = fitting.fit_arrays(x, y, SAMPLE_RATE, model="opto", on_stage=stages.append, **SETTINGS)
+    assert "opto: start 1/3 on screening excerpts" in stages and "opto: best start on excerpts" in stages
+    fast_outcomes, outcomes[:] = list(outcomes), []
+    monkeypatch.setattr(fitting, "_dropping", lambda callback, beat: callback)  # every attempt runs to its end
+    monkeypatch.setattr(fitting, "SCREEN_FRACTION", fitting.COARSE_FRACTION)  # rank on all the excerpts
+    full = fitting.fit_arrays(x, y, SAMPLE_RATE, model="opto", **SETTINGS)
+    assert "CALLBACK_STOP" not in outcomes
+    assert fast.loss == pytest.approx(full.loss, rel=1e-6)
+    np.testing.assert_allclose(fast.params.to_vector(), full.params.to_vector(), rtol=1e-3, atol=1e-6)
+    assert len(fast_outcomes) == len(outcomes) + 1  # + the best screened start's pass on the excerpts
+
+
+def test_speculative_hessian_pass_takes_the_same_iterates_with_fewer_evaluations():
+    """After a full step Newton evaluates the Hessian pass at the next full step directly; with speculate=False
+    it tests that step with a loss-only pass first: the same iterates, losses and step sizes."""
+    from dynamatch.optimize import CompressorObjective, minimize
+
+    x = programme(20.0, seed=7)
+    objective = CompressorObjective(x, TRUE.process(x, SAMPLE_RATE), SAMPLE_RATE, **SETTINGS)
+    start = Compressor(threshold_db=-30.0, ratio=2.0, attack_ms=2.0, release_ms=300.0, makeup_db=0.0)
+    fast = minimize(objective, start, decrement_tolerance=1e-12)
+    plain = minimize(objective, start, decrement_tolerance=1e-12, speculate=False)
+    assert fast.status == plain.status and fast.nit == plain.nit >= 4
+    np.testing.assert_allclose([h.loss for h in fast.history], [h.loss for h in plain.history], rtol=1e-9)
+    np.testing.assert_allclose([h.step_size for h in fast.history], [h.step_size for h in plain.history], rtol=1e-9)
+    np.testing.assert_allclose(fast.x, plain.x, rtol=1e-9)
+    assert fast.nfev < plain.nfev

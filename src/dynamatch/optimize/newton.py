@@ -10,7 +10,10 @@ Each iteration, with gradient g and Hessian H of f(u) = F(q(u)) (see :mod:`.para
    and no free one (threshold, make-up dB) more than ``max_free_step`` per iteration.
 3. Armijo backtracking: the first t in 1, ½, ¼, … (at most ``max_halvings`` halvings) with
    f(u + t p) ≤ f(u) + c₁ t gᵀp, c₁ = 10⁻⁴.  The line search calls only ``objective.loss``; the full
-   ``loss_grad_hess`` runs once per accepted iterate.
+   ``loss_grad_hess`` runs once per accepted iterate.  After a step taken in full (t = 1, usual near the
+   optimum) the next trial t = 1 is evaluated by ``loss_grad_hess`` directly (``speculate``): when Armijo
+   holds there, as it usually does, that pass is the next iterate's and the loss-only pass is saved;
+   when it fails, the search goes on from t = ½ as without it.  The iterates are the same either way.
 
 Convergence: max|g| ≤ ``gradient_tolerance``, or the Newton decrement λ²/2 = gᵀH⁻¹g/2 (the decrease the
 quadratic model predicts, ≈ f − f*) ≤ ``decrement_tolerance``·|f| with H positive definite (relative, so
@@ -69,13 +72,15 @@ def minimize_newton(
     max_halvings: int = 20,
     eigenvalue_floor: float = 1e-10,
     callback: Callable[[FitResult], None] | None = None,
+    speculate: bool = True,
 ) -> FitResult:
     """Minimise ``objective`` from kernel parameters ``q0`` (array, or a Compressor) by modified Newton.
 
     ``objective`` needs ``loss(q)``, ``loss_grad_hess(q) -> (f, g, H)`` and ``n_parameters`` (plus
     ``sample_rate`` when ``bounds`` is not None).  ``bounds=None`` optimises q directly, unbounded.
     ``callback(intermediate_result)`` runs after every iteration; raising StopIteration ends the fit
-    with :attr:`Status.CALLBACK_STOP`.
+    with :attr:`Status.CALLBACK_STOP`.  ``speculate``: after a full step, evaluate the Hessian pass at the
+    next full step straight away and test Armijo on its loss (see step 3 of the module notes).
     """
     parametrization = Parametrization.for_objective(objective, bounds)
     recorder = FitRecorder(objective, "newton", parametrization.to_kernel)
@@ -83,7 +88,7 @@ def minimize_newton(
     f, g, h = parametrization.transform(u, *recorder.loss_grad_hess(parametrization.to_kernel(u)))
     if not is_finite(f, g, h):
         return recorder.result(u, f, Status.NON_FINITE, "the objective is not finite at the start")
-    step_size, last_step = 0.0, np.full_like(u, np.inf)
+    step_size, last_step, last_t = 0.0, np.full_like(u, np.inf), 0.0
 
     while True:
         direction, decrement, positive_definite = modified_newton_step(g, h, eigenvalue_floor)
@@ -104,24 +109,34 @@ def minimize_newton(
         direction, scale = parametrization.limit_step(direction, max_logit_step, max_free_step)
         slope = float(g @ direction)  # < 0: H~ is positive definite
         t = 1.0
-        for _ in range(max_halvings + 1):
-            f_trial = recorder.loss(parametrization.to_kernel(u + t * direction))
-            if np.isfinite(f_trial) and f_trial <= f + ARMIJO * t * slope:
-                break
-            t *= BACKTRACK
-        else:
-            reason = f"no Armijo step in {max_halvings} halvings"
-            return step_failure_result(recorder, u, f, f_trial, loss_tolerance, reason)
+        evaluated = None
+        if speculate and last_t == 1.0:
+            # the last step was taken in full, so this one probably is too: evaluate loss, gradient and
+            # Hessian at the full step at once; the Armijo test reads the loss of that pass (the same
+            # iterates as below, one loss-only pass fewer when it holds, one wasted pass when it fails)
+            u_full = u + direction
+            evaluated = parametrization.transform(u_full, *recorder.loss_grad_hess(parametrization.to_kernel(u_full)))
+            if not (np.isfinite(evaluated[0]) and evaluated[0] <= f + ARMIJO * slope):
+                evaluated, t = None, BACKTRACK
+        if evaluated is None:
+            for _ in range(max_halvings + 1):
+                f_trial = recorder.loss(parametrization.to_kernel(u + t * direction))
+                if np.isfinite(f_trial) and f_trial <= f + ARMIJO * t * slope:
+                    break
+                t *= BACKTRACK
+            else:
+                reason = f"no Armijo step in {max_halvings} halvings"
+                return step_failure_result(recorder, u, f, f_trial, loss_tolerance, reason)
 
         u_next = u + t * direction
-        f_next, g_next, h_next = parametrization.transform(
+        f_next, g_next, h_next = evaluated if evaluated is not None else parametrization.transform(
             u_next, *recorder.loss_grad_hess(parametrization.to_kernel(u_next))
         )
         if not is_finite(f_next, g_next, h_next):
             return recorder.result(
                 u, f, Status.NON_FINITE, "the objective's gradient or Hessian is not finite at the next iterate"
             )
-        last_step, step_size = u_next - u, t * scale
+        last_step, step_size, last_t = u_next - u, t * scale, t
         u, f, g, h = u_next, f_next, g_next, h_next
 
 
