@@ -64,8 +64,6 @@ COARSE_LOSS_TOLERANCE = 1e-7
 #: An attempt (after the first) is abandoned once its loss, less this many times its Newton decrement (the
 #: decrease the quadratic model still predicts), is above the best finished attempt's loss.
 DROP_DECREMENT_FACTOR = 2.0
-#: With several starts, the attempts run on the screening excerpts and only the best on all the excerpts.
-ATTEMPTS_ON_SCREEN = True
 #: How many of the candidate starts of a member with a parent are optimised.
 STARTS = 3
 #: Candidate starts whose losses agree to this (relative) are one basin: only one of them is optimised.
@@ -258,7 +256,7 @@ class _Fitter:
         objective = first.with_model(model)
         screen = objective if self.screen is None or len(candidates) == 1 else self.screen.with_model(model)
         ranked = distinct_starts(candidates, screen.esr, self.starts)
-        on_screen = ATTEMPTS_ON_SCREEN and len(ranked) > 1 and screen is not objective
+        on_screen = len(ranked) > 1 and screen is not objective
         attempts = []
         for k, start in enumerate(ranked):
             where = ("screening excerpts" if on_screen else "excerpts") if self.coarse is not None else "the whole signal"
