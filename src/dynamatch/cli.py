@@ -351,6 +351,7 @@ def _load_long_capture_kernels() -> None:
         from .kernels.signal_checks import load_long_capture_kernels
 
         load_long_capture_kernels()
+        import scipy.fft  # noqa: F401  the alignment's, imported here beside the dry's read
     except Exception:
         logging.getLogger(__name__).debug("preloading the kernels failed", exc_info=True)
 

@@ -173,6 +173,8 @@ def check_capture(
     given) when the caller has them already (not computed again)."""
     mono_given = np.ndim(dry) == 1 and np.ndim(wet) == 1
     dry, wet = _mono(dry, dry_name), _mono(wet, wet_name)
+    # the stimulus line's SHA-256 (hashlib runs without the GIL) in a thread beside the other checks
+    digest = _background_hash(dry)
     lines = [_length_line(dry, wet, sample_rate)]
     length = min(dry.size, wet.size)
     dry_cut, wet_cut = dry[:length], wet[:length]
@@ -195,7 +197,7 @@ def check_capture(
     lines.append(_drift_line(dry_cut, wet_cut, sample_rate, alignment))
     lines.append(_clipping_line(dry_full, wet_full))
     lines.append(_noise_line(dry_cut, wet_cut, sample_rate, alignment))
-    lines.append(_stimulus_line(dry))
+    lines.append(_stimulus_line(dry, digest()))
     lines.append(_calibration_line(dry_stats, wet_stats, reference_dbu, input_reference_dbu))
     return CaptureReport(tuple(lines), int(sample_rate), dry_name, wet_name, alignment=alignment)
 
@@ -361,8 +363,41 @@ def _noise_line(dry: np.ndarray, wet: np.ndarray, sample_rate: float, alignment)
     return CheckLine("noise", PASS, text, values)
 
 
-def _stimulus_line(dry: np.ndarray) -> CheckLine:
-    digest = stimulus_hash(dry)  # once: the identity of a standard stimulus, the provenance of any other
+#: Dry signals at least this long are hashed in a thread beside the other checks (shorter ones take < 1 ms).
+BACKGROUND_HASH_SAMPLES = 1 << 20
+
+
+def _background_hash(dry: np.ndarray):
+    """A callable returning :func:`stimulus_hash` of ``dry``: computed in a thread started now for long
+    signals (hashlib and numpy's casts release the GIL, so it overlaps the alignment and noise checks on a
+    second core), directly when called for short ones.  An error of the hash is raised by the callable."""
+    if dry.size < BACKGROUND_HASH_SAMPLES:
+        return lambda: stimulus_hash(dry)
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["digest"] = stimulus_hash(dry)
+        except BaseException as error:  # re-raised by the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="dynamatch-stimulus-hash", daemon=True)
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        if "error" in outcome:
+            raise outcome.pop("error")
+        return outcome["digest"]
+
+    return result
+
+
+def _stimulus_line(dry: np.ndarray, digest: str | None = None) -> CheckLine:
+    if digest is None:
+        digest = stimulus_hash(dry)  # once: the identity of a standard stimulus, the provenance of any other
     key = recognise_stimulus(dry, digest)
     if key is None:
         return CheckLine("stimulus", WARN, "not a standard stimulus (fine if it exercises attack, release and level)",

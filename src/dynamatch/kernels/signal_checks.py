@@ -277,17 +277,35 @@ def gram_sums(a, b):  # pragma: no cover - compiled
 
 
 @kernel
-def frame_energies(x, offset, frame, count):  # pragma: no cover - compiled
-    """``Σ x[n]²`` over ``count`` consecutive frames of ``frame`` samples from ``offset`` (float64)."""
+def _frame_energy(x, start, frame):  # pragma: no cover - compiled
+    acc = 0.0
+    for n in range(start, start + frame):
+        v = np.float64(x[n])
+        acc += v * v
+    return acc
+
+
+@kernel
+def _frame_energies_serial(x, offset, frame, count):  # pragma: no cover - compiled
     out = np.zeros(count)
     for k in range(count):
-        start = offset + k * frame
-        acc = 0.0
-        for n in range(start, start + frame):
-            v = np.float64(x[n])
-            acc += v * v
-        out[k] = acc
+        out[k] = _frame_energy(x, offset + k * frame, frame)
     return out
+
+
+@kernel(parallel=True)
+def _frame_energies_parallel(x, offset, frame, count):  # pragma: no cover - compiled
+    out = np.zeros(count)
+    for k in numba.prange(count):  # each frame summed alone, in sample order: the serial driver's numbers
+        out[k] = _frame_energy(x, offset + k * frame, frame)
+    return out
+
+
+def frame_energies(x, offset, frame, count):
+    """``Σ x[n]²`` over ``count`` consecutive frames of ``frame`` samples from ``offset`` (float64), frames
+    in parallel when they cover a long signal (each frame's sum is the same either way)."""
+    parallel = count * frame >= PARALLEL_MIN_SAMPLES
+    return (_frame_energies_parallel if parallel else _frame_energies_serial)(x, offset, frame, count)
 
 
 ROTATION_RESYNC = 64
@@ -362,7 +380,8 @@ def warm_up() -> None:
             statistics(x, 0.9999, 4)
         sum_of_products(x, x)
         gram_sums(x, x)
-        frame_energies(x, 0, 8, 8)
+        for energies in (_frame_energies_serial, _frame_energies_parallel):
+            energies(x, 0, 8, 8)
     spectrum = np.ones(8)
     correlation_and_derivatives(spectrum, spectrum, 0.1, 0.5)
 
@@ -377,7 +396,7 @@ def load_long_capture_kernels() -> None:
     _fir_same_in_place(x.copy(), np.full(4, 0.25), 1)
     sum_of_products(x, x)
     gram_sums(x, x)
-    frame_energies(x, 0, 8, 8)
+    _frame_energies_parallel(x, 0, 8, 8)
     weights = np.ones(8)
     sum_of_products(weights, weights)
     correlation_and_derivatives(weights, weights, 0.1, 0.5)
