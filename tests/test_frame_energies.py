@@ -40,5 +40,10 @@ def test_parallel_frame_energies_equal_the_serial_ones(dtype, frame, offset):
 
 def test_frame_energies_picks_the_parallel_driver_on_long_signals(monkeypatch):
     x = np.linspace(-1.0, 1.0, 4096).astype(np.float32)
+    called = []
+    parallel = sc._frame_energies_parallel
+    monkeypatch.setattr(sc, "_frame_energies_parallel", lambda *a: called.append(a[1:]) or parallel(*a))
     monkeypatch.setattr(sc, "PARALLEL_MIN_SAMPLES", 1024)
     np.testing.assert_array_equal(sc.frame_energies(x, 0, 64, 64), sc._frame_energies_serial(x, 0, 64, 64))
+    sc.frame_energies(x, 0, 8, 8)  # 64 samples: below the threshold, serial
+    assert called == [(0, 64, 64)]

@@ -345,13 +345,13 @@ def _skip_the_exit_collection() -> None:
 
 
 def _load_long_capture_kernels() -> None:
-    """``load_long_capture_kernels``, run by ``load_pair`` in a reading thread of long files; a failure is
-    left to the checks, which load (or compile) the kernels again and report it."""
+    """``load_long_capture_kernels`` and the alignment's ``scipy.fft``, loaded by ``load_pair`` in a reading
+    thread of long files; a failure is left to the checks, which load (or compile) them again and report it."""
     try:
         from .kernels.signal_checks import load_long_capture_kernels
 
         load_long_capture_kernels()
-        import scipy.fft  # noqa: F401  the alignment's, imported here beside the dry's read
+        import scipy.fft  # noqa: F401
     except Exception:
         logging.getLogger(__name__).debug("preloading the kernels failed", exc_info=True)
 
