@@ -22,6 +22,14 @@ def chunk_count(total_samples, chunk_samples, warmup_samples):
 
 
 @kernel
+def full_chunk_count(total_samples, chunk_samples, warmup_samples):
+    """Number of leading chunks that have the full ``chunk_samples`` (every chunk but a shorter last one)."""
+    if total_samples < chunk_samples:
+        return 0
+    return 1 + (total_samples - chunk_samples) // (chunk_samples - warmup_samples)
+
+
+@kernel
 def chunk_bounds(k, total_samples, chunk_samples, warmup_samples):
     """(start, stop, count_from) of chunk ``k``."""
     start = k * (chunk_samples - warmup_samples)

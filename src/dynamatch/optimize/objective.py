@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from ..errors import AudioError, LengthMismatchError, ParameterError, SilentAudioError
@@ -167,6 +168,7 @@ class CompressorObjective:
         return self._kernels.chunked_sums(
             order, self._dry, self._wet, self._target_states, np.ascontiguousarray(q[:-1]),
             math.exp(DB_TO_LOG * q[-1]), self.chunk_samples, self.warmup_samples, self._zero, self._pole,
+            numba.get_num_threads(),
         )
 
     def _gradient(self, s: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from .._numba import kernel
-from ..chunks import chunk_bounds, chunk_count, sum_rows
+from ..chunks import chunk_bounds, chunk_count, full_chunk_count, sum_rows
 from ..objective import detector_levels
 
 MODEL = 'ff5'
@@ -109,7 +109,7 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
             sum_zt += z * t_n
             sum_rz += r * z
         gain_prev = gain
-        if (n & 63) == 0:
+        if ((n - start) & 63) == 0:
             if abs(gain_prev) < 1e-100:
                 gain_prev = 0.0
             if abs(w) < 1e-100:
@@ -199,19 +199,19 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
             sum_zt += z * t_n
             sum_rz += r * z
             sum_rz__d0 += r * z__d0
-            sum_zz__d0 += z * z__d0
             sum_rz__d1 += r * z__d1
-            sum_zz__d1 += z * z__d1
             sum_rz__d2 += r * z__d2
-            sum_zz__d2 += z * z__d2
             sum_rz__d3 += r * z__d3
+            sum_zz__d0 += z * z__d0
+            sum_zz__d1 += z * z__d1
+            sum_zz__d2 += z * z__d2
             sum_zz__d3 += z * z__d3
         gain_prev = gain
         gain_prev__d0 = gain__d0
         gain_prev__d1 = gain__d1
         gain_prev__d2 = gain__d2
         gain_prev__d3 = gain__d3
-        if (n & 63) == 0:
+        if ((n - start) & 63) == 0:
             if abs(gain_prev) < 1e-100:
                 gain_prev = 0.0
             if abs(gain_prev__d0) < 1e-100:
@@ -419,12 +419,12 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
             sum_zt += z * t_n
             sum_rz += r * z
             sum_rz__d0 += r * z__d0
-            sum_zz__d0 += z * z__d0
             sum_rz__d1 += r * z__d1
-            sum_zz__d1 += z * z__d1
             sum_rz__d2 += r * z__d2
-            sum_zz__d2 += z * z__d2
             sum_rz__d3 += r * z__d3
+            sum_zz__d0 += z * z__d0
+            sum_zz__d1 += z * z__d1
+            sum_zz__d2 += z * z__d2
             sum_zz__d3 += z * z__d3
             sum_zz__d0__d0 += z__d0 * z__d0
             sum_zz__d0__d1 += z__d0 * z__d1
@@ -461,7 +461,7 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain_prev__d2_2 = gain__d2_2
         gain_prev__d2_3 = gain__d2_3
         gain_prev__d3_3 = gain__d3_3
-        if (n & 63) == 0:
+        if ((n - start) & 63) == 0:
             if abs(gain_prev) < 1e-100:
                 gain_prev = 0.0
             if abs(gain_prev__d0) < 1e-100:
@@ -556,21 +556,339 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
     out[31] = sum_rz__d3_3
 
 
+@kernel
+def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
+    """Sums of chunks ``k0 .. k0 + 7`` (full length) into ``out[k0 .. k0 + 7]``, in lock step."""
+    threshold_db = q[0]
+    ratio = q[1]
+    alpha_attack = q[2]
+    alpha_release = q[3]
+    slope = 1.0 - 1.0/ratio
+    slope__d1 = 1.0/(ratio*ratio)
+    slope__d1_1 = -2.0/(ratio*ratio*ratio)
+    work = np.empty(256)
+    totals = np.zeros(256)
+    staged = np.empty(8192)
+    levels = np.empty(256)
+    hop = chunk_samples - warmup_samples
+    for lane in range(8):
+        gain_prev = 1.0
+        gain_prev__d0 = 0.0
+        gain_prev__d1 = 0.0
+        gain_prev__d2 = 0.0
+        gain_prev__d3 = 0.0
+        gain_prev__d0_0 = 0.0
+        gain_prev__d0_1 = 0.0
+        gain_prev__d0_2 = 0.0
+        gain_prev__d0_3 = 0.0
+        gain_prev__d1_1 = 0.0
+        gain_prev__d1_2 = 0.0
+        gain_prev__d1_3 = 0.0
+        gain_prev__d2_2 = 0.0
+        gain_prev__d2_3 = 0.0
+        gain_prev__d3_3 = 0.0
+        w = 0.0
+        w__d0 = 0.0
+        w__d1 = 0.0
+        w__d2 = 0.0
+        w__d3 = 0.0
+        w__d0_0 = 0.0
+        w__d0_1 = 0.0
+        w__d0_2 = 0.0
+        w__d0_3 = 0.0
+        w__d1_1 = 0.0
+        w__d1_2 = 0.0
+        w__d1_3 = 0.0
+        w__d2_2 = 0.0
+        w__d2_3 = 0.0
+        w__d3_3 = 0.0
+        work[0 + lane] = gain_prev
+        work[8 + lane] = gain_prev__d0
+        work[16 + lane] = gain_prev__d1
+        work[24 + lane] = gain_prev__d2
+        work[32 + lane] = gain_prev__d3
+        work[40 + lane] = gain_prev__d0_0
+        work[48 + lane] = gain_prev__d0_1
+        work[56 + lane] = gain_prev__d0_2
+        work[64 + lane] = gain_prev__d0_3
+        work[72 + lane] = gain_prev__d1_1
+        work[80 + lane] = gain_prev__d1_2
+        work[88 + lane] = gain_prev__d1_3
+        work[96 + lane] = gain_prev__d2_2
+        work[104 + lane] = gain_prev__d2_3
+        work[112 + lane] = gain_prev__d3_3
+        work[120 + lane] = w
+        work[128 + lane] = w__d0
+        work[136 + lane] = w__d1
+        work[144 + lane] = w__d2
+        work[152 + lane] = w__d3
+        work[160 + lane] = w__d0_0
+        work[168 + lane] = w__d0_1
+        work[176 + lane] = w__d0_2
+        work[184 + lane] = w__d0_3
+        work[192 + lane] = w__d1_1
+        work[200 + lane] = w__d1_2
+        work[208 + lane] = w__d1_3
+        work[216 + lane] = w__d2_2
+        work[224 + lane] = w__d2_3
+        work[232 + lane] = w__d3_3
+        work[240 + lane] = t_states[k0 + lane, 0]
+        work[248 + lane] = t_states[k0 + lane, 1]
+    for block in range(0, chunk_samples, 256):
+        block_samples = min(256, chunk_samples - block)
+        for lane in range(8):
+            start = (k0 + lane) * hop
+            count_offset = 0 if k0 + lane == 0 else warmup_samples
+            detector_levels(x, start + block, levels[:block_samples])
+            for i in range(block_samples):
+                n = start + block + i
+                staged[(0 + i) * 8 + lane] = x[n]
+                staged[(256 + i) * 8 + lane] = t[n]
+                staged[(512 + i) * 8 + lane] = 1.0 if block + i >= count_offset else 0.0
+                staged[(768 + i) * 8 + lane] = levels[i]
+        for i in range(block_samples):
+            for lane in range(8):
+                x_n = staged[(0 + i) * 8 + lane]
+                t_in = staged[(256 + i) * 8 + lane]
+                counts = staged[(512 + i) * 8 + lane]
+                level_log_n = staged[(768 + i) * 8 + lane]
+                counted = counts > 0.5
+                gain_prev = work[0 + lane]
+                gain_prev__d0 = work[8 + lane]
+                gain_prev__d1 = work[16 + lane]
+                gain_prev__d2 = work[24 + lane]
+                gain_prev__d3 = work[32 + lane]
+                gain_prev__d0_0 = work[40 + lane]
+                gain_prev__d0_1 = work[48 + lane]
+                gain_prev__d0_2 = work[56 + lane]
+                gain_prev__d0_3 = work[64 + lane]
+                gain_prev__d1_1 = work[72 + lane]
+                gain_prev__d1_2 = work[80 + lane]
+                gain_prev__d1_3 = work[88 + lane]
+                gain_prev__d2_2 = work[96 + lane]
+                gain_prev__d2_3 = work[104 + lane]
+                gain_prev__d3_3 = work[112 + lane]
+                w = work[120 + lane]
+                w__d0 = work[128 + lane]
+                w__d1 = work[136 + lane]
+                w__d2 = work[144 + lane]
+                w__d3 = work[152 + lane]
+                w__d0_0 = work[160 + lane]
+                w__d0_1 = work[168 + lane]
+                w__d0_2 = work[176 + lane]
+                w__d0_3 = work[184 + lane]
+                w__d1_1 = work[192 + lane]
+                w__d1_2 = work[200 + lane]
+                w__d1_3 = work[208 + lane]
+                w__d2_2 = work[216 + lane]
+                w__d2_3 = work[224 + lane]
+                w__d3_3 = work[232 + lane]
+                t_in_prev = work[240 + lane]
+                t_n = work[248 + lane]
+                over = level_log_n - 0.11512925464970229*threshold_db
+                target = (exp(-over*slope) if (over > 0.0) else 1.0)
+                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
+                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
+                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
+                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
+                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
+                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
+                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
+                gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
+                gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
+                gain__d2 = gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)
+                gain__d3 = gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)
+                gain__d0_0 = gain_alpha*target__d0_0 + gain_prev__d0_0*(1.0 - gain_alpha)
+                gain__d0_1 = gain_alpha*target__d0_1 + gain_prev__d0_1*(1.0 - gain_alpha)
+                gain__d0_2 = -gain_alpha__d2*gain_prev__d0 + gain_alpha__d2*target__d0 + gain_prev__d0_2*(1.0 - gain_alpha)
+                gain__d0_3 = -gain_alpha__d3*gain_prev__d0 + gain_alpha__d3*target__d0 + gain_prev__d0_3*(1.0 - gain_alpha)
+                gain__d1_1 = gain_alpha*target__d1_1 + gain_prev__d1_1*(1.0 - gain_alpha)
+                gain__d1_2 = -gain_alpha__d2*gain_prev__d1 + gain_alpha__d2*target__d1 + gain_prev__d1_2*(1.0 - gain_alpha)
+                gain__d1_3 = -gain_alpha__d3*gain_prev__d1 + gain_alpha__d3*target__d1 + gain_prev__d1_3*(1.0 - gain_alpha)
+                gain__d2_2 = -2.0*gain_alpha__d2*gain_prev__d2 + gain_prev__d2_2*(1.0 - gain_alpha)
+                gain__d2_3 = -gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2 + gain_prev__d2_3*(1.0 - gain_alpha)
+                gain__d3_3 = -2.0*gain_alpha__d3*gain_prev__d3 + gain_prev__d3_3*(1.0 - gain_alpha)
+                prediction = gain*x_n
+                prediction__d0 = gain__d0*x_n
+                prediction__d1 = gain__d1*x_n
+                prediction__d2 = gain__d2*x_n
+                prediction__d3 = gain__d3*x_n
+                prediction__d0_0 = gain__d0_0*x_n
+                prediction__d0_1 = gain__d0_1*x_n
+                prediction__d0_2 = gain__d0_2*x_n
+                prediction__d0_3 = gain__d0_3*x_n
+                prediction__d1_1 = gain__d1_1*x_n
+                prediction__d1_2 = gain__d1_2*x_n
+                prediction__d1_3 = gain__d1_3*x_n
+                prediction__d2_2 = gain__d2_2*x_n
+                prediction__d2_3 = gain__d2_3*x_n
+                prediction__d3_3 = gain__d3_3*x_n
+                u = prediction
+                z = u + w
+                w = pole * z - zero * u
+                u__d0 = prediction__d0
+                z__d0 = u__d0 + w__d0
+                w__d0 = pole * z__d0 - zero * u__d0
+                u__d1 = prediction__d1
+                z__d1 = u__d1 + w__d1
+                w__d1 = pole * z__d1 - zero * u__d1
+                u__d2 = prediction__d2
+                z__d2 = u__d2 + w__d2
+                w__d2 = pole * z__d2 - zero * u__d2
+                u__d3 = prediction__d3
+                z__d3 = u__d3 + w__d3
+                w__d3 = pole * z__d3 - zero * u__d3
+                u__d0_0 = prediction__d0_0
+                z__d0_0 = u__d0_0 + w__d0_0
+                w__d0_0 = pole * z__d0_0 - zero * u__d0_0
+                u__d0_1 = prediction__d0_1
+                z__d0_1 = u__d0_1 + w__d0_1
+                w__d0_1 = pole * z__d0_1 - zero * u__d0_1
+                u__d0_2 = prediction__d0_2
+                z__d0_2 = u__d0_2 + w__d0_2
+                w__d0_2 = pole * z__d0_2 - zero * u__d0_2
+                u__d0_3 = prediction__d0_3
+                z__d0_3 = u__d0_3 + w__d0_3
+                w__d0_3 = pole * z__d0_3 - zero * u__d0_3
+                u__d1_1 = prediction__d1_1
+                z__d1_1 = u__d1_1 + w__d1_1
+                w__d1_1 = pole * z__d1_1 - zero * u__d1_1
+                u__d1_2 = prediction__d1_2
+                z__d1_2 = u__d1_2 + w__d1_2
+                w__d1_2 = pole * z__d1_2 - zero * u__d1_2
+                u__d1_3 = prediction__d1_3
+                z__d1_3 = u__d1_3 + w__d1_3
+                w__d1_3 = pole * z__d1_3 - zero * u__d1_3
+                u__d2_2 = prediction__d2_2
+                z__d2_2 = u__d2_2 + w__d2_2
+                w__d2_2 = pole * z__d2_2 - zero * u__d2_2
+                u__d2_3 = prediction__d2_3
+                z__d2_3 = u__d2_3 + w__d2_3
+                w__d2_3 = pole * z__d2_3 - zero * u__d2_3
+                u__d3_3 = prediction__d3_3
+                z__d3_3 = u__d3_3 + w__d3_3
+                w__d3_3 = pole * z__d3_3 - zero * u__d3_3
+                t_next = t_in - zero * t_in_prev + pole * t_n
+                t_n = t_next if counted else t_n
+                r = makeup_gain * z - t_n
+                totals[0 + lane] += (r * r) if counted else 0.0
+                totals[8 + lane] += (z * z) if counted else 0.0
+                totals[16 + lane] += (z * t_n) if counted else 0.0
+                totals[24 + lane] += (r * z) if counted else 0.0
+                totals[32 + lane] += (r * z__d0) if counted else 0.0
+                totals[40 + lane] += (r * z__d1) if counted else 0.0
+                totals[48 + lane] += (r * z__d2) if counted else 0.0
+                totals[56 + lane] += (r * z__d3) if counted else 0.0
+                totals[64 + lane] += (z * z__d0) if counted else 0.0
+                totals[72 + lane] += (z * z__d1) if counted else 0.0
+                totals[80 + lane] += (z * z__d2) if counted else 0.0
+                totals[88 + lane] += (z * z__d3) if counted else 0.0
+                totals[96 + lane] += (z__d0 * z__d0) if counted else 0.0
+                totals[104 + lane] += (z__d0 * z__d1) if counted else 0.0
+                totals[112 + lane] += (z__d0 * z__d2) if counted else 0.0
+                totals[120 + lane] += (z__d0 * z__d3) if counted else 0.0
+                totals[128 + lane] += (z__d1 * z__d1) if counted else 0.0
+                totals[136 + lane] += (z__d1 * z__d2) if counted else 0.0
+                totals[144 + lane] += (z__d1 * z__d3) if counted else 0.0
+                totals[152 + lane] += (z__d2 * z__d2) if counted else 0.0
+                totals[160 + lane] += (z__d2 * z__d3) if counted else 0.0
+                totals[168 + lane] += (z__d3 * z__d3) if counted else 0.0
+                totals[176 + lane] += (r * z__d0_0) if counted else 0.0
+                totals[184 + lane] += (r * z__d0_1) if counted else 0.0
+                totals[192 + lane] += (r * z__d0_2) if counted else 0.0
+                totals[200 + lane] += (r * z__d0_3) if counted else 0.0
+                totals[208 + lane] += (r * z__d1_1) if counted else 0.0
+                totals[216 + lane] += (r * z__d1_2) if counted else 0.0
+                totals[224 + lane] += (r * z__d1_3) if counted else 0.0
+                totals[232 + lane] += (r * z__d2_2) if counted else 0.0
+                totals[240 + lane] += (r * z__d2_3) if counted else 0.0
+                totals[248 + lane] += (r * z__d3_3) if counted else 0.0
+                gain_prev = gain
+                gain_prev__d0 = gain__d0
+                gain_prev__d1 = gain__d1
+                gain_prev__d2 = gain__d2
+                gain_prev__d3 = gain__d3
+                gain_prev__d0_0 = gain__d0_0
+                gain_prev__d0_1 = gain__d0_1
+                gain_prev__d0_2 = gain__d0_2
+                gain_prev__d0_3 = gain__d0_3
+                gain_prev__d1_1 = gain__d1_1
+                gain_prev__d1_2 = gain__d1_2
+                gain_prev__d1_3 = gain__d1_3
+                gain_prev__d2_2 = gain__d2_2
+                gain_prev__d2_3 = gain__d2_3
+                gain_prev__d3_3 = gain__d3_3
+                work[0 + lane] = gain_prev
+                work[8 + lane] = gain_prev__d0
+                work[16 + lane] = gain_prev__d1
+                work[24 + lane] = gain_prev__d2
+                work[32 + lane] = gain_prev__d3
+                work[40 + lane] = gain_prev__d0_0
+                work[48 + lane] = gain_prev__d0_1
+                work[56 + lane] = gain_prev__d0_2
+                work[64 + lane] = gain_prev__d0_3
+                work[72 + lane] = gain_prev__d1_1
+                work[80 + lane] = gain_prev__d1_2
+                work[88 + lane] = gain_prev__d1_3
+                work[96 + lane] = gain_prev__d2_2
+                work[104 + lane] = gain_prev__d2_3
+                work[112 + lane] = gain_prev__d3_3
+                work[120 + lane] = w
+                work[128 + lane] = w__d0
+                work[136 + lane] = w__d1
+                work[144 + lane] = w__d2
+                work[152 + lane] = w__d3
+                work[160 + lane] = w__d0_0
+                work[168 + lane] = w__d0_1
+                work[176 + lane] = w__d0_2
+                work[184 + lane] = w__d0_3
+                work[192 + lane] = w__d1_1
+                work[200 + lane] = w__d1_2
+                work[208 + lane] = w__d1_3
+                work[216 + lane] = w__d2_2
+                work[224 + lane] = w__d2_3
+                work[232 + lane] = w__d3_3
+                work[240 + lane] = t_in if counted else t_in_prev
+                work[248 + lane] = t_n
+            if ((block + i) & 63) == 0:
+                for j in range(240):
+                    if abs(work[j]) < 1e-100:
+                        work[j] = 0.0
+    for lane in range(8):
+        for k in range(32):
+            out[k0 + lane, k] = totals[k * 8 + lane]
+
+
 @kernel(parallel=True)
-def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole):
+def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole, threads):
     """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
     in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
-    ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``)."""
+    ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``).
+    Orders (2,) run groups of 8 full chunks in lock-step lanes; the tasks (groups, then
+    single chunks) go round-robin to ``threads`` workers (``numba.get_num_threads()`` of the caller: called
+    inside a kernel it would keep numba from caching this one), and the sums are added in chunk order."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
     width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)
     per_chunk = np.zeros((chunks, width))
-    for k in numba.prange(chunks):
-        start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
-        if order == 0:
-            _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
-        elif order == 1:
-            _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
-        else:
-            _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+    full = full_chunk_count(total, chunk_samples, warmup_samples)
+    groups = full // 8 if (order == 2) else 0
+    tasks = groups + chunks - 8 * groups
+    workers = max(1, min(threads, tasks))
+    for worker in numba.prange(workers):
+        for task in range(worker, tasks, workers):
+            if task < groups:
+                if order == 2:
+                    _hessian_lanes(x, t, t_states, 8 * task, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
+                continue
+            k = 8 * groups + task - groups
+            start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
+            if order == 0:
+                _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            elif order == 1:
+                _gradient_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
+            else:
+                _hessian_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
     return sum_rows(per_chunk)
