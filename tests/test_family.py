@@ -165,7 +165,11 @@ def test_gradient_and_hessian_match_central_differences(signals, model):
     dry, _ = signals
     objective = CompressorObjective(dry, target(model, dry), SAMPLE_RATE, model=model, chunk_seconds=0.2,
                                     warmup_seconds=0.05)
-    q = objective.kernel_params(member(model, **POINT))
+    check_derivatives(objective, objective.kernel_params(member(model, **POINT)))
+
+
+def check_derivatives(objective: CompressorObjective, q: np.ndarray) -> None:
+    """The objective's gradient and Hessian at ``q`` against central differences of its loss and gradient."""
     loss, grad, hess = objective.loss_grad_hess(q)
     assert (loss, *grad) == pytest.approx((objective.loss(q), *objective.loss_grad(q)[1]), rel=1e-12)
     np.testing.assert_array_equal(hess, hess.T)

@@ -17,10 +17,10 @@ import pytest
 from dynamatch.codegen.numba_module import LANES, uses_lanes
 from dynamatch.codegen.forward import differentiate
 from dynamatch.codegen.trace import trace
-from dynamatch.kernels.chunks import chunk_bounds, chunk_count, full_chunk_count
+from dynamatch.kernels.chunks import chunk_bounds, chunk_count, lane_groups
 from dynamatch.models.family import model_spec
 from dynamatch.optimize.objective import CompressorObjective
-from test_family import POINT, SAMPLE_RATE, member, programme, target
+from test_family import POINT, SAMPLE_RATE, check_derivatives, member, programme, target
 
 CHUNK_CALLS = ("_loss_chunk", "_gradient_chunk", "_hessian_chunk")
 
@@ -41,34 +41,39 @@ def one_chunk_at_a_time(objective: CompressorObjective, order: int, q: np.ndarra
     return sums
 
 
+#: chunks of 0.05 s with 0.01 s of warm-up: 0.5 s gives 12 full chunks and a short one (3 groups and one
+#: chunk alone), 0.15 s 3 chunks (one group with an idle lane), 0.07 s 2 chunks (no group)
 @pytest.mark.parametrize("model", ["ff5", "opto", "ff5-emphasis-hp"])
-@pytest.mark.parametrize("seconds", [0.5, 0.23])  # 11 full chunks and a short one; 4 full chunks (no group)
+@pytest.mark.parametrize("seconds", [0.5, 0.15, 0.07])
 def test_lane_sums_are_the_one_chunk_sums(model, seconds):
     dry = programme(seconds, seed=3)
     objective = CompressorObjective(dry, target(model, dry), SAMPLE_RATE, model=model, chunk_seconds=0.05,
                                     warmup_seconds=0.01)
     q = objective.kernel_params(member(model, **POINT))
-    lanes_ran = False
     for order in range(3):
         expected = one_chunk_at_a_time(objective, order, q)
         np.testing.assert_allclose(objective._sums(order, q), expected, rtol=1e-13, atol=1e-15 * np.abs(expected).max())
-        lanes_ran |= hasattr(objective._kernels, ("_loss_lanes", "_gradient_lanes", "_hessian_lanes")[order])
-    full = full_chunk_count(dry.size, objective.chunk_samples, objective.warmup_samples)
-    assert lanes_ran and (full >= LANES) == (seconds == 0.5)
 
 
-def test_lane_kernels_exist_for_the_orders_the_rule_picks():
-    for model in ("ff5", "opto"):
-        spec = model_spec(model)
-        derived = differentiate(trace(spec))
-        kernels = CompressorObjective(programme(0.1), programme(0.1, seed=1), SAMPLE_RATE, model=model,
-                                      chunk_seconds=0.05, warmup_seconds=0.01)._kernels
+def test_lane_kernels_exist_for_the_passes_the_rule_picks():
+    for model, lane_orders in (("ff5", (2,)), ("opto", (1, 2))):
+        derived = differentiate(trace(model_spec(model)))
+        kernels = CompressorObjective(programme(0.1), programme(0.1, seed=1), SAMPLE_RATE, model=model)._kernels
         for order, name in enumerate(("_loss_lanes", "_gradient_lanes", "_hessian_lanes")):
-            assert hasattr(kernels, name) == uses_lanes(derived, order), (model, order)
-    assert uses_lanes(differentiate(trace(model_spec("ff5"))), 2)  # the Hessian pass of every member
+            assert hasattr(kernels, name) == uses_lanes(derived, order) == (order in lane_orders), (model, order)
 
 
-def test_full_chunk_count_counts_the_chunks_of_full_length():
-    for total, chunk, warmup in [(100, 30, 10), (30, 30, 10), (29, 30, 10), (1000, 7, 3), (50, 10, 0)]:
-        bounds = [chunk_bounds(k, total, chunk, warmup) for k in range(chunk_count(total, chunk, warmup))]
-        assert full_chunk_count(total, chunk, warmup) == sum(stop - start == chunk for start, stop, _ in bounds)
+def test_lane_groups_cover_the_chunks_with_at_most_one_idle_lane():
+    for chunks in range(1, 40):
+        groups = lane_groups(chunks, LANES)
+        idle, singles = max(LANES * groups - chunks, 0), max(chunks - LANES * groups, 0)
+        assert idle <= 1 and singles <= LANES - 2 and LANES * groups - idle + singles == chunks, chunks
+
+
+@pytest.mark.parametrize("model", ["ff5", "opto"])
+def test_lane_derivatives_match_central_differences(model):
+    dry = programme(0.5, seed=4)
+    objective = CompressorObjective(dry, target(model, dry), SAMPLE_RATE, model=model, chunk_seconds=0.05,
+                                    warmup_seconds=0.01)
+    assert lane_groups(chunk_count(dry.size, objective.chunk_samples, objective.warmup_samples), LANES) == 3
+    check_derivatives(objective, objective.kernel_params(member(model, **POINT)))

@@ -283,29 +283,33 @@ def _emit_chunk(w: _Writer, derived: Derived, order: int) -> None:
     w.line()
 
 
-#: Chunks a lane kernel runs in lock step, one per SIMD lane (8 doubles: one AVX-512 or two AVX2 registers).
-LANES = 8
+#: Chunks a lane kernel runs in lock step, one per SIMD lane (4 doubles: one AVX2 register; 8 lanes ran at
+#: exactly half the speed per step on AVX2, so no faster per chunk).
+LANES = 4
 #: Samples whose inputs a lane kernel stages at a time (lane-minor, so each sample's loads are contiguous).
 LANE_BLOCK = 256
-#: Lane kernels pay for their loads and stores of every carried value; they win once a sample carries at
-#: least this many values (measured on this 2-core x86 machine, 1 thread, ns/sample, scalar -> lanes:
-#: ff5 gradient (10 carried) 12.1 -> 16.3, ff5 Hessian (30) 30.8 -> 19.3, opto gradient 65.6 -> 30.9,
-#: opto Hessian 222 -> 92).
+#: Lane kernels pay for a load and a store of every carried value per sample; they win once a sample carries
+#: at least this many values (measured on x86 cores, 1 thread, ns/sample, one-chunk kernel -> lanes: ff5
+#: gradient, 10 carried, 12.1 -> 16.3; ff5 Hessian, 30 carried, 30.8 -> 19.3 (AVX-512) and 63.5 -> 31.8
+#: (AVX2); opto gradient 65.6 -> 30.9 (AVX-512), 112 -> 41 (AVX2); opto Hessian 222 -> 92 (AVX-512),
+#: 660 -> 354 (AVX2)).  A lane on its own runs 1.4-1.9x slower than the one-chunk kernel, so the one or two
+#: chunks a signal has beyond its groups of ``LANES`` keep the one-chunk kernel.
 LANE_MIN_CARRIED = 17
 
 
 def uses_lanes(derived: Derived, order: int) -> bool:
-    """Whether the objective pass of ``order`` runs full chunks in lock-step lanes (see ``LANE_MIN_CARRIED``)."""
+    """Whether the objective pass of ``order`` runs chunks in lock-step lanes (see ``LANE_MIN_CARRIED``)."""
     return len(_flushed_names(derived, order)) >= LANE_MIN_CARRIED
 
 
 def _emit_lanes(w: _Writer, derived: Derived, order: int) -> None:
-    """The lane kernel of ``order``: the chunks ``k0 .. k0 + LANES - 1`` (all full length), one per lane.
+    """The lane kernel of ``order``: chunks ``k0 .. k0 + lanes - 1`` (``lanes <= LANES``; idle lanes run on zeros).
 
-    Every carried value of lane ``l`` lives at ``work[j * LANES + l]``, every sum at ``totals[k * LANES + l]``,
-    so the loop over lanes is one SIMD loop (LLVM's loop vectoriser, see ``kernels._numba``); a lane adds a
-    sample's summands only once it counts (``n >= count_from``), with the same arithmetic in the same order
-    as the one-chunk kernel, so the sums are bit for bit those of the one-chunk kernels.
+    Every carried value of lane ``l`` lives at ``work[j * LANES + l]``, every sum at ``totals[k * LANES + l]``
+    and the staged inputs at ``staged[row, l]``, so the loop over lanes is one SIMD loop (LLVM's loop
+    vectoriser, see ``kernels._numba``).  A lane adds a sample's summands only where its chunk counts
+    (``count_from <= n < stop``); past a shorter chunk's end it runs on zero input, counted nowhere.
+    Per chunk the arithmetic is the one-chunk kernel's, in the same order.
     """
     program = derived.program
     prologue, body = split_prologue(derived, order)
@@ -316,45 +320,50 @@ def _emit_lanes(w: _Writer, derived: Derived, order: int) -> None:
     level = "level_log" in program.used_inputs
     staged = ["x_n", "t_in", "counts"] + (["level_log_n"] if level else [])
     w.line("@kernel")
-    w.line(f"def {name}(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):")
-    w.line(f'"""Sums of chunks ``k0 .. k0 + {LANES - 1}`` (full length) into ``out[k0 .. k0 + {LANES - 1}]``, '
-           'in lock step."""', 1)
+    w.line(f"def {name}(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):")
+    w.line('"""Sums of chunks ``k0 .. k0 + lanes - 1`` into ``out[k0 .. k0 + lanes - 1]``, in lock step."""', 1)
     _unpack_parameters(w, derived, 1)
     for statement in prologue:
         w.assign(statement.target.name, statement.expression, 1)
     w.line(f"work = np.empty({(len(carried) + 2) * LANES})", 1)
     w.line(f"totals = np.zeros({len(sums) * LANES})", 1)
-    w.line(f"staged = np.empty({len(staged) * LANE_BLOCK * LANES})", 1)
+    w.line(f"staged = np.empty(({len(staged) * LANE_BLOCK}, {LANES}))", 1)
     if level:
         w.line(f"levels = np.empty({LANE_BLOCK})", 1)
-    w.line("hop = chunk_samples - warmup_samples", 1)
+    w.line("total = x.shape[0]", 1)
+    w.line("first_start, longest, _ = chunk_bounds(k0, total, chunk_samples, warmup_samples)", 1)
+    w.line("longest -= first_start  # only the last chunk of a signal can be shorter", 1)
     w.line(f"for lane in range({LANES}):", 1)
     _initial_states(_IndentedWriter(w, 1), derived, order, 1)
     for suffix, _ in _signals(derived, order):
         w.line(f"w{suffix} = 0.0", 2)
     for j, carried_name in enumerate(carried):
         w.line(f"work[{j * LANES} + lane] = {carried_name}", 2)
-    w.line(f"work[{target_slots * LANES} + lane] = t_states[k0 + lane, 0]", 2)
-    w.line(f"work[{(target_slots + 1) * LANES} + lane] = t_states[k0 + lane, 1]", 2)
+    w.line(f"work[{target_slots * LANES} + lane] = t_states[k0 + lane, 0] if lane < lanes else 0.0", 2)
+    w.line(f"work[{(target_slots + 1) * LANES} + lane] = t_states[k0 + lane, 1] if lane < lanes else 0.0", 2)
 
-    w.line(f"for block in range(0, chunk_samples, {LANE_BLOCK}):", 1)
-    w.line(f"block_samples = min({LANE_BLOCK}, chunk_samples - block)", 2)
+    w.line(f"for block in range(0, longest, {LANE_BLOCK}):", 1)
+    w.line(f"block_samples = min({LANE_BLOCK}, longest - block)", 2)
     w.line(f"for lane in range({LANES}):", 2)
-    w.line("start = (k0 + lane) * hop", 3)
-    w.line("count_offset = 0 if k0 + lane == 0 else warmup_samples", 3)
+    w.line("start, stop, count_from = chunk_bounds(k0 + lane, total, chunk_samples, warmup_samples)", 3)
+    w.line("present = min(max(stop - start - block, 0), block_samples) if lane < lanes else 0", 3)
     if level:
-        w.line("detector_levels(x, start + block, levels[:block_samples])", 3)
+        w.line("detector_levels(x, start + block, levels[:present])", 3)
     w.line("for i in range(block_samples):", 3)
     w.line("n = start + block + i", 4)
-    stage_values = {"x_n": "x[n]", "t_in": "t[n]", "counts": "1.0 if block + i >= count_offset else 0.0",
+    w.line("if i < present:", 4)
+    stage_values = {"x_n": "x[n]", "t_in": "t[n]", "counts": "1.0 if n >= count_from else 0.0",
                     "level_log_n": "levels[i]"}
     for k, staged_name in enumerate(staged):
-        w.line(f"staged[({k * LANE_BLOCK} + i) * {LANES} + lane] = {stage_values[staged_name]}", 4)
+        w.line(f"staged[{k * LANE_BLOCK} + i, lane] = {stage_values[staged_name]}", 5)
+    w.line("else:", 4)
+    for k, staged_name in enumerate(staged):
+        w.line(f"staged[{k * LANE_BLOCK} + i, lane] = 0.0", 5)
 
     w.line("for i in range(block_samples):", 2)
     w.line(f"for lane in range({LANES}):", 3)
     for k, staged_name in enumerate(staged):
-        w.line(f"{staged_name} = staged[({k * LANE_BLOCK} + i) * {LANES} + lane]", 4)
+        w.line(f"{staged_name} = staged[{k * LANE_BLOCK} + i, lane]", 4)
     w.line("counted = counts > 0.5", 4)
     for j, carried_name in enumerate(carried):
         w.line(f"{carried_name} = work[{j * LANES} + lane]", 4)
@@ -376,7 +385,7 @@ def _emit_lanes(w: _Writer, derived: Derived, order: int) -> None:
     w.line(f"for j in range({target_slots * LANES}):", 4)
     w.line(f"if abs(work[j]) < {FLUSH_BELOW!r}:", 5)
     w.line("work[j] = 0.0", 6)
-    w.line(f"for lane in range({LANES}):", 1)
+    w.line("for lane in range(lanes):", 1)
     w.line(f"for k in range({len(sums)}):", 2)
     w.line(f"out[k0 + lane, k] = totals[k * {LANES} + lane]", 3)
     w.line()
@@ -424,7 +433,7 @@ def module_source(derived: Derived) -> str:
     w.line("import numpy as np")
     w.line()
     w.line("from .._numba import kernel")
-    w.line("from ..chunks import chunk_bounds, chunk_count, full_chunk_count, sum_rows")
+    w.line("from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows")
     if "level_log" in program.used_inputs:
         w.line("from ..objective import detector_levels")
     w.line()
@@ -441,37 +450,41 @@ def module_source(derived: Derived) -> str:
     w.line()
     w.line()
     _emit_render(w, derived)
+    lane_orders = [order for order in range(3) if uses_lanes(derived, order)]
     for order in range(3):
         _emit_chunk(w, derived, order)
-    lane_orders = [order for order in range(3) if uses_lanes(derived, order)]
     for order in lane_orders:
         _emit_lanes(w, derived, order)
-    chunk_calls = ("_loss_chunk", "_gradient_chunk", "_hessian_chunk")
+    lane_calls = {order: f"{prefix}_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, "
+                         "zero, pole, per_chunk)" for order, prefix in enumerate(("_loss", "_gradient", "_hessian"))}
+    chunk_calls = [f"{prefix}_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, "
+                   "per_chunk[k])" for prefix in ("_loss", "_gradient", "_hessian")]
     w.line("@kernel(parallel=True)")
     w.line("def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_samples, zero, pole, threads):")
     w.line('"""Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks', 1)
     w.line("in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):", 1)
     w.line("``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``).", 1)
-    w.line(f"Orders {tuple(lane_orders)} run groups of {LANES} full chunks in lock-step lanes; the tasks (groups, then", 1)
-    w.line("single chunks) go round-robin to ``threads`` workers (``numba.get_num_threads()`` of the caller: called", 1)
-    w.line('inside a kernel it would keep numba from caching this one), and the sums are added in chunk order."""', 1)
+    w.line(f"Orders {tuple(lane_orders)} run ``lane_groups`` groups of {LANES} chunks in lock-step lanes and the", 1)
+    w.line("chunks beyond them one per task, the others one chunk per task; the tasks go round-robin to ``threads``", 1)
+    w.line("workers (``numba.get_num_threads()`` of the caller: called inside a kernel it would keep numba from", 1)
+    w.line('caching this one), and the sums are added in chunk order."""', 1)
     w.line("total = x.shape[0]", 1)
     w.line("chunks = chunk_count(total, chunk_samples, warmup_samples)", 1)
     w.line("width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)", 1)
     w.line("per_chunk = np.zeros((chunks, width))", 1)
-    w.line("full = full_chunk_count(total, chunk_samples, warmup_samples)", 1)
     in_lanes = " or ".join(f"order == {o}" for o in lane_orders) or "False"
-    w.line(f"groups = full // {LANES} if ({in_lanes}) else 0", 1)
-    w.line(f"tasks = groups + chunks - {LANES} * groups", 1)
+    w.line(f"groups = lane_groups(chunks, {LANES}) if ({in_lanes}) else 0", 1)
+    w.line(f"singles = max(chunks - {LANES} * groups, 0)", 1)
+    w.line("tasks = groups + singles", 1)
     w.line("workers = max(1, min(threads, tasks))", 1)
     w.line("for worker in numba.prange(workers):", 1)
     w.line("for task in range(worker, tasks, workers):", 2)
     w.line("if task < groups:", 3)
+    w.line(f"k0 = {LANES} * task", 4)
+    w.line(f"lanes = min({LANES}, chunks - k0)", 4)
     for k, order in enumerate(lane_orders):
-        lanes_call = ("_loss_lanes", "_gradient_lanes", "_hessian_lanes")[order]
         w.line(f"{'if' if k == 0 else 'elif'} order == {order}:", 4)
-        w.line(f"{lanes_call}(x, t, t_states, {LANES} * task, chunk_samples, warmup_samples, q, makeup_gain, "
-               "zero, pole, per_chunk)", 5)
+        w.line(lane_calls[order], 5)
     if not lane_orders:
         w.line("pass", 4)
     w.line("continue", 4)
@@ -480,8 +493,7 @@ def module_source(derived: Derived) -> str:
     for order in range(3):
         w.line(f"{'if' if order == 0 else ('elif' if order == 1 else 'else')}"
                f"{f' order == {order}' if order < 2 else ''}:", 3)
-        w.line(f"{chunk_calls[order]}(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, "
-               "per_chunk[k])", 4)
+        w.line(chunk_calls[order], 4)
     w.line("return sum_rows(per_chunk)", 1)
     text = w.text()
     used = [f for f in ("exp", "log", "sqrt") if re.search(rf"\b{f}\(", text)]

@@ -24,16 +24,17 @@ import llvmlite.binding as llvm  # noqa: E402
 import numba  # noqa: E402
 
 #: LLVM loop-vectoriser limits raised for the generated lane kernels (``codegen.numba_module``): their loop
-#: over 8 lanes loads and stores every carried value of a sample (hundreds for the larger members) in a few
+#: over 4 lanes loads and stores every carried value of a sample (hundreds for the larger members) in a few
 #: arrays LLVM cannot prove apart, and with the default limits (100 dependences, 8 runtime memory checks, a
-#: minimum trip count of 16) it leaves the loop scalar and the lanes lose their point.  Process-wide options,
+#: minimum trip count of 16 for a loop of known trip count) it leaves the loop scalar and the lanes lose their
+#: point.  Process-wide options,
 #: they only let the vectoriser take loops it would otherwise skip.
 LLVM_VECTORIZER_LIMITS = {
     "max-dependences": 100_000,
     "runtime-memory-check-threshold": 100_000,
     "vectorize-memory-check-threshold": 100_000,
     "memory-check-merge-threshold": 100_000,
-    "vectorizer-min-trip-count": 8,
+    "vectorizer-min-trip-count": 4,
 }
 for _name, _value in LLVM_VECTORIZER_LIMITS.items():
     llvm.set_option("dynamatch", f"-{_name}={_value}")

@@ -22,11 +22,12 @@ def chunk_count(total_samples, chunk_samples, warmup_samples):
 
 
 @kernel
-def full_chunk_count(total_samples, chunk_samples, warmup_samples):
-    """Number of leading chunks that have the full ``chunk_samples`` (every chunk but a shorter last one)."""
-    if total_samples < chunk_samples:
-        return 0
-    return 1 + (total_samples - chunk_samples) // (chunk_samples - warmup_samples)
+def lane_groups(chunks, lanes):
+    """How many groups of ``lanes`` consecutive chunks a lane kernel runs: every full group, and a last group
+    padded with idle lanes when at most one of its lanes would idle (one lane running alone is slower than
+    the one-chunk kernel, a nearly full group is faster than its chunks one by one).  It depends on the
+    signal alone, never on the thread count, so the sums are the same on any number of threads."""
+    return chunks // lanes + (1 if chunks % lanes >= lanes - 1 else 0)
 
 
 @kernel

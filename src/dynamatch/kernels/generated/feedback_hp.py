@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from .._numba import kernel
-from ..chunks import chunk_bounds, chunk_count, full_chunk_count, sum_rows
+from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
 from ..objective import detector_levels
 
 MODEL = 'feedback-hp'
@@ -1073,8 +1073,8 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
 
 
 @kernel
-def _gradient_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
-    """Sums of chunks ``k0 .. k0 + 7`` (full length) into ``out[k0 .. k0 + 7]``, in lock step."""
+def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
+    """Sums of chunks ``k0 .. k0 + lanes - 1`` into ``out[k0 .. k0 + lanes - 1]``, in lock step."""
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -1086,12 +1086,14 @@ def _gradient_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup
     feedback_slope = slope/(-feedback*slope + 1.0)
     feedback_slope__d1 = slope__d1*(feedback*feedback_slope/(-feedback*slope + 1.0) + (1.0/(-feedback*slope + 1.0)))
     feedback_slope__d4 = (feedback_slope*feedback_slope)
-    work = np.empty(176)
-    totals = np.zeros(128)
-    staged = np.empty(8192)
+    work = np.empty(88)
+    totals = np.zeros(64)
+    staged = np.empty((1024, 4))
     levels = np.empty(256)
-    hop = chunk_samples - warmup_samples
-    for lane in range(8):
+    total = x.shape[0]
+    first_start, longest, _ = chunk_bounds(k0, total, chunk_samples, warmup_samples)
+    longest -= first_start  # only the last chunk of a signal can be shorter
+    for lane in range(4):
         gain_prev = 1.0
         gain_prev__d0 = 0.0
         gain_prev__d1 = 0.0
@@ -1113,68 +1115,74 @@ def _gradient_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup
         w__d4 = 0.0
         w__d5 = 0.0
         work[0 + lane] = gain_prev
-        work[8 + lane] = output_lowpass_prev
-        work[16 + lane] = gain_prev__d0
-        work[24 + lane] = gain_prev__d1
-        work[32 + lane] = gain_prev__d2
-        work[40 + lane] = gain_prev__d3
-        work[48 + lane] = gain_prev__d4
-        work[56 + lane] = output_lowpass_prev__d0
-        work[64 + lane] = output_lowpass_prev__d1
-        work[72 + lane] = output_lowpass_prev__d2
-        work[80 + lane] = output_lowpass_prev__d3
-        work[88 + lane] = output_lowpass_prev__d4
-        work[96 + lane] = output_lowpass_prev__d5
-        work[104 + lane] = w
-        work[112 + lane] = w__d0
-        work[120 + lane] = w__d1
-        work[128 + lane] = w__d2
-        work[136 + lane] = w__d3
-        work[144 + lane] = w__d4
-        work[152 + lane] = w__d5
-        work[160 + lane] = t_states[k0 + lane, 0]
-        work[168 + lane] = t_states[k0 + lane, 1]
-    for block in range(0, chunk_samples, 256):
-        block_samples = min(256, chunk_samples - block)
-        for lane in range(8):
-            start = (k0 + lane) * hop
-            count_offset = 0 if k0 + lane == 0 else warmup_samples
-            detector_levels(x, start + block, levels[:block_samples])
+        work[4 + lane] = output_lowpass_prev
+        work[8 + lane] = gain_prev__d0
+        work[12 + lane] = gain_prev__d1
+        work[16 + lane] = gain_prev__d2
+        work[20 + lane] = gain_prev__d3
+        work[24 + lane] = gain_prev__d4
+        work[28 + lane] = output_lowpass_prev__d0
+        work[32 + lane] = output_lowpass_prev__d1
+        work[36 + lane] = output_lowpass_prev__d2
+        work[40 + lane] = output_lowpass_prev__d3
+        work[44 + lane] = output_lowpass_prev__d4
+        work[48 + lane] = output_lowpass_prev__d5
+        work[52 + lane] = w
+        work[56 + lane] = w__d0
+        work[60 + lane] = w__d1
+        work[64 + lane] = w__d2
+        work[68 + lane] = w__d3
+        work[72 + lane] = w__d4
+        work[76 + lane] = w__d5
+        work[80 + lane] = t_states[k0 + lane, 0] if lane < lanes else 0.0
+        work[84 + lane] = t_states[k0 + lane, 1] if lane < lanes else 0.0
+    for block in range(0, longest, 256):
+        block_samples = min(256, longest - block)
+        for lane in range(4):
+            start, stop, count_from = chunk_bounds(k0 + lane, total, chunk_samples, warmup_samples)
+            present = min(max(stop - start - block, 0), block_samples) if lane < lanes else 0
+            detector_levels(x, start + block, levels[:present])
             for i in range(block_samples):
                 n = start + block + i
-                staged[(0 + i) * 8 + lane] = x[n]
-                staged[(256 + i) * 8 + lane] = t[n]
-                staged[(512 + i) * 8 + lane] = 1.0 if block + i >= count_offset else 0.0
-                staged[(768 + i) * 8 + lane] = levels[i]
+                if i < present:
+                    staged[0 + i, lane] = x[n]
+                    staged[256 + i, lane] = t[n]
+                    staged[512 + i, lane] = 1.0 if n >= count_from else 0.0
+                    staged[768 + i, lane] = levels[i]
+                else:
+                    staged[0 + i, lane] = 0.0
+                    staged[256 + i, lane] = 0.0
+                    staged[512 + i, lane] = 0.0
+                    staged[768 + i, lane] = 0.0
         for i in range(block_samples):
-            for lane in range(8):
-                x_n = staged[(0 + i) * 8 + lane]
-                t_in = staged[(256 + i) * 8 + lane]
-                counts = staged[(512 + i) * 8 + lane]
-                level_log_n = staged[(768 + i) * 8 + lane]
+            for lane in range(4):
+                x_n = staged[0 + i, lane]
+                t_in = staged[256 + i, lane]
+                counts = staged[512 + i, lane]
+                level_log_n = staged[768 + i, lane]
                 counted = counts > 0.5
                 gain_prev = work[0 + lane]
-                output_lowpass_prev = work[8 + lane]
-                gain_prev__d0 = work[16 + lane]
-                gain_prev__d1 = work[24 + lane]
-                gain_prev__d2 = work[32 + lane]
-                gain_prev__d3 = work[40 + lane]
-                gain_prev__d4 = work[48 + lane]
-                output_lowpass_prev__d0 = work[56 + lane]
-                output_lowpass_prev__d1 = work[64 + lane]
-                output_lowpass_prev__d2 = work[72 + lane]
-                output_lowpass_prev__d3 = work[80 + lane]
-                output_lowpass_prev__d4 = work[88 + lane]
-                output_lowpass_prev__d5 = work[96 + lane]
-                w = work[104 + lane]
-                w__d0 = work[112 + lane]
-                w__d1 = work[120 + lane]
-                w__d2 = work[128 + lane]
-                w__d3 = work[136 + lane]
-                w__d4 = work[144 + lane]
-                w__d5 = work[152 + lane]
-                t_in_prev = work[160 + lane]
-                t_n = work[168 + lane]
+                output_lowpass_prev = work[4 + lane]
+                gain_prev__d0 = work[8 + lane]
+                gain_prev__d1 = work[12 + lane]
+                gain_prev__d2 = work[16 + lane]
+                gain_prev__d3 = work[20 + lane]
+                gain_prev__d4 = work[24 + lane]
+                output_lowpass_prev__d0 = work[28 + lane]
+                output_lowpass_prev__d1 = work[32 + lane]
+                output_lowpass_prev__d2 = work[36 + lane]
+                output_lowpass_prev__d3 = work[40 + lane]
+                output_lowpass_prev__d4 = work[44 + lane]
+                output_lowpass_prev__d5 = work[48 + lane]
+                w = work[52 + lane]
+                w__d0 = work[56 + lane]
+                w__d1 = work[60 + lane]
+                w__d2 = work[64 + lane]
+                w__d3 = work[68 + lane]
+                w__d4 = work[72 + lane]
+                w__d5 = work[76 + lane]
+                t_in_prev = work[80 + lane]
+                t_n = work[84 + lane]
                 detector_log = feedback*log(gain_prev) + level_log_n
                 detector_log__d0 = feedback*gain_prev__d0/gain_prev
                 detector_log__d1 = feedback*gain_prev__d1/gain_prev
@@ -1243,21 +1251,21 @@ def _gradient_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup
                 t_n = t_next if counted else t_n
                 r = makeup_gain * z - t_n
                 totals[0 + lane] += (r * r) if counted else 0.0
-                totals[8 + lane] += (z * z) if counted else 0.0
-                totals[16 + lane] += (z * t_n) if counted else 0.0
-                totals[24 + lane] += (r * z) if counted else 0.0
-                totals[32 + lane] += (r * z__d0) if counted else 0.0
-                totals[40 + lane] += (r * z__d1) if counted else 0.0
-                totals[48 + lane] += (r * z__d2) if counted else 0.0
-                totals[56 + lane] += (r * z__d3) if counted else 0.0
-                totals[64 + lane] += (r * z__d4) if counted else 0.0
-                totals[72 + lane] += (r * z__d5) if counted else 0.0
-                totals[80 + lane] += (z * z__d0) if counted else 0.0
-                totals[88 + lane] += (z * z__d1) if counted else 0.0
-                totals[96 + lane] += (z * z__d2) if counted else 0.0
-                totals[104 + lane] += (z * z__d3) if counted else 0.0
-                totals[112 + lane] += (z * z__d4) if counted else 0.0
-                totals[120 + lane] += (z * z__d5) if counted else 0.0
+                totals[4 + lane] += (z * z) if counted else 0.0
+                totals[8 + lane] += (z * t_n) if counted else 0.0
+                totals[12 + lane] += (r * z) if counted else 0.0
+                totals[16 + lane] += (r * z__d0) if counted else 0.0
+                totals[20 + lane] += (r * z__d1) if counted else 0.0
+                totals[24 + lane] += (r * z__d2) if counted else 0.0
+                totals[28 + lane] += (r * z__d3) if counted else 0.0
+                totals[32 + lane] += (r * z__d4) if counted else 0.0
+                totals[36 + lane] += (r * z__d5) if counted else 0.0
+                totals[40 + lane] += (z * z__d0) if counted else 0.0
+                totals[44 + lane] += (z * z__d1) if counted else 0.0
+                totals[48 + lane] += (z * z__d2) if counted else 0.0
+                totals[52 + lane] += (z * z__d3) if counted else 0.0
+                totals[56 + lane] += (z * z__d4) if counted else 0.0
+                totals[60 + lane] += (z * z__d5) if counted else 0.0
                 gain_prev = gain
                 output_lowpass_prev = output_lowpass
                 gain_prev__d0 = gain__d0
@@ -1272,39 +1280,39 @@ def _gradient_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup
                 output_lowpass_prev__d4 = output_lowpass__d4
                 output_lowpass_prev__d5 = output_lowpass__d5
                 work[0 + lane] = gain_prev
-                work[8 + lane] = output_lowpass_prev
-                work[16 + lane] = gain_prev__d0
-                work[24 + lane] = gain_prev__d1
-                work[32 + lane] = gain_prev__d2
-                work[40 + lane] = gain_prev__d3
-                work[48 + lane] = gain_prev__d4
-                work[56 + lane] = output_lowpass_prev__d0
-                work[64 + lane] = output_lowpass_prev__d1
-                work[72 + lane] = output_lowpass_prev__d2
-                work[80 + lane] = output_lowpass_prev__d3
-                work[88 + lane] = output_lowpass_prev__d4
-                work[96 + lane] = output_lowpass_prev__d5
-                work[104 + lane] = w
-                work[112 + lane] = w__d0
-                work[120 + lane] = w__d1
-                work[128 + lane] = w__d2
-                work[136 + lane] = w__d3
-                work[144 + lane] = w__d4
-                work[152 + lane] = w__d5
-                work[160 + lane] = t_in if counted else t_in_prev
-                work[168 + lane] = t_n
+                work[4 + lane] = output_lowpass_prev
+                work[8 + lane] = gain_prev__d0
+                work[12 + lane] = gain_prev__d1
+                work[16 + lane] = gain_prev__d2
+                work[20 + lane] = gain_prev__d3
+                work[24 + lane] = gain_prev__d4
+                work[28 + lane] = output_lowpass_prev__d0
+                work[32 + lane] = output_lowpass_prev__d1
+                work[36 + lane] = output_lowpass_prev__d2
+                work[40 + lane] = output_lowpass_prev__d3
+                work[44 + lane] = output_lowpass_prev__d4
+                work[48 + lane] = output_lowpass_prev__d5
+                work[52 + lane] = w
+                work[56 + lane] = w__d0
+                work[60 + lane] = w__d1
+                work[64 + lane] = w__d2
+                work[68 + lane] = w__d3
+                work[72 + lane] = w__d4
+                work[76 + lane] = w__d5
+                work[80 + lane] = t_in if counted else t_in_prev
+                work[84 + lane] = t_n
             if ((block + i) & 63) == 0:
-                for j in range(160):
+                for j in range(80):
                     if abs(work[j]) < 1e-100:
                         work[j] = 0.0
-    for lane in range(8):
+    for lane in range(lanes):
         for k in range(16):
-            out[k0 + lane, k] = totals[k * 8 + lane]
+            out[k0 + lane, k] = totals[k * 4 + lane]
 
 
 @kernel
-def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
-    """Sums of chunks ``k0 .. k0 + 7`` (full length) into ``out[k0 .. k0 + 7]``, in lock step."""
+def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
+    """Sums of chunks ``k0 .. k0 + lanes - 1`` into ``out[k0 .. k0 + lanes - 1]``, in lock step."""
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -1320,12 +1328,14 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
     feedback_slope__d1_1 = 2.0*feedback*(slope__d1*slope__d1)*(-feedback*slope/(feedback*slope - 1.0) + 1.0)/((feedback*slope - 1.0)*(feedback*slope - 1.0)) + slope__d1_1*(feedback*feedback_slope/(-feedback*slope + 1.0) + (1.0/(-feedback*slope + 1.0)))
     feedback_slope__d1_4 = 2.0*slope*slope__d1*(-feedback*slope/(feedback*slope - 1.0) + 1.0)/((feedback*slope - 1.0)*(feedback*slope - 1.0))
     feedback_slope__d4_4 = -2.0*(slope*slope*slope)/((feedback*slope - 1.0)*(feedback*slope - 1.0)*(feedback*slope - 1.0))
-    work = np.empty(632)
-    totals = np.zeros(464)
-    staged = np.empty(8192)
+    work = np.empty(316)
+    totals = np.zeros(232)
+    staged = np.empty((1024, 4))
     levels = np.empty(256)
-    hop = chunk_samples - warmup_samples
-    for lane in range(8):
+    total = x.shape[0]
+    first_start, longest, _ = chunk_bounds(k0, total, chunk_samples, warmup_samples)
+    longest -= first_start  # only the last chunk of a signal can be shorter
+    for lane in range(4):
         gain_prev = 1.0
         gain_prev__d0 = 0.0
         gain_prev__d1 = 0.0
@@ -1404,182 +1414,188 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
         w__d4_5 = 0.0
         w__d5_5 = 0.0
         work[0 + lane] = gain_prev
-        work[8 + lane] = output_lowpass_prev
-        work[16 + lane] = gain_prev__d0
-        work[24 + lane] = gain_prev__d1
-        work[32 + lane] = gain_prev__d2
-        work[40 + lane] = gain_prev__d3
-        work[48 + lane] = gain_prev__d4
-        work[56 + lane] = output_lowpass_prev__d0
-        work[64 + lane] = output_lowpass_prev__d1
-        work[72 + lane] = output_lowpass_prev__d2
-        work[80 + lane] = output_lowpass_prev__d3
-        work[88 + lane] = output_lowpass_prev__d4
-        work[96 + lane] = output_lowpass_prev__d5
-        work[104 + lane] = gain_prev__d0_0
-        work[112 + lane] = gain_prev__d0_1
-        work[120 + lane] = gain_prev__d0_2
-        work[128 + lane] = gain_prev__d0_3
-        work[136 + lane] = gain_prev__d0_4
-        work[144 + lane] = gain_prev__d1_1
-        work[152 + lane] = gain_prev__d1_2
-        work[160 + lane] = gain_prev__d1_3
-        work[168 + lane] = gain_prev__d1_4
-        work[176 + lane] = gain_prev__d2_2
-        work[184 + lane] = gain_prev__d2_3
-        work[192 + lane] = gain_prev__d2_4
-        work[200 + lane] = gain_prev__d3_3
-        work[208 + lane] = gain_prev__d3_4
-        work[216 + lane] = gain_prev__d4_4
-        work[224 + lane] = output_lowpass_prev__d0_0
-        work[232 + lane] = output_lowpass_prev__d0_1
-        work[240 + lane] = output_lowpass_prev__d0_2
-        work[248 + lane] = output_lowpass_prev__d0_3
-        work[256 + lane] = output_lowpass_prev__d0_4
-        work[264 + lane] = output_lowpass_prev__d0_5
-        work[272 + lane] = output_lowpass_prev__d1_1
-        work[280 + lane] = output_lowpass_prev__d1_2
-        work[288 + lane] = output_lowpass_prev__d1_3
-        work[296 + lane] = output_lowpass_prev__d1_4
-        work[304 + lane] = output_lowpass_prev__d1_5
-        work[312 + lane] = output_lowpass_prev__d2_2
-        work[320 + lane] = output_lowpass_prev__d2_3
-        work[328 + lane] = output_lowpass_prev__d2_4
-        work[336 + lane] = output_lowpass_prev__d2_5
-        work[344 + lane] = output_lowpass_prev__d3_3
-        work[352 + lane] = output_lowpass_prev__d3_4
-        work[360 + lane] = output_lowpass_prev__d3_5
-        work[368 + lane] = output_lowpass_prev__d4_4
-        work[376 + lane] = output_lowpass_prev__d4_5
-        work[384 + lane] = output_lowpass_prev__d5_5
-        work[392 + lane] = w
-        work[400 + lane] = w__d0
-        work[408 + lane] = w__d1
-        work[416 + lane] = w__d2
-        work[424 + lane] = w__d3
-        work[432 + lane] = w__d4
-        work[440 + lane] = w__d5
-        work[448 + lane] = w__d0_0
-        work[456 + lane] = w__d0_1
-        work[464 + lane] = w__d0_2
-        work[472 + lane] = w__d0_3
-        work[480 + lane] = w__d0_4
-        work[488 + lane] = w__d0_5
-        work[496 + lane] = w__d1_1
-        work[504 + lane] = w__d1_2
-        work[512 + lane] = w__d1_3
-        work[520 + lane] = w__d1_4
-        work[528 + lane] = w__d1_5
-        work[536 + lane] = w__d2_2
-        work[544 + lane] = w__d2_3
-        work[552 + lane] = w__d2_4
-        work[560 + lane] = w__d2_5
-        work[568 + lane] = w__d3_3
-        work[576 + lane] = w__d3_4
-        work[584 + lane] = w__d3_5
-        work[592 + lane] = w__d4_4
-        work[600 + lane] = w__d4_5
-        work[608 + lane] = w__d5_5
-        work[616 + lane] = t_states[k0 + lane, 0]
-        work[624 + lane] = t_states[k0 + lane, 1]
-    for block in range(0, chunk_samples, 256):
-        block_samples = min(256, chunk_samples - block)
-        for lane in range(8):
-            start = (k0 + lane) * hop
-            count_offset = 0 if k0 + lane == 0 else warmup_samples
-            detector_levels(x, start + block, levels[:block_samples])
+        work[4 + lane] = output_lowpass_prev
+        work[8 + lane] = gain_prev__d0
+        work[12 + lane] = gain_prev__d1
+        work[16 + lane] = gain_prev__d2
+        work[20 + lane] = gain_prev__d3
+        work[24 + lane] = gain_prev__d4
+        work[28 + lane] = output_lowpass_prev__d0
+        work[32 + lane] = output_lowpass_prev__d1
+        work[36 + lane] = output_lowpass_prev__d2
+        work[40 + lane] = output_lowpass_prev__d3
+        work[44 + lane] = output_lowpass_prev__d4
+        work[48 + lane] = output_lowpass_prev__d5
+        work[52 + lane] = gain_prev__d0_0
+        work[56 + lane] = gain_prev__d0_1
+        work[60 + lane] = gain_prev__d0_2
+        work[64 + lane] = gain_prev__d0_3
+        work[68 + lane] = gain_prev__d0_4
+        work[72 + lane] = gain_prev__d1_1
+        work[76 + lane] = gain_prev__d1_2
+        work[80 + lane] = gain_prev__d1_3
+        work[84 + lane] = gain_prev__d1_4
+        work[88 + lane] = gain_prev__d2_2
+        work[92 + lane] = gain_prev__d2_3
+        work[96 + lane] = gain_prev__d2_4
+        work[100 + lane] = gain_prev__d3_3
+        work[104 + lane] = gain_prev__d3_4
+        work[108 + lane] = gain_prev__d4_4
+        work[112 + lane] = output_lowpass_prev__d0_0
+        work[116 + lane] = output_lowpass_prev__d0_1
+        work[120 + lane] = output_lowpass_prev__d0_2
+        work[124 + lane] = output_lowpass_prev__d0_3
+        work[128 + lane] = output_lowpass_prev__d0_4
+        work[132 + lane] = output_lowpass_prev__d0_5
+        work[136 + lane] = output_lowpass_prev__d1_1
+        work[140 + lane] = output_lowpass_prev__d1_2
+        work[144 + lane] = output_lowpass_prev__d1_3
+        work[148 + lane] = output_lowpass_prev__d1_4
+        work[152 + lane] = output_lowpass_prev__d1_5
+        work[156 + lane] = output_lowpass_prev__d2_2
+        work[160 + lane] = output_lowpass_prev__d2_3
+        work[164 + lane] = output_lowpass_prev__d2_4
+        work[168 + lane] = output_lowpass_prev__d2_5
+        work[172 + lane] = output_lowpass_prev__d3_3
+        work[176 + lane] = output_lowpass_prev__d3_4
+        work[180 + lane] = output_lowpass_prev__d3_5
+        work[184 + lane] = output_lowpass_prev__d4_4
+        work[188 + lane] = output_lowpass_prev__d4_5
+        work[192 + lane] = output_lowpass_prev__d5_5
+        work[196 + lane] = w
+        work[200 + lane] = w__d0
+        work[204 + lane] = w__d1
+        work[208 + lane] = w__d2
+        work[212 + lane] = w__d3
+        work[216 + lane] = w__d4
+        work[220 + lane] = w__d5
+        work[224 + lane] = w__d0_0
+        work[228 + lane] = w__d0_1
+        work[232 + lane] = w__d0_2
+        work[236 + lane] = w__d0_3
+        work[240 + lane] = w__d0_4
+        work[244 + lane] = w__d0_5
+        work[248 + lane] = w__d1_1
+        work[252 + lane] = w__d1_2
+        work[256 + lane] = w__d1_3
+        work[260 + lane] = w__d1_4
+        work[264 + lane] = w__d1_5
+        work[268 + lane] = w__d2_2
+        work[272 + lane] = w__d2_3
+        work[276 + lane] = w__d2_4
+        work[280 + lane] = w__d2_5
+        work[284 + lane] = w__d3_3
+        work[288 + lane] = w__d3_4
+        work[292 + lane] = w__d3_5
+        work[296 + lane] = w__d4_4
+        work[300 + lane] = w__d4_5
+        work[304 + lane] = w__d5_5
+        work[308 + lane] = t_states[k0 + lane, 0] if lane < lanes else 0.0
+        work[312 + lane] = t_states[k0 + lane, 1] if lane < lanes else 0.0
+    for block in range(0, longest, 256):
+        block_samples = min(256, longest - block)
+        for lane in range(4):
+            start, stop, count_from = chunk_bounds(k0 + lane, total, chunk_samples, warmup_samples)
+            present = min(max(stop - start - block, 0), block_samples) if lane < lanes else 0
+            detector_levels(x, start + block, levels[:present])
             for i in range(block_samples):
                 n = start + block + i
-                staged[(0 + i) * 8 + lane] = x[n]
-                staged[(256 + i) * 8 + lane] = t[n]
-                staged[(512 + i) * 8 + lane] = 1.0 if block + i >= count_offset else 0.0
-                staged[(768 + i) * 8 + lane] = levels[i]
+                if i < present:
+                    staged[0 + i, lane] = x[n]
+                    staged[256 + i, lane] = t[n]
+                    staged[512 + i, lane] = 1.0 if n >= count_from else 0.0
+                    staged[768 + i, lane] = levels[i]
+                else:
+                    staged[0 + i, lane] = 0.0
+                    staged[256 + i, lane] = 0.0
+                    staged[512 + i, lane] = 0.0
+                    staged[768 + i, lane] = 0.0
         for i in range(block_samples):
-            for lane in range(8):
-                x_n = staged[(0 + i) * 8 + lane]
-                t_in = staged[(256 + i) * 8 + lane]
-                counts = staged[(512 + i) * 8 + lane]
-                level_log_n = staged[(768 + i) * 8 + lane]
+            for lane in range(4):
+                x_n = staged[0 + i, lane]
+                t_in = staged[256 + i, lane]
+                counts = staged[512 + i, lane]
+                level_log_n = staged[768 + i, lane]
                 counted = counts > 0.5
                 gain_prev = work[0 + lane]
-                output_lowpass_prev = work[8 + lane]
-                gain_prev__d0 = work[16 + lane]
-                gain_prev__d1 = work[24 + lane]
-                gain_prev__d2 = work[32 + lane]
-                gain_prev__d3 = work[40 + lane]
-                gain_prev__d4 = work[48 + lane]
-                output_lowpass_prev__d0 = work[56 + lane]
-                output_lowpass_prev__d1 = work[64 + lane]
-                output_lowpass_prev__d2 = work[72 + lane]
-                output_lowpass_prev__d3 = work[80 + lane]
-                output_lowpass_prev__d4 = work[88 + lane]
-                output_lowpass_prev__d5 = work[96 + lane]
-                gain_prev__d0_0 = work[104 + lane]
-                gain_prev__d0_1 = work[112 + lane]
-                gain_prev__d0_2 = work[120 + lane]
-                gain_prev__d0_3 = work[128 + lane]
-                gain_prev__d0_4 = work[136 + lane]
-                gain_prev__d1_1 = work[144 + lane]
-                gain_prev__d1_2 = work[152 + lane]
-                gain_prev__d1_3 = work[160 + lane]
-                gain_prev__d1_4 = work[168 + lane]
-                gain_prev__d2_2 = work[176 + lane]
-                gain_prev__d2_3 = work[184 + lane]
-                gain_prev__d2_4 = work[192 + lane]
-                gain_prev__d3_3 = work[200 + lane]
-                gain_prev__d3_4 = work[208 + lane]
-                gain_prev__d4_4 = work[216 + lane]
-                output_lowpass_prev__d0_0 = work[224 + lane]
-                output_lowpass_prev__d0_1 = work[232 + lane]
-                output_lowpass_prev__d0_2 = work[240 + lane]
-                output_lowpass_prev__d0_3 = work[248 + lane]
-                output_lowpass_prev__d0_4 = work[256 + lane]
-                output_lowpass_prev__d0_5 = work[264 + lane]
-                output_lowpass_prev__d1_1 = work[272 + lane]
-                output_lowpass_prev__d1_2 = work[280 + lane]
-                output_lowpass_prev__d1_3 = work[288 + lane]
-                output_lowpass_prev__d1_4 = work[296 + lane]
-                output_lowpass_prev__d1_5 = work[304 + lane]
-                output_lowpass_prev__d2_2 = work[312 + lane]
-                output_lowpass_prev__d2_3 = work[320 + lane]
-                output_lowpass_prev__d2_4 = work[328 + lane]
-                output_lowpass_prev__d2_5 = work[336 + lane]
-                output_lowpass_prev__d3_3 = work[344 + lane]
-                output_lowpass_prev__d3_4 = work[352 + lane]
-                output_lowpass_prev__d3_5 = work[360 + lane]
-                output_lowpass_prev__d4_4 = work[368 + lane]
-                output_lowpass_prev__d4_5 = work[376 + lane]
-                output_lowpass_prev__d5_5 = work[384 + lane]
-                w = work[392 + lane]
-                w__d0 = work[400 + lane]
-                w__d1 = work[408 + lane]
-                w__d2 = work[416 + lane]
-                w__d3 = work[424 + lane]
-                w__d4 = work[432 + lane]
-                w__d5 = work[440 + lane]
-                w__d0_0 = work[448 + lane]
-                w__d0_1 = work[456 + lane]
-                w__d0_2 = work[464 + lane]
-                w__d0_3 = work[472 + lane]
-                w__d0_4 = work[480 + lane]
-                w__d0_5 = work[488 + lane]
-                w__d1_1 = work[496 + lane]
-                w__d1_2 = work[504 + lane]
-                w__d1_3 = work[512 + lane]
-                w__d1_4 = work[520 + lane]
-                w__d1_5 = work[528 + lane]
-                w__d2_2 = work[536 + lane]
-                w__d2_3 = work[544 + lane]
-                w__d2_4 = work[552 + lane]
-                w__d2_5 = work[560 + lane]
-                w__d3_3 = work[568 + lane]
-                w__d3_4 = work[576 + lane]
-                w__d3_5 = work[584 + lane]
-                w__d4_4 = work[592 + lane]
-                w__d4_5 = work[600 + lane]
-                w__d5_5 = work[608 + lane]
-                t_in_prev = work[616 + lane]
-                t_n = work[624 + lane]
+                output_lowpass_prev = work[4 + lane]
+                gain_prev__d0 = work[8 + lane]
+                gain_prev__d1 = work[12 + lane]
+                gain_prev__d2 = work[16 + lane]
+                gain_prev__d3 = work[20 + lane]
+                gain_prev__d4 = work[24 + lane]
+                output_lowpass_prev__d0 = work[28 + lane]
+                output_lowpass_prev__d1 = work[32 + lane]
+                output_lowpass_prev__d2 = work[36 + lane]
+                output_lowpass_prev__d3 = work[40 + lane]
+                output_lowpass_prev__d4 = work[44 + lane]
+                output_lowpass_prev__d5 = work[48 + lane]
+                gain_prev__d0_0 = work[52 + lane]
+                gain_prev__d0_1 = work[56 + lane]
+                gain_prev__d0_2 = work[60 + lane]
+                gain_prev__d0_3 = work[64 + lane]
+                gain_prev__d0_4 = work[68 + lane]
+                gain_prev__d1_1 = work[72 + lane]
+                gain_prev__d1_2 = work[76 + lane]
+                gain_prev__d1_3 = work[80 + lane]
+                gain_prev__d1_4 = work[84 + lane]
+                gain_prev__d2_2 = work[88 + lane]
+                gain_prev__d2_3 = work[92 + lane]
+                gain_prev__d2_4 = work[96 + lane]
+                gain_prev__d3_3 = work[100 + lane]
+                gain_prev__d3_4 = work[104 + lane]
+                gain_prev__d4_4 = work[108 + lane]
+                output_lowpass_prev__d0_0 = work[112 + lane]
+                output_lowpass_prev__d0_1 = work[116 + lane]
+                output_lowpass_prev__d0_2 = work[120 + lane]
+                output_lowpass_prev__d0_3 = work[124 + lane]
+                output_lowpass_prev__d0_4 = work[128 + lane]
+                output_lowpass_prev__d0_5 = work[132 + lane]
+                output_lowpass_prev__d1_1 = work[136 + lane]
+                output_lowpass_prev__d1_2 = work[140 + lane]
+                output_lowpass_prev__d1_3 = work[144 + lane]
+                output_lowpass_prev__d1_4 = work[148 + lane]
+                output_lowpass_prev__d1_5 = work[152 + lane]
+                output_lowpass_prev__d2_2 = work[156 + lane]
+                output_lowpass_prev__d2_3 = work[160 + lane]
+                output_lowpass_prev__d2_4 = work[164 + lane]
+                output_lowpass_prev__d2_5 = work[168 + lane]
+                output_lowpass_prev__d3_3 = work[172 + lane]
+                output_lowpass_prev__d3_4 = work[176 + lane]
+                output_lowpass_prev__d3_5 = work[180 + lane]
+                output_lowpass_prev__d4_4 = work[184 + lane]
+                output_lowpass_prev__d4_5 = work[188 + lane]
+                output_lowpass_prev__d5_5 = work[192 + lane]
+                w = work[196 + lane]
+                w__d0 = work[200 + lane]
+                w__d1 = work[204 + lane]
+                w__d2 = work[208 + lane]
+                w__d3 = work[212 + lane]
+                w__d4 = work[216 + lane]
+                w__d5 = work[220 + lane]
+                w__d0_0 = work[224 + lane]
+                w__d0_1 = work[228 + lane]
+                w__d0_2 = work[232 + lane]
+                w__d0_3 = work[236 + lane]
+                w__d0_4 = work[240 + lane]
+                w__d0_5 = work[244 + lane]
+                w__d1_1 = work[248 + lane]
+                w__d1_2 = work[252 + lane]
+                w__d1_3 = work[256 + lane]
+                w__d1_4 = work[260 + lane]
+                w__d1_5 = work[264 + lane]
+                w__d2_2 = work[268 + lane]
+                w__d2_3 = work[272 + lane]
+                w__d2_4 = work[276 + lane]
+                w__d2_5 = work[280 + lane]
+                w__d3_3 = work[284 + lane]
+                w__d3_4 = work[288 + lane]
+                w__d3_5 = work[292 + lane]
+                w__d4_4 = work[296 + lane]
+                w__d4_5 = work[300 + lane]
+                w__d5_5 = work[304 + lane]
+                t_in_prev = work[308 + lane]
+                t_n = work[312 + lane]
                 detector_log = feedback*log(gain_prev) + level_log_n
                 detector_log__d0 = feedback*gain_prev__d0/gain_prev
                 detector_log__d1 = feedback*gain_prev__d1/gain_prev
@@ -1813,63 +1829,63 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
                 t_n = t_next if counted else t_n
                 r = makeup_gain * z - t_n
                 totals[0 + lane] += (r * r) if counted else 0.0
-                totals[8 + lane] += (z * z) if counted else 0.0
-                totals[16 + lane] += (z * t_n) if counted else 0.0
-                totals[24 + lane] += (r * z) if counted else 0.0
-                totals[32 + lane] += (r * z__d0) if counted else 0.0
-                totals[40 + lane] += (r * z__d1) if counted else 0.0
-                totals[48 + lane] += (r * z__d2) if counted else 0.0
-                totals[56 + lane] += (r * z__d3) if counted else 0.0
-                totals[64 + lane] += (r * z__d4) if counted else 0.0
-                totals[72 + lane] += (r * z__d5) if counted else 0.0
-                totals[80 + lane] += (z * z__d0) if counted else 0.0
-                totals[88 + lane] += (z * z__d1) if counted else 0.0
-                totals[96 + lane] += (z * z__d2) if counted else 0.0
-                totals[104 + lane] += (z * z__d3) if counted else 0.0
-                totals[112 + lane] += (z * z__d4) if counted else 0.0
-                totals[120 + lane] += (z * z__d5) if counted else 0.0
-                totals[128 + lane] += (z__d0 * z__d0) if counted else 0.0
-                totals[136 + lane] += (z__d0 * z__d1) if counted else 0.0
-                totals[144 + lane] += (z__d0 * z__d2) if counted else 0.0
-                totals[152 + lane] += (z__d0 * z__d3) if counted else 0.0
-                totals[160 + lane] += (z__d0 * z__d4) if counted else 0.0
-                totals[168 + lane] += (z__d0 * z__d5) if counted else 0.0
-                totals[176 + lane] += (z__d1 * z__d1) if counted else 0.0
-                totals[184 + lane] += (z__d1 * z__d2) if counted else 0.0
-                totals[192 + lane] += (z__d1 * z__d3) if counted else 0.0
-                totals[200 + lane] += (z__d1 * z__d4) if counted else 0.0
-                totals[208 + lane] += (z__d1 * z__d5) if counted else 0.0
-                totals[216 + lane] += (z__d2 * z__d2) if counted else 0.0
-                totals[224 + lane] += (z__d2 * z__d3) if counted else 0.0
-                totals[232 + lane] += (z__d2 * z__d4) if counted else 0.0
-                totals[240 + lane] += (z__d2 * z__d5) if counted else 0.0
-                totals[248 + lane] += (z__d3 * z__d3) if counted else 0.0
-                totals[256 + lane] += (z__d3 * z__d4) if counted else 0.0
-                totals[264 + lane] += (z__d3 * z__d5) if counted else 0.0
-                totals[272 + lane] += (z__d4 * z__d4) if counted else 0.0
-                totals[280 + lane] += (z__d4 * z__d5) if counted else 0.0
-                totals[288 + lane] += (z__d5 * z__d5) if counted else 0.0
-                totals[296 + lane] += (r * z__d0_0) if counted else 0.0
-                totals[304 + lane] += (r * z__d0_1) if counted else 0.0
-                totals[312 + lane] += (r * z__d0_2) if counted else 0.0
-                totals[320 + lane] += (r * z__d0_3) if counted else 0.0
-                totals[328 + lane] += (r * z__d0_4) if counted else 0.0
-                totals[336 + lane] += (r * z__d0_5) if counted else 0.0
-                totals[344 + lane] += (r * z__d1_1) if counted else 0.0
-                totals[352 + lane] += (r * z__d1_2) if counted else 0.0
-                totals[360 + lane] += (r * z__d1_3) if counted else 0.0
-                totals[368 + lane] += (r * z__d1_4) if counted else 0.0
-                totals[376 + lane] += (r * z__d1_5) if counted else 0.0
-                totals[384 + lane] += (r * z__d2_2) if counted else 0.0
-                totals[392 + lane] += (r * z__d2_3) if counted else 0.0
-                totals[400 + lane] += (r * z__d2_4) if counted else 0.0
-                totals[408 + lane] += (r * z__d2_5) if counted else 0.0
-                totals[416 + lane] += (r * z__d3_3) if counted else 0.0
-                totals[424 + lane] += (r * z__d3_4) if counted else 0.0
-                totals[432 + lane] += (r * z__d3_5) if counted else 0.0
-                totals[440 + lane] += (r * z__d4_4) if counted else 0.0
-                totals[448 + lane] += (r * z__d4_5) if counted else 0.0
-                totals[456 + lane] += (r * z__d5_5) if counted else 0.0
+                totals[4 + lane] += (z * z) if counted else 0.0
+                totals[8 + lane] += (z * t_n) if counted else 0.0
+                totals[12 + lane] += (r * z) if counted else 0.0
+                totals[16 + lane] += (r * z__d0) if counted else 0.0
+                totals[20 + lane] += (r * z__d1) if counted else 0.0
+                totals[24 + lane] += (r * z__d2) if counted else 0.0
+                totals[28 + lane] += (r * z__d3) if counted else 0.0
+                totals[32 + lane] += (r * z__d4) if counted else 0.0
+                totals[36 + lane] += (r * z__d5) if counted else 0.0
+                totals[40 + lane] += (z * z__d0) if counted else 0.0
+                totals[44 + lane] += (z * z__d1) if counted else 0.0
+                totals[48 + lane] += (z * z__d2) if counted else 0.0
+                totals[52 + lane] += (z * z__d3) if counted else 0.0
+                totals[56 + lane] += (z * z__d4) if counted else 0.0
+                totals[60 + lane] += (z * z__d5) if counted else 0.0
+                totals[64 + lane] += (z__d0 * z__d0) if counted else 0.0
+                totals[68 + lane] += (z__d0 * z__d1) if counted else 0.0
+                totals[72 + lane] += (z__d0 * z__d2) if counted else 0.0
+                totals[76 + lane] += (z__d0 * z__d3) if counted else 0.0
+                totals[80 + lane] += (z__d0 * z__d4) if counted else 0.0
+                totals[84 + lane] += (z__d0 * z__d5) if counted else 0.0
+                totals[88 + lane] += (z__d1 * z__d1) if counted else 0.0
+                totals[92 + lane] += (z__d1 * z__d2) if counted else 0.0
+                totals[96 + lane] += (z__d1 * z__d3) if counted else 0.0
+                totals[100 + lane] += (z__d1 * z__d4) if counted else 0.0
+                totals[104 + lane] += (z__d1 * z__d5) if counted else 0.0
+                totals[108 + lane] += (z__d2 * z__d2) if counted else 0.0
+                totals[112 + lane] += (z__d2 * z__d3) if counted else 0.0
+                totals[116 + lane] += (z__d2 * z__d4) if counted else 0.0
+                totals[120 + lane] += (z__d2 * z__d5) if counted else 0.0
+                totals[124 + lane] += (z__d3 * z__d3) if counted else 0.0
+                totals[128 + lane] += (z__d3 * z__d4) if counted else 0.0
+                totals[132 + lane] += (z__d3 * z__d5) if counted else 0.0
+                totals[136 + lane] += (z__d4 * z__d4) if counted else 0.0
+                totals[140 + lane] += (z__d4 * z__d5) if counted else 0.0
+                totals[144 + lane] += (z__d5 * z__d5) if counted else 0.0
+                totals[148 + lane] += (r * z__d0_0) if counted else 0.0
+                totals[152 + lane] += (r * z__d0_1) if counted else 0.0
+                totals[156 + lane] += (r * z__d0_2) if counted else 0.0
+                totals[160 + lane] += (r * z__d0_3) if counted else 0.0
+                totals[164 + lane] += (r * z__d0_4) if counted else 0.0
+                totals[168 + lane] += (r * z__d0_5) if counted else 0.0
+                totals[172 + lane] += (r * z__d1_1) if counted else 0.0
+                totals[176 + lane] += (r * z__d1_2) if counted else 0.0
+                totals[180 + lane] += (r * z__d1_3) if counted else 0.0
+                totals[184 + lane] += (r * z__d1_4) if counted else 0.0
+                totals[188 + lane] += (r * z__d1_5) if counted else 0.0
+                totals[192 + lane] += (r * z__d2_2) if counted else 0.0
+                totals[196 + lane] += (r * z__d2_3) if counted else 0.0
+                totals[200 + lane] += (r * z__d2_4) if counted else 0.0
+                totals[204 + lane] += (r * z__d2_5) if counted else 0.0
+                totals[208 + lane] += (r * z__d3_3) if counted else 0.0
+                totals[212 + lane] += (r * z__d3_4) if counted else 0.0
+                totals[216 + lane] += (r * z__d3_5) if counted else 0.0
+                totals[220 + lane] += (r * z__d4_4) if counted else 0.0
+                totals[224 + lane] += (r * z__d4_5) if counted else 0.0
+                totals[228 + lane] += (r * z__d5_5) if counted else 0.0
                 gain_prev = gain
                 output_lowpass_prev = output_lowpass
                 gain_prev__d0 = gain__d0
@@ -1920,91 +1936,91 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
                 output_lowpass_prev__d4_5 = output_lowpass__d4_5
                 output_lowpass_prev__d5_5 = output_lowpass__d5_5
                 work[0 + lane] = gain_prev
-                work[8 + lane] = output_lowpass_prev
-                work[16 + lane] = gain_prev__d0
-                work[24 + lane] = gain_prev__d1
-                work[32 + lane] = gain_prev__d2
-                work[40 + lane] = gain_prev__d3
-                work[48 + lane] = gain_prev__d4
-                work[56 + lane] = output_lowpass_prev__d0
-                work[64 + lane] = output_lowpass_prev__d1
-                work[72 + lane] = output_lowpass_prev__d2
-                work[80 + lane] = output_lowpass_prev__d3
-                work[88 + lane] = output_lowpass_prev__d4
-                work[96 + lane] = output_lowpass_prev__d5
-                work[104 + lane] = gain_prev__d0_0
-                work[112 + lane] = gain_prev__d0_1
-                work[120 + lane] = gain_prev__d0_2
-                work[128 + lane] = gain_prev__d0_3
-                work[136 + lane] = gain_prev__d0_4
-                work[144 + lane] = gain_prev__d1_1
-                work[152 + lane] = gain_prev__d1_2
-                work[160 + lane] = gain_prev__d1_3
-                work[168 + lane] = gain_prev__d1_4
-                work[176 + lane] = gain_prev__d2_2
-                work[184 + lane] = gain_prev__d2_3
-                work[192 + lane] = gain_prev__d2_4
-                work[200 + lane] = gain_prev__d3_3
-                work[208 + lane] = gain_prev__d3_4
-                work[216 + lane] = gain_prev__d4_4
-                work[224 + lane] = output_lowpass_prev__d0_0
-                work[232 + lane] = output_lowpass_prev__d0_1
-                work[240 + lane] = output_lowpass_prev__d0_2
-                work[248 + lane] = output_lowpass_prev__d0_3
-                work[256 + lane] = output_lowpass_prev__d0_4
-                work[264 + lane] = output_lowpass_prev__d0_5
-                work[272 + lane] = output_lowpass_prev__d1_1
-                work[280 + lane] = output_lowpass_prev__d1_2
-                work[288 + lane] = output_lowpass_prev__d1_3
-                work[296 + lane] = output_lowpass_prev__d1_4
-                work[304 + lane] = output_lowpass_prev__d1_5
-                work[312 + lane] = output_lowpass_prev__d2_2
-                work[320 + lane] = output_lowpass_prev__d2_3
-                work[328 + lane] = output_lowpass_prev__d2_4
-                work[336 + lane] = output_lowpass_prev__d2_5
-                work[344 + lane] = output_lowpass_prev__d3_3
-                work[352 + lane] = output_lowpass_prev__d3_4
-                work[360 + lane] = output_lowpass_prev__d3_5
-                work[368 + lane] = output_lowpass_prev__d4_4
-                work[376 + lane] = output_lowpass_prev__d4_5
-                work[384 + lane] = output_lowpass_prev__d5_5
-                work[392 + lane] = w
-                work[400 + lane] = w__d0
-                work[408 + lane] = w__d1
-                work[416 + lane] = w__d2
-                work[424 + lane] = w__d3
-                work[432 + lane] = w__d4
-                work[440 + lane] = w__d5
-                work[448 + lane] = w__d0_0
-                work[456 + lane] = w__d0_1
-                work[464 + lane] = w__d0_2
-                work[472 + lane] = w__d0_3
-                work[480 + lane] = w__d0_4
-                work[488 + lane] = w__d0_5
-                work[496 + lane] = w__d1_1
-                work[504 + lane] = w__d1_2
-                work[512 + lane] = w__d1_3
-                work[520 + lane] = w__d1_4
-                work[528 + lane] = w__d1_5
-                work[536 + lane] = w__d2_2
-                work[544 + lane] = w__d2_3
-                work[552 + lane] = w__d2_4
-                work[560 + lane] = w__d2_5
-                work[568 + lane] = w__d3_3
-                work[576 + lane] = w__d3_4
-                work[584 + lane] = w__d3_5
-                work[592 + lane] = w__d4_4
-                work[600 + lane] = w__d4_5
-                work[608 + lane] = w__d5_5
-                work[616 + lane] = t_in if counted else t_in_prev
-                work[624 + lane] = t_n
+                work[4 + lane] = output_lowpass_prev
+                work[8 + lane] = gain_prev__d0
+                work[12 + lane] = gain_prev__d1
+                work[16 + lane] = gain_prev__d2
+                work[20 + lane] = gain_prev__d3
+                work[24 + lane] = gain_prev__d4
+                work[28 + lane] = output_lowpass_prev__d0
+                work[32 + lane] = output_lowpass_prev__d1
+                work[36 + lane] = output_lowpass_prev__d2
+                work[40 + lane] = output_lowpass_prev__d3
+                work[44 + lane] = output_lowpass_prev__d4
+                work[48 + lane] = output_lowpass_prev__d5
+                work[52 + lane] = gain_prev__d0_0
+                work[56 + lane] = gain_prev__d0_1
+                work[60 + lane] = gain_prev__d0_2
+                work[64 + lane] = gain_prev__d0_3
+                work[68 + lane] = gain_prev__d0_4
+                work[72 + lane] = gain_prev__d1_1
+                work[76 + lane] = gain_prev__d1_2
+                work[80 + lane] = gain_prev__d1_3
+                work[84 + lane] = gain_prev__d1_4
+                work[88 + lane] = gain_prev__d2_2
+                work[92 + lane] = gain_prev__d2_3
+                work[96 + lane] = gain_prev__d2_4
+                work[100 + lane] = gain_prev__d3_3
+                work[104 + lane] = gain_prev__d3_4
+                work[108 + lane] = gain_prev__d4_4
+                work[112 + lane] = output_lowpass_prev__d0_0
+                work[116 + lane] = output_lowpass_prev__d0_1
+                work[120 + lane] = output_lowpass_prev__d0_2
+                work[124 + lane] = output_lowpass_prev__d0_3
+                work[128 + lane] = output_lowpass_prev__d0_4
+                work[132 + lane] = output_lowpass_prev__d0_5
+                work[136 + lane] = output_lowpass_prev__d1_1
+                work[140 + lane] = output_lowpass_prev__d1_2
+                work[144 + lane] = output_lowpass_prev__d1_3
+                work[148 + lane] = output_lowpass_prev__d1_4
+                work[152 + lane] = output_lowpass_prev__d1_5
+                work[156 + lane] = output_lowpass_prev__d2_2
+                work[160 + lane] = output_lowpass_prev__d2_3
+                work[164 + lane] = output_lowpass_prev__d2_4
+                work[168 + lane] = output_lowpass_prev__d2_5
+                work[172 + lane] = output_lowpass_prev__d3_3
+                work[176 + lane] = output_lowpass_prev__d3_4
+                work[180 + lane] = output_lowpass_prev__d3_5
+                work[184 + lane] = output_lowpass_prev__d4_4
+                work[188 + lane] = output_lowpass_prev__d4_5
+                work[192 + lane] = output_lowpass_prev__d5_5
+                work[196 + lane] = w
+                work[200 + lane] = w__d0
+                work[204 + lane] = w__d1
+                work[208 + lane] = w__d2
+                work[212 + lane] = w__d3
+                work[216 + lane] = w__d4
+                work[220 + lane] = w__d5
+                work[224 + lane] = w__d0_0
+                work[228 + lane] = w__d0_1
+                work[232 + lane] = w__d0_2
+                work[236 + lane] = w__d0_3
+                work[240 + lane] = w__d0_4
+                work[244 + lane] = w__d0_5
+                work[248 + lane] = w__d1_1
+                work[252 + lane] = w__d1_2
+                work[256 + lane] = w__d1_3
+                work[260 + lane] = w__d1_4
+                work[264 + lane] = w__d1_5
+                work[268 + lane] = w__d2_2
+                work[272 + lane] = w__d2_3
+                work[276 + lane] = w__d2_4
+                work[280 + lane] = w__d2_5
+                work[284 + lane] = w__d3_3
+                work[288 + lane] = w__d3_4
+                work[292 + lane] = w__d3_5
+                work[296 + lane] = w__d4_4
+                work[300 + lane] = w__d4_5
+                work[304 + lane] = w__d5_5
+                work[308 + lane] = t_in if counted else t_in_prev
+                work[312 + lane] = t_n
             if ((block + i) & 63) == 0:
-                for j in range(616):
+                for j in range(308):
                     if abs(work[j]) < 1e-100:
                         work[j] = 0.0
-    for lane in range(8):
+    for lane in range(lanes):
         for k in range(58):
-            out[k0 + lane, k] = totals[k * 8 + lane]
+            out[k0 + lane, k] = totals[k * 4 + lane]
 
 
 @kernel(parallel=True)
@@ -2012,26 +2028,29 @@ def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_sa
     """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
     in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``).
-    Orders (1, 2) run groups of 8 full chunks in lock-step lanes; the tasks (groups, then
-    single chunks) go round-robin to ``threads`` workers (``numba.get_num_threads()`` of the caller: called
-    inside a kernel it would keep numba from caching this one), and the sums are added in chunk order."""
+    Orders (1, 2) run ``lane_groups`` groups of 4 chunks in lock-step lanes and the
+    chunks beyond them one per task, the others one chunk per task; the tasks go round-robin to ``threads``
+    workers (``numba.get_num_threads()`` of the caller: called inside a kernel it would keep numba from
+    caching this one), and the sums are added in chunk order."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
     width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)
     per_chunk = np.zeros((chunks, width))
-    full = full_chunk_count(total, chunk_samples, warmup_samples)
-    groups = full // 8 if (order == 1 or order == 2) else 0
-    tasks = groups + chunks - 8 * groups
+    groups = lane_groups(chunks, 4) if (order == 1 or order == 2) else 0
+    singles = max(chunks - 4 * groups, 0)
+    tasks = groups + singles
     workers = max(1, min(threads, tasks))
     for worker in numba.prange(workers):
         for task in range(worker, tasks, workers):
             if task < groups:
+                k0 = 4 * task
+                lanes = min(4, chunks - k0)
                 if order == 1:
-                    _gradient_lanes(x, t, t_states, 8 * task, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
+                    _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
                 elif order == 2:
-                    _hessian_lanes(x, t, t_states, 8 * task, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
+                    _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
                 continue
-            k = 8 * groups + task - groups
+            k = 4 * groups + task - groups
             start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
             if order == 0:
                 _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])

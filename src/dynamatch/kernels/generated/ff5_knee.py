@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from .._numba import kernel
-from ..chunks import chunk_bounds, chunk_count, full_chunk_count, sum_rows
+from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
 from ..objective import detector_levels
 
 MODEL = 'ff5-knee'
@@ -720,8 +720,8 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
 
 
 @kernel
-def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
-    """Sums of chunks ``k0 .. k0 + 7`` (full length) into ``out[k0 .. k0 + 7]``, in lock step."""
+def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, out):
+    """Sums of chunks ``k0 .. k0 + lanes - 1`` into ``out[k0 .. k0 + lanes - 1]``, in lock step."""
     threshold_db = q[0]
     ratio = q[1]
     alpha_attack = q[2]
@@ -734,12 +734,14 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
     knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
     knee_quarter__d4 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
     knee_quarter__d4_4 = 0.0008284215797622498*(2.0/(knee_half*knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
-    work = np.empty(352)
-    totals = np.zeros(352)
-    staged = np.empty(8192)
+    work = np.empty(176)
+    totals = np.zeros(176)
+    staged = np.empty((1024, 4))
     levels = np.empty(256)
-    hop = chunk_samples - warmup_samples
-    for lane in range(8):
+    total = x.shape[0]
+    first_start, longest, _ = chunk_bounds(k0, total, chunk_samples, warmup_samples)
+    longest -= first_start  # only the last chunk of a signal can be shorter
+    for lane in range(4):
         gain_prev = 1.0
         gain_prev__d0 = 0.0
         gain_prev__d1 = 0.0
@@ -783,112 +785,118 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
         w__d3_4 = 0.0
         w__d4_4 = 0.0
         work[0 + lane] = gain_prev
-        work[8 + lane] = gain_prev__d0
-        work[16 + lane] = gain_prev__d1
-        work[24 + lane] = gain_prev__d2
-        work[32 + lane] = gain_prev__d3
-        work[40 + lane] = gain_prev__d4
-        work[48 + lane] = gain_prev__d0_0
-        work[56 + lane] = gain_prev__d0_1
-        work[64 + lane] = gain_prev__d0_2
-        work[72 + lane] = gain_prev__d0_3
-        work[80 + lane] = gain_prev__d0_4
-        work[88 + lane] = gain_prev__d1_1
-        work[96 + lane] = gain_prev__d1_2
-        work[104 + lane] = gain_prev__d1_3
-        work[112 + lane] = gain_prev__d1_4
-        work[120 + lane] = gain_prev__d2_2
-        work[128 + lane] = gain_prev__d2_3
-        work[136 + lane] = gain_prev__d2_4
-        work[144 + lane] = gain_prev__d3_3
-        work[152 + lane] = gain_prev__d3_4
-        work[160 + lane] = gain_prev__d4_4
-        work[168 + lane] = w
-        work[176 + lane] = w__d0
-        work[184 + lane] = w__d1
-        work[192 + lane] = w__d2
-        work[200 + lane] = w__d3
-        work[208 + lane] = w__d4
-        work[216 + lane] = w__d0_0
-        work[224 + lane] = w__d0_1
-        work[232 + lane] = w__d0_2
-        work[240 + lane] = w__d0_3
-        work[248 + lane] = w__d0_4
-        work[256 + lane] = w__d1_1
-        work[264 + lane] = w__d1_2
-        work[272 + lane] = w__d1_3
-        work[280 + lane] = w__d1_4
-        work[288 + lane] = w__d2_2
-        work[296 + lane] = w__d2_3
-        work[304 + lane] = w__d2_4
-        work[312 + lane] = w__d3_3
-        work[320 + lane] = w__d3_4
-        work[328 + lane] = w__d4_4
-        work[336 + lane] = t_states[k0 + lane, 0]
-        work[344 + lane] = t_states[k0 + lane, 1]
-    for block in range(0, chunk_samples, 256):
-        block_samples = min(256, chunk_samples - block)
-        for lane in range(8):
-            start = (k0 + lane) * hop
-            count_offset = 0 if k0 + lane == 0 else warmup_samples
-            detector_levels(x, start + block, levels[:block_samples])
+        work[4 + lane] = gain_prev__d0
+        work[8 + lane] = gain_prev__d1
+        work[12 + lane] = gain_prev__d2
+        work[16 + lane] = gain_prev__d3
+        work[20 + lane] = gain_prev__d4
+        work[24 + lane] = gain_prev__d0_0
+        work[28 + lane] = gain_prev__d0_1
+        work[32 + lane] = gain_prev__d0_2
+        work[36 + lane] = gain_prev__d0_3
+        work[40 + lane] = gain_prev__d0_4
+        work[44 + lane] = gain_prev__d1_1
+        work[48 + lane] = gain_prev__d1_2
+        work[52 + lane] = gain_prev__d1_3
+        work[56 + lane] = gain_prev__d1_4
+        work[60 + lane] = gain_prev__d2_2
+        work[64 + lane] = gain_prev__d2_3
+        work[68 + lane] = gain_prev__d2_4
+        work[72 + lane] = gain_prev__d3_3
+        work[76 + lane] = gain_prev__d3_4
+        work[80 + lane] = gain_prev__d4_4
+        work[84 + lane] = w
+        work[88 + lane] = w__d0
+        work[92 + lane] = w__d1
+        work[96 + lane] = w__d2
+        work[100 + lane] = w__d3
+        work[104 + lane] = w__d4
+        work[108 + lane] = w__d0_0
+        work[112 + lane] = w__d0_1
+        work[116 + lane] = w__d0_2
+        work[120 + lane] = w__d0_3
+        work[124 + lane] = w__d0_4
+        work[128 + lane] = w__d1_1
+        work[132 + lane] = w__d1_2
+        work[136 + lane] = w__d1_3
+        work[140 + lane] = w__d1_4
+        work[144 + lane] = w__d2_2
+        work[148 + lane] = w__d2_3
+        work[152 + lane] = w__d2_4
+        work[156 + lane] = w__d3_3
+        work[160 + lane] = w__d3_4
+        work[164 + lane] = w__d4_4
+        work[168 + lane] = t_states[k0 + lane, 0] if lane < lanes else 0.0
+        work[172 + lane] = t_states[k0 + lane, 1] if lane < lanes else 0.0
+    for block in range(0, longest, 256):
+        block_samples = min(256, longest - block)
+        for lane in range(4):
+            start, stop, count_from = chunk_bounds(k0 + lane, total, chunk_samples, warmup_samples)
+            present = min(max(stop - start - block, 0), block_samples) if lane < lanes else 0
+            detector_levels(x, start + block, levels[:present])
             for i in range(block_samples):
                 n = start + block + i
-                staged[(0 + i) * 8 + lane] = x[n]
-                staged[(256 + i) * 8 + lane] = t[n]
-                staged[(512 + i) * 8 + lane] = 1.0 if block + i >= count_offset else 0.0
-                staged[(768 + i) * 8 + lane] = levels[i]
+                if i < present:
+                    staged[0 + i, lane] = x[n]
+                    staged[256 + i, lane] = t[n]
+                    staged[512 + i, lane] = 1.0 if n >= count_from else 0.0
+                    staged[768 + i, lane] = levels[i]
+                else:
+                    staged[0 + i, lane] = 0.0
+                    staged[256 + i, lane] = 0.0
+                    staged[512 + i, lane] = 0.0
+                    staged[768 + i, lane] = 0.0
         for i in range(block_samples):
-            for lane in range(8):
-                x_n = staged[(0 + i) * 8 + lane]
-                t_in = staged[(256 + i) * 8 + lane]
-                counts = staged[(512 + i) * 8 + lane]
-                level_log_n = staged[(768 + i) * 8 + lane]
+            for lane in range(4):
+                x_n = staged[0 + i, lane]
+                t_in = staged[256 + i, lane]
+                counts = staged[512 + i, lane]
+                level_log_n = staged[768 + i, lane]
                 counted = counts > 0.5
                 gain_prev = work[0 + lane]
-                gain_prev__d0 = work[8 + lane]
-                gain_prev__d1 = work[16 + lane]
-                gain_prev__d2 = work[24 + lane]
-                gain_prev__d3 = work[32 + lane]
-                gain_prev__d4 = work[40 + lane]
-                gain_prev__d0_0 = work[48 + lane]
-                gain_prev__d0_1 = work[56 + lane]
-                gain_prev__d0_2 = work[64 + lane]
-                gain_prev__d0_3 = work[72 + lane]
-                gain_prev__d0_4 = work[80 + lane]
-                gain_prev__d1_1 = work[88 + lane]
-                gain_prev__d1_2 = work[96 + lane]
-                gain_prev__d1_3 = work[104 + lane]
-                gain_prev__d1_4 = work[112 + lane]
-                gain_prev__d2_2 = work[120 + lane]
-                gain_prev__d2_3 = work[128 + lane]
-                gain_prev__d2_4 = work[136 + lane]
-                gain_prev__d3_3 = work[144 + lane]
-                gain_prev__d3_4 = work[152 + lane]
-                gain_prev__d4_4 = work[160 + lane]
-                w = work[168 + lane]
-                w__d0 = work[176 + lane]
-                w__d1 = work[184 + lane]
-                w__d2 = work[192 + lane]
-                w__d3 = work[200 + lane]
-                w__d4 = work[208 + lane]
-                w__d0_0 = work[216 + lane]
-                w__d0_1 = work[224 + lane]
-                w__d0_2 = work[232 + lane]
-                w__d0_3 = work[240 + lane]
-                w__d0_4 = work[248 + lane]
-                w__d1_1 = work[256 + lane]
-                w__d1_2 = work[264 + lane]
-                w__d1_3 = work[272 + lane]
-                w__d1_4 = work[280 + lane]
-                w__d2_2 = work[288 + lane]
-                w__d2_3 = work[296 + lane]
-                w__d2_4 = work[304 + lane]
-                w__d3_3 = work[312 + lane]
-                w__d3_4 = work[320 + lane]
-                w__d4_4 = work[328 + lane]
-                t_in_prev = work[336 + lane]
-                t_n = work[344 + lane]
+                gain_prev__d0 = work[4 + lane]
+                gain_prev__d1 = work[8 + lane]
+                gain_prev__d2 = work[12 + lane]
+                gain_prev__d3 = work[16 + lane]
+                gain_prev__d4 = work[20 + lane]
+                gain_prev__d0_0 = work[24 + lane]
+                gain_prev__d0_1 = work[28 + lane]
+                gain_prev__d0_2 = work[32 + lane]
+                gain_prev__d0_3 = work[36 + lane]
+                gain_prev__d0_4 = work[40 + lane]
+                gain_prev__d1_1 = work[44 + lane]
+                gain_prev__d1_2 = work[48 + lane]
+                gain_prev__d1_3 = work[52 + lane]
+                gain_prev__d1_4 = work[56 + lane]
+                gain_prev__d2_2 = work[60 + lane]
+                gain_prev__d2_3 = work[64 + lane]
+                gain_prev__d2_4 = work[68 + lane]
+                gain_prev__d3_3 = work[72 + lane]
+                gain_prev__d3_4 = work[76 + lane]
+                gain_prev__d4_4 = work[80 + lane]
+                w = work[84 + lane]
+                w__d0 = work[88 + lane]
+                w__d1 = work[92 + lane]
+                w__d2 = work[96 + lane]
+                w__d3 = work[100 + lane]
+                w__d4 = work[104 + lane]
+                w__d0_0 = work[108 + lane]
+                w__d0_1 = work[112 + lane]
+                w__d0_2 = work[116 + lane]
+                w__d0_3 = work[120 + lane]
+                w__d0_4 = work[124 + lane]
+                w__d1_1 = work[128 + lane]
+                w__d1_2 = work[132 + lane]
+                w__d1_3 = work[136 + lane]
+                w__d1_4 = work[140 + lane]
+                w__d2_2 = work[144 + lane]
+                w__d2_3 = work[148 + lane]
+                w__d2_4 = work[152 + lane]
+                w__d3_3 = work[156 + lane]
+                w__d3_4 = work[160 + lane]
+                w__d4_4 = work[164 + lane]
+                t_in_prev = work[168 + lane]
+                t_n = work[172 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
                 knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
                 knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -1022,49 +1030,49 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
                 t_n = t_next if counted else t_n
                 r = makeup_gain * z - t_n
                 totals[0 + lane] += (r * r) if counted else 0.0
-                totals[8 + lane] += (z * z) if counted else 0.0
-                totals[16 + lane] += (z * t_n) if counted else 0.0
-                totals[24 + lane] += (r * z) if counted else 0.0
-                totals[32 + lane] += (r * z__d0) if counted else 0.0
-                totals[40 + lane] += (r * z__d1) if counted else 0.0
-                totals[48 + lane] += (r * z__d2) if counted else 0.0
-                totals[56 + lane] += (r * z__d3) if counted else 0.0
-                totals[64 + lane] += (r * z__d4) if counted else 0.0
-                totals[72 + lane] += (z * z__d0) if counted else 0.0
-                totals[80 + lane] += (z * z__d1) if counted else 0.0
-                totals[88 + lane] += (z * z__d2) if counted else 0.0
-                totals[96 + lane] += (z * z__d3) if counted else 0.0
-                totals[104 + lane] += (z * z__d4) if counted else 0.0
-                totals[112 + lane] += (z__d0 * z__d0) if counted else 0.0
-                totals[120 + lane] += (z__d0 * z__d1) if counted else 0.0
-                totals[128 + lane] += (z__d0 * z__d2) if counted else 0.0
-                totals[136 + lane] += (z__d0 * z__d3) if counted else 0.0
-                totals[144 + lane] += (z__d0 * z__d4) if counted else 0.0
-                totals[152 + lane] += (z__d1 * z__d1) if counted else 0.0
-                totals[160 + lane] += (z__d1 * z__d2) if counted else 0.0
-                totals[168 + lane] += (z__d1 * z__d3) if counted else 0.0
-                totals[176 + lane] += (z__d1 * z__d4) if counted else 0.0
-                totals[184 + lane] += (z__d2 * z__d2) if counted else 0.0
-                totals[192 + lane] += (z__d2 * z__d3) if counted else 0.0
-                totals[200 + lane] += (z__d2 * z__d4) if counted else 0.0
-                totals[208 + lane] += (z__d3 * z__d3) if counted else 0.0
-                totals[216 + lane] += (z__d3 * z__d4) if counted else 0.0
-                totals[224 + lane] += (z__d4 * z__d4) if counted else 0.0
-                totals[232 + lane] += (r * z__d0_0) if counted else 0.0
-                totals[240 + lane] += (r * z__d0_1) if counted else 0.0
-                totals[248 + lane] += (r * z__d0_2) if counted else 0.0
-                totals[256 + lane] += (r * z__d0_3) if counted else 0.0
-                totals[264 + lane] += (r * z__d0_4) if counted else 0.0
-                totals[272 + lane] += (r * z__d1_1) if counted else 0.0
-                totals[280 + lane] += (r * z__d1_2) if counted else 0.0
-                totals[288 + lane] += (r * z__d1_3) if counted else 0.0
-                totals[296 + lane] += (r * z__d1_4) if counted else 0.0
-                totals[304 + lane] += (r * z__d2_2) if counted else 0.0
-                totals[312 + lane] += (r * z__d2_3) if counted else 0.0
-                totals[320 + lane] += (r * z__d2_4) if counted else 0.0
-                totals[328 + lane] += (r * z__d3_3) if counted else 0.0
-                totals[336 + lane] += (r * z__d3_4) if counted else 0.0
-                totals[344 + lane] += (r * z__d4_4) if counted else 0.0
+                totals[4 + lane] += (z * z) if counted else 0.0
+                totals[8 + lane] += (z * t_n) if counted else 0.0
+                totals[12 + lane] += (r * z) if counted else 0.0
+                totals[16 + lane] += (r * z__d0) if counted else 0.0
+                totals[20 + lane] += (r * z__d1) if counted else 0.0
+                totals[24 + lane] += (r * z__d2) if counted else 0.0
+                totals[28 + lane] += (r * z__d3) if counted else 0.0
+                totals[32 + lane] += (r * z__d4) if counted else 0.0
+                totals[36 + lane] += (z * z__d0) if counted else 0.0
+                totals[40 + lane] += (z * z__d1) if counted else 0.0
+                totals[44 + lane] += (z * z__d2) if counted else 0.0
+                totals[48 + lane] += (z * z__d3) if counted else 0.0
+                totals[52 + lane] += (z * z__d4) if counted else 0.0
+                totals[56 + lane] += (z__d0 * z__d0) if counted else 0.0
+                totals[60 + lane] += (z__d0 * z__d1) if counted else 0.0
+                totals[64 + lane] += (z__d0 * z__d2) if counted else 0.0
+                totals[68 + lane] += (z__d0 * z__d3) if counted else 0.0
+                totals[72 + lane] += (z__d0 * z__d4) if counted else 0.0
+                totals[76 + lane] += (z__d1 * z__d1) if counted else 0.0
+                totals[80 + lane] += (z__d1 * z__d2) if counted else 0.0
+                totals[84 + lane] += (z__d1 * z__d3) if counted else 0.0
+                totals[88 + lane] += (z__d1 * z__d4) if counted else 0.0
+                totals[92 + lane] += (z__d2 * z__d2) if counted else 0.0
+                totals[96 + lane] += (z__d2 * z__d3) if counted else 0.0
+                totals[100 + lane] += (z__d2 * z__d4) if counted else 0.0
+                totals[104 + lane] += (z__d3 * z__d3) if counted else 0.0
+                totals[108 + lane] += (z__d3 * z__d4) if counted else 0.0
+                totals[112 + lane] += (z__d4 * z__d4) if counted else 0.0
+                totals[116 + lane] += (r * z__d0_0) if counted else 0.0
+                totals[120 + lane] += (r * z__d0_1) if counted else 0.0
+                totals[124 + lane] += (r * z__d0_2) if counted else 0.0
+                totals[128 + lane] += (r * z__d0_3) if counted else 0.0
+                totals[132 + lane] += (r * z__d0_4) if counted else 0.0
+                totals[136 + lane] += (r * z__d1_1) if counted else 0.0
+                totals[140 + lane] += (r * z__d1_2) if counted else 0.0
+                totals[144 + lane] += (r * z__d1_3) if counted else 0.0
+                totals[148 + lane] += (r * z__d1_4) if counted else 0.0
+                totals[152 + lane] += (r * z__d2_2) if counted else 0.0
+                totals[156 + lane] += (r * z__d2_3) if counted else 0.0
+                totals[160 + lane] += (r * z__d2_4) if counted else 0.0
+                totals[164 + lane] += (r * z__d3_3) if counted else 0.0
+                totals[168 + lane] += (r * z__d3_4) if counted else 0.0
+                totals[172 + lane] += (r * z__d4_4) if counted else 0.0
                 gain_prev = gain
                 gain_prev__d0 = gain__d0
                 gain_prev__d1 = gain__d1
@@ -1087,56 +1095,56 @@ def _hessian_lanes(x, t, t_states, k0, chunk_samples, warmup_samples, q, makeup_
                 gain_prev__d3_4 = gain__d3_4
                 gain_prev__d4_4 = gain__d4_4
                 work[0 + lane] = gain_prev
-                work[8 + lane] = gain_prev__d0
-                work[16 + lane] = gain_prev__d1
-                work[24 + lane] = gain_prev__d2
-                work[32 + lane] = gain_prev__d3
-                work[40 + lane] = gain_prev__d4
-                work[48 + lane] = gain_prev__d0_0
-                work[56 + lane] = gain_prev__d0_1
-                work[64 + lane] = gain_prev__d0_2
-                work[72 + lane] = gain_prev__d0_3
-                work[80 + lane] = gain_prev__d0_4
-                work[88 + lane] = gain_prev__d1_1
-                work[96 + lane] = gain_prev__d1_2
-                work[104 + lane] = gain_prev__d1_3
-                work[112 + lane] = gain_prev__d1_4
-                work[120 + lane] = gain_prev__d2_2
-                work[128 + lane] = gain_prev__d2_3
-                work[136 + lane] = gain_prev__d2_4
-                work[144 + lane] = gain_prev__d3_3
-                work[152 + lane] = gain_prev__d3_4
-                work[160 + lane] = gain_prev__d4_4
-                work[168 + lane] = w
-                work[176 + lane] = w__d0
-                work[184 + lane] = w__d1
-                work[192 + lane] = w__d2
-                work[200 + lane] = w__d3
-                work[208 + lane] = w__d4
-                work[216 + lane] = w__d0_0
-                work[224 + lane] = w__d0_1
-                work[232 + lane] = w__d0_2
-                work[240 + lane] = w__d0_3
-                work[248 + lane] = w__d0_4
-                work[256 + lane] = w__d1_1
-                work[264 + lane] = w__d1_2
-                work[272 + lane] = w__d1_3
-                work[280 + lane] = w__d1_4
-                work[288 + lane] = w__d2_2
-                work[296 + lane] = w__d2_3
-                work[304 + lane] = w__d2_4
-                work[312 + lane] = w__d3_3
-                work[320 + lane] = w__d3_4
-                work[328 + lane] = w__d4_4
-                work[336 + lane] = t_in if counted else t_in_prev
-                work[344 + lane] = t_n
+                work[4 + lane] = gain_prev__d0
+                work[8 + lane] = gain_prev__d1
+                work[12 + lane] = gain_prev__d2
+                work[16 + lane] = gain_prev__d3
+                work[20 + lane] = gain_prev__d4
+                work[24 + lane] = gain_prev__d0_0
+                work[28 + lane] = gain_prev__d0_1
+                work[32 + lane] = gain_prev__d0_2
+                work[36 + lane] = gain_prev__d0_3
+                work[40 + lane] = gain_prev__d0_4
+                work[44 + lane] = gain_prev__d1_1
+                work[48 + lane] = gain_prev__d1_2
+                work[52 + lane] = gain_prev__d1_3
+                work[56 + lane] = gain_prev__d1_4
+                work[60 + lane] = gain_prev__d2_2
+                work[64 + lane] = gain_prev__d2_3
+                work[68 + lane] = gain_prev__d2_4
+                work[72 + lane] = gain_prev__d3_3
+                work[76 + lane] = gain_prev__d3_4
+                work[80 + lane] = gain_prev__d4_4
+                work[84 + lane] = w
+                work[88 + lane] = w__d0
+                work[92 + lane] = w__d1
+                work[96 + lane] = w__d2
+                work[100 + lane] = w__d3
+                work[104 + lane] = w__d4
+                work[108 + lane] = w__d0_0
+                work[112 + lane] = w__d0_1
+                work[116 + lane] = w__d0_2
+                work[120 + lane] = w__d0_3
+                work[124 + lane] = w__d0_4
+                work[128 + lane] = w__d1_1
+                work[132 + lane] = w__d1_2
+                work[136 + lane] = w__d1_3
+                work[140 + lane] = w__d1_4
+                work[144 + lane] = w__d2_2
+                work[148 + lane] = w__d2_3
+                work[152 + lane] = w__d2_4
+                work[156 + lane] = w__d3_3
+                work[160 + lane] = w__d3_4
+                work[164 + lane] = w__d4_4
+                work[168 + lane] = t_in if counted else t_in_prev
+                work[172 + lane] = t_n
             if ((block + i) & 63) == 0:
-                for j in range(336):
+                for j in range(168):
                     if abs(work[j]) < 1e-100:
                         work[j] = 0.0
-    for lane in range(8):
+    for lane in range(lanes):
         for k in range(44):
-            out[k0 + lane, k] = totals[k * 8 + lane]
+            out[k0 + lane, k] = totals[k * 4 + lane]
 
 
 @kernel(parallel=True)
@@ -1144,24 +1152,27 @@ def chunked_sums(order, x, t, t_states, q, makeup_gain, chunk_samples, warmup_sa
     """Sums of the chunked prediction against the target ``t`` pre-filtered by the same filter, over chunks
     in parallel (``t_states[k]``: the filter's ``[t[i-1], H(t)[i-1]]`` where chunk ``k`` starts counting):
     ``order`` 0 loss (``LOSS_SUMS``), 1 + gradient (``GRADIENT_SUMS``), 2 + Hessian (``HESSIAN_SUMS``).
-    Orders (2,) run groups of 8 full chunks in lock-step lanes; the tasks (groups, then
-    single chunks) go round-robin to ``threads`` workers (``numba.get_num_threads()`` of the caller: called
-    inside a kernel it would keep numba from caching this one), and the sums are added in chunk order."""
+    Orders (2,) run ``lane_groups`` groups of 4 chunks in lock-step lanes and the
+    chunks beyond them one per task, the others one chunk per task; the tasks go round-robin to ``threads``
+    workers (``numba.get_num_threads()`` of the caller: called inside a kernel it would keep numba from
+    caching this one), and the sums are added in chunk order."""
     total = x.shape[0]
     chunks = chunk_count(total, chunk_samples, warmup_samples)
     width = LOSS_SUMS if order == 0 else (GRADIENT_SUMS if order == 1 else HESSIAN_SUMS)
     per_chunk = np.zeros((chunks, width))
-    full = full_chunk_count(total, chunk_samples, warmup_samples)
-    groups = full // 8 if (order == 2) else 0
-    tasks = groups + chunks - 8 * groups
+    groups = lane_groups(chunks, 4) if (order == 2) else 0
+    singles = max(chunks - 4 * groups, 0)
+    tasks = groups + singles
     workers = max(1, min(threads, tasks))
     for worker in numba.prange(workers):
         for task in range(worker, tasks, workers):
             if task < groups:
+                k0 = 4 * task
+                lanes = min(4, chunks - k0)
                 if order == 2:
-                    _hessian_lanes(x, t, t_states, 8 * task, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
+                    _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, makeup_gain, zero, pole, per_chunk)
                 continue
-            k = 8 * groups + task - groups
+            k = 4 * groups + task - groups
             start, stop, count_from = chunk_bounds(k, total, chunk_samples, warmup_samples)
             if order == 0:
                 _loss_chunk(x, t, t_states[k], start, stop, count_from, q, makeup_gain, zero, pole, per_chunk[k])
