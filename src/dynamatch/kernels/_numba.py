@@ -11,6 +11,7 @@ limit of 1000 frames, so the limit is raised once here.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
@@ -45,6 +46,42 @@ if sys.getrecursionlimit() < COMPILE_RECURSION_LIMIT:
     sys.setrecursionlimit(COMPILE_RECURSION_LIMIT)
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+def _save_cache_entry_locked(self, key, data) -> None:
+    """``IndexDataCacheFile.save`` under an exclusive lock, data file before index entry.
+
+    numba reads a function's cache index, picks the first free data-file number and writes both back with
+    no lock: two processes compiling two signatures of one function at once (``pytest -n 2``, Dask workers on
+    a cold cache) can both pick ``<function>.1.nbc``; the index then maps one signature to the other's machine
+    code, which later runs on the wrong types (seen: NaN levels from a float32 kernel given float64 arrays).
+    Under the lock the index is re-read, so numbers are never shared, and the data is written before the index
+    names it.
+    """
+    with open(self._index_path + ".lock", "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            overloads = self._load_index()
+            data_name = overloads.get(key)
+            if data_name is None:
+                taken = set(overloads.values())
+                data_name = next(name for name in map(self._data_name, itertools.count(1)) if name not in taken)
+            self._save_data(data_name, data)
+            if overloads.get(key) != data_name:
+                overloads[key] = data_name
+                self._save_index(overloads)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: numba's own unlocked save
+    pass
+else:
+    from numba.core.caching import IndexDataCacheFile
+
+    IndexDataCacheFile.save = _save_cache_entry_locked
 
 
 def kernel(function=None, *, parallel: bool = False):
