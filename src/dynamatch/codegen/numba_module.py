@@ -185,7 +185,6 @@ def _inputs(expression):
     return sp.sympify(expression).subs({_X: _X_N, _LEVEL: _LEVEL_N})
 
 
-SUM_NAMES_LOSS = ("sum_rr", "sum_zz", "sum_zt", "sum_rz")
 
 
 def _signals(derived: Derived, order: int) -> list[tuple[str, sp.Expr]]:
