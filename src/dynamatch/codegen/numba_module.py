@@ -185,8 +185,6 @@ def _inputs(expression):
     return sp.sympify(expression).subs({_X: _X_N, _LEVEL: _LEVEL_N})
 
 
-
-
 def _signals(derived: Derived, order: int) -> list[tuple[str, sp.Expr]]:
     """(suffix, expression) of the prediction and of its non-zero sensitivities up to ``order``."""
     n = len(derived.program.parameters)
