@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the real LA-2A clips in ../shared (skipped cleanly when absent, see skips.py),
-and a summary of every skip at the end of the run, counted by what was missing."""
+a summary of every skip at the end of the run, counted by what was missing, and each test run in the
+floating-point environment the session started with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dynamatch.data.floating_point import preserved_floating_point_environment
 from skips import SHARED, require_shared, summarise_skips
 
 LA2A = SHARED / "la2a"
@@ -38,6 +40,17 @@ def one_torch_thread():
 def throw_away_presets_dir(tmp_path_factory):
     """Installed presets go to a throw-away folder (inherited by subprocesses), never the user's own."""
     os.environ["DYNAMATCH_PRESETS_DIR"] = str(tmp_path_factory.mktemp("presets"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Undo what a test's plugins did to the floating-point environment (set-up and tear-down included).
+
+    Tests that load a fast-math plugin (ZamComp) through pedalboard directly turn on flush-to-zero for
+    the whole worker, and later tests on that worker would compute with denormals read as zero.
+    """
+    with preserved_floating_point_environment():
+        yield
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

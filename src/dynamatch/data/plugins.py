@@ -7,6 +7,8 @@ Debian's ``lv2apply`` cannot host DPF-built plugins, and there is no lilv bindin
 at a setting (:meth:`HostedPlugin.render`); a setting names parameters by pedalboard's snake-case
 name (``threshold_db``) or by the plugin's own display name (``"Peak Reduction"``), case-insensitively.
 Values are in the parameter's own units; out-of-range values raise :class:`ParameterError`.
+Every call into plugin code leaves the floating-point environment as it found it
+(:mod:`.floating_point`: fast-math plugins turn on flush-to-zero when loaded).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import AudioFileError, ParameterError
+from .floating_point import keeps_floating_point_environment
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PluginParameter:
 class HostedPlugin:
     """A VST3 plugin loaded by pedalboard."""
 
+    @keeps_floating_point_environment
     def __init__(self, path: str | Path) -> None:
         try:
             import pedalboard
@@ -53,6 +57,7 @@ class HostedPlugin:
     def __repr__(self) -> str:
         return f"HostedPlugin({self.path!r})"
 
+    @keeps_floating_point_environment
     def parameters(self) -> list[PluginParameter]:
         """The plugin's parameters (read-only meters and host bookkeeping left out)."""
         out = []
@@ -77,6 +82,7 @@ class HostedPlugin:
         known = ", ".join(p.key for p in parameters)
         raise ParameterError(f"{self.path}: no parameter {name!r}; it has: {known} (see `dynamatch capture PLUGIN --list`)")
 
+    @keeps_floating_point_environment
     def apply(self, settings: Mapping[str, float]) -> dict[str, float]:
         """Set parameters; returns the values the plugin actually holds (plugins snap to their steps)."""
         applied = {}
@@ -89,6 +95,7 @@ class HostedPlugin:
             applied[parameter.key] = float(getattr(self._plugin, parameter.key))
         return applied
 
+    @keeps_floating_point_environment
     def render(self, audio: np.ndarray, sample_rate: float, settings: Mapping[str, float] | None = None) -> np.ndarray:
         """Process mono ``audio`` from a reset state at ``settings``; mono float64 of the same length.
 
@@ -152,6 +159,7 @@ def _lilv():
 class LV2Plugin(HostedPlugin):
     """An LV2 plugin (by URI) instantiated through liblilv; control ports are its parameters (by symbol)."""
 
+    @keeps_floating_point_environment
     def __init__(self, uri: str, sample_rate: float = 44100.0) -> None:  # noqa: D107 - no pedalboard here
         import ctypes
 
@@ -261,6 +269,7 @@ class LV2Plugin(HostedPlugin):
             applied[parameter.key] = float(np.float32(value))
         return applied
 
+    @keeps_floating_point_environment
     def render(self, audio: np.ndarray, sample_rate: float, settings: Mapping[str, float] | None = None) -> np.ndarray:
         """Process mono ``audio`` from a fresh instance (so from a reset state), in blocks of 1024 samples."""
         if settings:
@@ -289,6 +298,7 @@ class LV2Plugin(HostedPlugin):
         self._descriptor.deactivate(self._handle)
         return y.astype(np.float64)
 
+    @keeps_floating_point_environment
     def _cleanup(self) -> None:
         if self._instance is not None:
             self._descriptor.cleanup(self._handle)
