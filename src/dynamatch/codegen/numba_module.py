@@ -12,6 +12,7 @@ import re
 
 import sympy as sp
 
+from ..kernels.scalar import FLUSH_BELOW
 from ..models.blocks import EPSILON
 from .forward import Derived, Statement, first_name, second_name
 from .printing import NumbaPrinter
@@ -64,7 +65,6 @@ def _unpack_parameters(w: _Writer, derived: Derived, depth: int) -> None:
 #: ``level`` member's gradient pass 257 ns/sample instead of 18 with flush-to-zero).  Values this small
 #: change no sum by a representable amount.
 FLUSH_PERIOD = 64
-FLUSH_BELOW = 1e-100
 
 
 def _carried_names(derived: Derived, order: int) -> list[str]:
@@ -233,8 +233,7 @@ def _flush_lines(w: _Writer, names: list[str], index: str, depth: int) -> None:
     """The periodic flush of ``names`` (locals) to zero when ``index`` is a multiple of ``FLUSH_PERIOD``."""
     w.line(f"if ({index} & {FLUSH_PERIOD - 1}) == 0:", depth)
     for name in names:
-        w.line(f"if abs({name}) < {FLUSH_BELOW!r}:", depth + 1)
-        w.line(f"{name} = 0.0", depth + 2)
+        w.line(f"{name} = flushed({name})", depth + 1)
 
 
 def _emit_chunk(w: _Writer, derived: Derived, order: int) -> None:
@@ -431,6 +430,7 @@ def module_source(derived: Derived) -> str:
     w.line()
     w.line("from .._numba import kernel")
     w.line("from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows")
+    w.line("from ..scalar import flushed, select")
     if "level_log" in program.used_inputs:
         w.line("from ..objective import detector_levels")
     w.line()

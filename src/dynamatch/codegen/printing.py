@@ -23,8 +23,8 @@ def _power(printer, expression: sp.Pow, inverse: str) -> str | None:
     return None
 
 
-class NumbaPrinter(PythonCodePrinter):
-    """Python source for numba: ``exp``/``log`` from ``math``, floats as ``repr`` (17 digits)."""
+class PythonPrinter(PythonCodePrinter):
+    """Python source: ``exp``/``log`` from ``math``, floats as ``repr`` (17 digits), branches as ternaries."""
 
     def __init__(self) -> None:
         super().__init__({"fully_qualified_modules": False, "standard": "python3"})
@@ -49,6 +49,18 @@ class NumbaPrinter(PythonCodePrinter):
         text = self._print(last)
         for value, cond in reversed(branches):
             text = f"({self._print(value)} if {self._print(cond)} else {text})"
+        return text
+
+
+class NumbaPrinter(PythonPrinter):
+    """:class:`PythonPrinter` with branches as calls of :func:`dynamatch.kernels.scalar.select` (one basic
+    block of numba's IR each instead of three: see that module)."""
+
+    def _print_Piecewise(self, expression) -> str:
+        *branches, (last, condition) = expression.args
+        text = self._print(last)
+        for value, cond in reversed(branches):
+            text = f"select({self._print(cond)}, {self._print(value)}, {text})"
         return text
 
 

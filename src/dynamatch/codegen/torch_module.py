@@ -35,13 +35,13 @@ import re
 import sympy as sp
 
 from .forward import Derived, first_name, second_name
-from .printing import NumbaPrinter
+from .printing import PythonPrinter
 
 INDENT = "    "
 
 
-class TorchPrinter(NumbaPrinter):
-    """:class:`NumbaPrinter` for tensors: branches as ``where``, logic as ``& | ~``."""
+class TorchPrinter(PythonPrinter):
+    """:class:`PythonPrinter` for tensors: branches as ``where``, logic as ``& | ~``."""
 
     def _print_Piecewise(self, expression) -> str:
         *branches, (last, condition) = expression.args

@@ -15,7 +15,7 @@ import sympy as sp
 from ..models.blocks import EPSILON
 from .forward import Derived
 from .numba_module import FLUSH_BELOW, FLUSH_PERIOD, split_prologue
-from .printing import NumbaPrinter
+from .printing import PythonPrinter
 
 INDENT = "    "
 #: TorchScript serialises an integral float constant from 1e11 up to 1e17 without a decimal point, so the
@@ -24,8 +24,8 @@ INDENT = "    "
 _FOLDED_INT_RANGE = (1e11, 1e17)
 
 
-class TorchScriptPrinter(NumbaPrinter):
-    """:class:`NumbaPrinter` with large integral float constants kept floats through TorchScript's serialiser."""
+class TorchScriptPrinter(PythonPrinter):
+    """:class:`PythonPrinter` with large integral float constants kept floats through TorchScript's serialiser."""
 
     def _number(self, value: float) -> str:
         low, high = _FOLDED_INT_RANGE

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'feedback'
@@ -59,8 +60,8 @@ def render(x, q, state, output_state, out, out_gain):
         level_log_n = log(max(abs(x_n), 1e-10))
         detector_log = feedback*log(gain_prev) + level_log_n
         over = detector_log - 0.11512925464970229*threshold_db
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -70,8 +71,7 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = gain*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
+            gain_prev = flushed(gain_prev)
     state[0] = gain_prev
 
 
@@ -99,8 +99,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         level_log_n = level_log[n - start]
         detector_log = feedback*log(gain_prev) + level_log_n
         over = detector_log - 0.11512925464970229*threshold_db
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         u = prediction
@@ -117,10 +117,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
             sum_rz += r * z
         gain_prev = gain
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -180,15 +178,15 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         detector_log__d4 = feedback*gain_prev__d4/gain_prev + log(gain_prev)
         over = detector_log - 0.11512925464970229*threshold_db
         over__d0 = detector_log__d0 - 0.11512925464970229
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-        target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-        target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+        target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+        target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+        target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+        target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -245,30 +243,18 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         gain_prev__d3 = gain__d3
         gain_prev__d4 = gain__d4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
+            gain_prev = flushed(gain_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -417,30 +403,30 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         detector_log__d4_4 = feedback*gain_prev__d4_4/gain_prev - feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev
         over = detector_log - 0.11512925464970229*threshold_db
         over__d0 = detector_log__d0 - 0.11512925464970229
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-        target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-        target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-        target__d0_0 = (-detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d0_2 = (-detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-        target__d0_3 = (-detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-        target__d0_4 = (-detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_1 = ((detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target if (over > 0.0) else 0.0)
-        target__d1_2 = (detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_3 = (detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_4 = (detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target if (over > 0.0) else 0.0)
-        target__d2_2 = ((detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d2_3 = (detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d2_4 = (detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3_3 = ((detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3_4 = (detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4_4 = ((detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+        target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+        target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+        target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+        target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+        target__d0_0 = select((over > 0.0), -detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+        target__d0_2 = select((over > 0.0), -detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+        target__d0_3 = select((over > 0.0), -detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+        target__d0_4 = select((over > 0.0), -detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_1 = select((over > 0.0), (detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target, 0.0)
+        target__d1_2 = select((over > 0.0), detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_3 = select((over > 0.0), detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_4 = select((over > 0.0), detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target, 0.0)
+        target__d2_2 = select((over > 0.0), (detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target, 0.0)
+        target__d2_3 = select((over > 0.0), detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target, 0.0)
+        target__d2_4 = select((over > 0.0), detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target, 0.0)
+        target__d3_3 = select((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target, 0.0)
+        target__d3_4 = select((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target, 0.0)
+        target__d4_4 = select((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -617,90 +603,48 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain_prev__d3_4 = gain__d3_4
         gain_prev__d4_4 = gain__d4_4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d0_4) < 1e-100:
-                gain_prev__d0_4 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d1_4) < 1e-100:
-                gain_prev__d1_4 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d2_4) < 1e-100:
-                gain_prev__d2_4 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(gain_prev__d3_4) < 1e-100:
-                gain_prev__d3_4 = 0.0
-            if abs(gain_prev__d4_4) < 1e-100:
-                gain_prev__d4_4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
+            gain_prev = flushed(gain_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d0_4 = flushed(gain_prev__d0_4)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d1_4 = flushed(gain_prev__d1_4)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d2_4 = flushed(gain_prev__d2_4)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            gain_prev__d3_4 = flushed(gain_prev__d3_4)
+            gain_prev__d4_4 = flushed(gain_prev__d4_4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d4_4 = flushed(w__d4_4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -950,30 +894,30 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 detector_log__d4_4 = feedback*gain_prev__d4_4/gain_prev - feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev
                 over = detector_log - 0.11512925464970229*threshold_db
                 over__d0 = detector_log__d0 - 0.11512925464970229
-                target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-                target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-                target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-                target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-                target__d0_0 = (-detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d0_2 = (-detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-                target__d0_3 = (-detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-                target__d0_4 = (-detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_1 = ((detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target if (over > 0.0) else 0.0)
-                target__d1_2 = (detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_3 = (detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_4 = (detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target if (over > 0.0) else 0.0)
-                target__d2_2 = ((detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d2_3 = (detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d2_4 = (detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3_3 = ((detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3_4 = (detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d4_4 = ((detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+                target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+                target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+                target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+                target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+                target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+                target__d0_0 = select((over > 0.0), -detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+                target__d0_2 = select((over > 0.0), -detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+                target__d0_3 = select((over > 0.0), -detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+                target__d0_4 = select((over > 0.0), -detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_1 = select((over > 0.0), (detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target, 0.0)
+                target__d1_2 = select((over > 0.0), detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_3 = select((over > 0.0), detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_4 = select((over > 0.0), detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target, 0.0)
+                target__d2_2 = select((over > 0.0), (detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target, 0.0)
+                target__d2_3 = select((over > 0.0), detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target, 0.0)
+                target__d2_4 = select((over > 0.0), detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target, 0.0)
+                target__d3_3 = select((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target, 0.0)
+                target__d3_4 = select((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target, 0.0)
+                target__d4_4 = select((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

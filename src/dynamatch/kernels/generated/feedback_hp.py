@@ -23,6 +23,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'feedback-hp'
@@ -61,8 +62,8 @@ def render(x, q, state, output_state, out, out_gain):
         level_log_n = log(max(abs(x_n), 1e-10))
         detector_log = feedback*log(gain_prev) + level_log_n
         over = detector_log - 0.11512925464970229*threshold_db
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -76,8 +77,7 @@ def render(x, q, state, output_state, out, out_gain):
             out[c, n] = output
             output_state[c, 0] = output_lowpass
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
+            gain_prev = flushed(gain_prev)
             for c in range(channels):
                 for k in range(1):
                     if abs(output_state[c, k]) < 1e-100:
@@ -111,8 +111,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         level_log_n = level_log[n - start]
         detector_log = feedback*log(gain_prev) + level_log_n
         over = detector_log - 0.11512925464970229*threshold_db
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         output_lowpass = alpha_output_highpass*(-output_lowpass_prev + prediction) + output_lowpass_prev
@@ -132,12 +132,9 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         gain_prev = gain
         output_lowpass_prev = output_lowpass
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -208,15 +205,15 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         detector_log__d4 = feedback*gain_prev__d4/gain_prev + log(gain_prev)
         over = detector_log - 0.11512925464970229*threshold_db
         over__d0 = detector_log__d0 - 0.11512925464970229
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-        target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-        target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+        target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+        target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+        target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+        target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -299,46 +296,26 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         output_lowpass_prev__d4 = output_lowpass__d4
         output_lowpass_prev__d5 = output_lowpass__d5
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -539,30 +516,30 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         detector_log__d4_4 = feedback*gain_prev__d4_4/gain_prev - feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev
         over = detector_log - 0.11512925464970229*threshold_db
         over__d0 = detector_log__d0 - 0.11512925464970229
-        target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-        target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-        target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-        target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-        target__d0_0 = (-detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d0_2 = (-detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-        target__d0_3 = (-detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-        target__d0_4 = (-detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_1 = ((detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target if (over > 0.0) else 0.0)
-        target__d1_2 = (detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_3 = (detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-        target__d1_4 = (detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target if (over > 0.0) else 0.0)
-        target__d2_2 = ((detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d2_3 = (detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d2_4 = (detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3_3 = ((detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d3_4 = (detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target if (over > 0.0) else 0.0)
-        target__d4_4 = ((detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+        target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+        target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+        target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+        target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+        target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+        target__d0_0 = select((over > 0.0), -detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+        target__d0_2 = select((over > 0.0), -detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+        target__d0_3 = select((over > 0.0), -detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+        target__d0_4 = select((over > 0.0), -detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_1 = select((over > 0.0), (detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target, 0.0)
+        target__d1_2 = select((over > 0.0), detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_3 = select((over > 0.0), detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+        target__d1_4 = select((over > 0.0), detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target, 0.0)
+        target__d2_2 = select((over > 0.0), (detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target, 0.0)
+        target__d2_3 = select((over > 0.0), detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target, 0.0)
+        target__d2_4 = select((over > 0.0), detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target, 0.0)
+        target__d3_3 = select((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target, 0.0)
+        target__d3_4 = select((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target, 0.0)
+        target__d4_4 = select((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -858,160 +835,83 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         output_lowpass_prev__d4_5 = output_lowpass__d4_5
         output_lowpass_prev__d5_5 = output_lowpass__d5_5
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d0_4) < 1e-100:
-                gain_prev__d0_4 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d1_4) < 1e-100:
-                gain_prev__d1_4 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d2_4) < 1e-100:
-                gain_prev__d2_4 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(gain_prev__d3_4) < 1e-100:
-                gain_prev__d3_4 = 0.0
-            if abs(gain_prev__d4_4) < 1e-100:
-                gain_prev__d4_4 = 0.0
-            if abs(output_lowpass_prev__d0_0) < 1e-100:
-                output_lowpass_prev__d0_0 = 0.0
-            if abs(output_lowpass_prev__d0_1) < 1e-100:
-                output_lowpass_prev__d0_1 = 0.0
-            if abs(output_lowpass_prev__d0_2) < 1e-100:
-                output_lowpass_prev__d0_2 = 0.0
-            if abs(output_lowpass_prev__d0_3) < 1e-100:
-                output_lowpass_prev__d0_3 = 0.0
-            if abs(output_lowpass_prev__d0_4) < 1e-100:
-                output_lowpass_prev__d0_4 = 0.0
-            if abs(output_lowpass_prev__d0_5) < 1e-100:
-                output_lowpass_prev__d0_5 = 0.0
-            if abs(output_lowpass_prev__d1_1) < 1e-100:
-                output_lowpass_prev__d1_1 = 0.0
-            if abs(output_lowpass_prev__d1_2) < 1e-100:
-                output_lowpass_prev__d1_2 = 0.0
-            if abs(output_lowpass_prev__d1_3) < 1e-100:
-                output_lowpass_prev__d1_3 = 0.0
-            if abs(output_lowpass_prev__d1_4) < 1e-100:
-                output_lowpass_prev__d1_4 = 0.0
-            if abs(output_lowpass_prev__d1_5) < 1e-100:
-                output_lowpass_prev__d1_5 = 0.0
-            if abs(output_lowpass_prev__d2_2) < 1e-100:
-                output_lowpass_prev__d2_2 = 0.0
-            if abs(output_lowpass_prev__d2_3) < 1e-100:
-                output_lowpass_prev__d2_3 = 0.0
-            if abs(output_lowpass_prev__d2_4) < 1e-100:
-                output_lowpass_prev__d2_4 = 0.0
-            if abs(output_lowpass_prev__d2_5) < 1e-100:
-                output_lowpass_prev__d2_5 = 0.0
-            if abs(output_lowpass_prev__d3_3) < 1e-100:
-                output_lowpass_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d3_4) < 1e-100:
-                output_lowpass_prev__d3_4 = 0.0
-            if abs(output_lowpass_prev__d3_5) < 1e-100:
-                output_lowpass_prev__d3_5 = 0.0
-            if abs(output_lowpass_prev__d4_4) < 1e-100:
-                output_lowpass_prev__d4_4 = 0.0
-            if abs(output_lowpass_prev__d4_5) < 1e-100:
-                output_lowpass_prev__d4_5 = 0.0
-            if abs(output_lowpass_prev__d5_5) < 1e-100:
-                output_lowpass_prev__d5_5 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d0_5) < 1e-100:
-                w__d0_5 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d1_5) < 1e-100:
-                w__d1_5 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d2_5) < 1e-100:
-                w__d2_5 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d3_5) < 1e-100:
-                w__d3_5 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
-            if abs(w__d4_5) < 1e-100:
-                w__d4_5 = 0.0
-            if abs(w__d5_5) < 1e-100:
-                w__d5_5 = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d0_4 = flushed(gain_prev__d0_4)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d1_4 = flushed(gain_prev__d1_4)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d2_4 = flushed(gain_prev__d2_4)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            gain_prev__d3_4 = flushed(gain_prev__d3_4)
+            gain_prev__d4_4 = flushed(gain_prev__d4_4)
+            output_lowpass_prev__d0_0 = flushed(output_lowpass_prev__d0_0)
+            output_lowpass_prev__d0_1 = flushed(output_lowpass_prev__d0_1)
+            output_lowpass_prev__d0_2 = flushed(output_lowpass_prev__d0_2)
+            output_lowpass_prev__d0_3 = flushed(output_lowpass_prev__d0_3)
+            output_lowpass_prev__d0_4 = flushed(output_lowpass_prev__d0_4)
+            output_lowpass_prev__d0_5 = flushed(output_lowpass_prev__d0_5)
+            output_lowpass_prev__d1_1 = flushed(output_lowpass_prev__d1_1)
+            output_lowpass_prev__d1_2 = flushed(output_lowpass_prev__d1_2)
+            output_lowpass_prev__d1_3 = flushed(output_lowpass_prev__d1_3)
+            output_lowpass_prev__d1_4 = flushed(output_lowpass_prev__d1_4)
+            output_lowpass_prev__d1_5 = flushed(output_lowpass_prev__d1_5)
+            output_lowpass_prev__d2_2 = flushed(output_lowpass_prev__d2_2)
+            output_lowpass_prev__d2_3 = flushed(output_lowpass_prev__d2_3)
+            output_lowpass_prev__d2_4 = flushed(output_lowpass_prev__d2_4)
+            output_lowpass_prev__d2_5 = flushed(output_lowpass_prev__d2_5)
+            output_lowpass_prev__d3_3 = flushed(output_lowpass_prev__d3_3)
+            output_lowpass_prev__d3_4 = flushed(output_lowpass_prev__d3_4)
+            output_lowpass_prev__d3_5 = flushed(output_lowpass_prev__d3_5)
+            output_lowpass_prev__d4_4 = flushed(output_lowpass_prev__d4_4)
+            output_lowpass_prev__d4_5 = flushed(output_lowpass_prev__d4_5)
+            output_lowpass_prev__d5_5 = flushed(output_lowpass_prev__d5_5)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d0_5 = flushed(w__d0_5)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d1_5 = flushed(w__d1_5)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d2_5 = flushed(w__d2_5)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d3_5 = flushed(w__d3_5)
+            w__d4_4 = flushed(w__d4_4)
+            w__d4_5 = flushed(w__d4_5)
+            w__d5_5 = flushed(w__d5_5)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -1191,15 +1091,15 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 detector_log__d4 = feedback*gain_prev__d4/gain_prev + log(gain_prev)
                 over = detector_log - 0.11512925464970229*threshold_db
                 over__d0 = detector_log__d0 - 0.11512925464970229
-                target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-                target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-                target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-                target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+                target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+                target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+                target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+                target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+                target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -1619,30 +1519,30 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 detector_log__d4_4 = feedback*gain_prev__d4_4/gain_prev - feedback*(gain_prev__d4*gain_prev__d4)/(gain_prev*gain_prev) + 2.0*gain_prev__d4/gain_prev
                 over = detector_log - 0.11512925464970229*threshold_db
                 over__d0 = detector_log__d0 - 0.11512925464970229
-                target = (exp(-feedback_slope*over) if (over > 0.0) else 1.0)
-                target__d0 = (-feedback_slope*over__d0*target if (over > 0.0) else 0.0)
-                target__d1 = (-detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target if (over > 0.0) else 0.0)
-                target__d2 = (-detector_log__d2*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3 = (-detector_log__d3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d4 = (-detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target if (over > 0.0) else 0.0)
-                target__d0_0 = (-detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d0_2 = (-detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-                target__d0_3 = (-detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target if (over > 0.0) else 0.0)
-                target__d0_4 = (-detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_1 = ((detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target if (over > 0.0) else 0.0)
-                target__d1_2 = (detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_3 = (detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0) if (over > 0.0) else 0.0)
-                target__d1_4 = (detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target if (over > 0.0) else 0.0)
-                target__d2_2 = ((detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d2_3 = (detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d2_4 = (detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3_3 = ((detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d3_4 = (detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target if (over > 0.0) else 0.0)
-                target__d4_4 = ((detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-feedback_slope*over), 1.0)
+                target__d0 = select((over > 0.0), -feedback_slope*over__d0*target, 0.0)
+                target__d1 = select((over > 0.0), -detector_log__d1*feedback_slope*target - feedback_slope__d1*over*target, 0.0)
+                target__d2 = select((over > 0.0), -detector_log__d2*feedback_slope*target, 0.0)
+                target__d3 = select((over > 0.0), -detector_log__d3*feedback_slope*target, 0.0)
+                target__d4 = select((over > 0.0), -detector_log__d4*feedback_slope*target - feedback_slope__d4*over*target, 0.0)
+                target__d0_0 = select((over > 0.0), -detector_log__d0_0*feedback_slope*target + (feedback_slope*feedback_slope)*(over__d0*over__d0)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -detector_log__d0_1*feedback_slope*target + detector_log__d1*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d1*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+                target__d0_2 = select((over > 0.0), -detector_log__d0_2*feedback_slope*target + detector_log__d2*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+                target__d0_3 = select((over > 0.0), -detector_log__d0_3*feedback_slope*target + detector_log__d3*(feedback_slope*feedback_slope)*over__d0*target, 0.0)
+                target__d0_4 = select((over > 0.0), -detector_log__d0_4*feedback_slope*target + detector_log__d4*(feedback_slope*feedback_slope)*over__d0*target + feedback_slope__d4*over__d0*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_1 = select((over > 0.0), (detector_log__d1*detector_log__d1)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d1*feedback_slope__d1*target*(feedback_slope*over - 1.0) - detector_log__d1_1*feedback_slope*target + (feedback_slope__d1*feedback_slope__d1)*(over*over)*target - feedback_slope__d1_1*over*target, 0.0)
+                target__d1_2 = select((over > 0.0), detector_log__d1*detector_log__d2*(feedback_slope*feedback_slope)*target - detector_log__d1_2*feedback_slope*target + detector_log__d2*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_3 = select((over > 0.0), detector_log__d1*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d1_3*feedback_slope*target + detector_log__d3*feedback_slope__d1*target*(feedback_slope*over - 1.0), 0.0)
+                target__d1_4 = select((over > 0.0), detector_log__d1*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d1*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d1_4*feedback_slope*target + detector_log__d4*feedback_slope__d1*target*(feedback_slope*over - 1.0) + feedback_slope__d1*feedback_slope__d4*(over*over)*target - feedback_slope__d1_4*over*target, 0.0)
+                target__d2_2 = select((over > 0.0), (detector_log__d2*detector_log__d2)*(feedback_slope*feedback_slope)*target - detector_log__d2_2*feedback_slope*target, 0.0)
+                target__d2_3 = select((over > 0.0), detector_log__d2*detector_log__d3*(feedback_slope*feedback_slope)*target - detector_log__d2_3*feedback_slope*target, 0.0)
+                target__d2_4 = select((over > 0.0), detector_log__d2*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d2*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d2_4*feedback_slope*target, 0.0)
+                target__d3_3 = select((over > 0.0), (detector_log__d3*detector_log__d3)*(feedback_slope*feedback_slope)*target - detector_log__d3_3*feedback_slope*target, 0.0)
+                target__d3_4 = select((over > 0.0), detector_log__d3*detector_log__d4*(feedback_slope*feedback_slope)*target + detector_log__d3*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d3_4*feedback_slope*target, 0.0)
+                target__d4_4 = select((over > 0.0), (detector_log__d4*detector_log__d4)*(feedback_slope*feedback_slope)*target + 2.0*detector_log__d4*feedback_slope__d4*target*(feedback_slope*over - 1.0) - detector_log__d4_4*feedback_slope*target + (feedback_slope__d4*feedback_slope__d4)*(over*over)*target - feedback_slope__d4_4*over*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'ff5'
@@ -55,8 +56,8 @@ def render(x, q, state, output_state, out, out_gain):
                 x_n = x[c, n]
         level_log_n = log(max(abs(x_n), 1e-10))
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -66,8 +67,7 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = gain*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
+            gain_prev = flushed(gain_prev)
     state[0] = gain_prev
 
 
@@ -92,8 +92,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         u = prediction
@@ -110,10 +110,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
             sum_rz += r * z
         gain_prev = gain
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -158,12 +156,12 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -212,26 +210,16 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         gain_prev__d2 = gain__d2
         gain_prev__d3 = gain__d3
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
+            gain_prev = flushed(gain_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -325,15 +313,15 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -462,66 +450,36 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain_prev__d2_3 = gain__d2_3
         gain_prev__d3_3 = gain__d3_3
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
+            gain_prev = flushed(gain_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d3_3 = flushed(w__d3_3)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -694,15 +652,15 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 t_in_prev = work[120 + lane]
                 t_n = work[124 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

@@ -25,6 +25,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 
 MODEL = 'ff5-emphasis-hp'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'emphasis_db', 'alpha_emphasis', 'alpha_output_highpass')
@@ -63,10 +64,10 @@ def render(x, q, state, output_state, out, out_gain):
                 x_n = x[c, n]
         emphasis_lowpass = alpha_emphasis*(-lowpass_prev + x_n) + lowpass_prev
         sidechain = emphasis_boost*(-emphasis_lowpass + x_n) + x_n
-        level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
+        level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -81,10 +82,8 @@ def render(x, q, state, output_state, out, out_gain):
             out[c, n] = output
             output_state[c, 0] = output_lowpass
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(lowpass_prev) < 1e-100:
-                lowpass_prev = 0.0
+            gain_prev = flushed(gain_prev)
+            lowpass_prev = flushed(lowpass_prev)
             for c in range(channels):
                 for k in range(1):
                     if abs(output_state[c, k]) < 1e-100:
@@ -118,10 +117,10 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         x_n = x[n]
         emphasis_lowpass = alpha_emphasis*(-lowpass_prev + x_n) + lowpass_prev
         sidechain = emphasis_boost*(-emphasis_lowpass + x_n) + x_n
-        level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
+        level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         output_lowpass = alpha_output_highpass*(-output_lowpass_prev + prediction) + output_lowpass_prev
@@ -142,14 +141,10 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         lowpass_prev = emphasis_lowpass
         output_lowpass_prev = output_lowpass
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(lowpass_prev) < 1e-100:
-                lowpass_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            lowpass_prev = flushed(lowpass_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -221,18 +216,18 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         sidechain = emphasis_boost*(-emphasis_lowpass + x_n) + x_n
         sidechain__d4 = emphasis_boost__d4*(-emphasis_lowpass + x_n)
         sidechain__d5 = -emphasis_boost*emphasis_lowpass__d5
-        level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
-        level_log_2__d4 = sidechain__d4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-        level_log_2__d5 = sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
+        level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
+        level_log_2__d4 = sidechain__d4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+        level_log_2__d5 = sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-        target__d5 = (-level_log_2__d5*slope*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+        target__d5 = select((over > 0.0), -level_log_2__d5*slope*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -328,56 +323,31 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         output_lowpass_prev__d5 = output_lowpass__d5
         output_lowpass_prev__d6 = output_lowpass__d6
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(lowpass_prev) < 1e-100:
-                lowpass_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(gain_prev__d5) < 1e-100:
-                gain_prev__d5 = 0.0
-            if abs(lowpass_prev__d5) < 1e-100:
-                lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
+            gain_prev = flushed(gain_prev)
+            lowpass_prev = flushed(lowpass_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            gain_prev__d5 = flushed(gain_prev__d5)
+            lowpass_prev__d5 = flushed(lowpass_prev__d5)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -603,31 +573,31 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         sidechain__d4_4 = emphasis_boost__d4_4*(-emphasis_lowpass + x_n)
         sidechain__d4_5 = -emphasis_boost__d4*emphasis_lowpass__d5
         sidechain__d5_5 = -emphasis_boost*emphasis_lowpass__d5_5
-        level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
-        level_log_2__d4 = sidechain__d4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-        level_log_2__d5 = sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-        level_log_2__d4_4 = (sidechain__d4*sidechain__d4)*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d4_4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-        level_log_2__d4_5 = sidechain__d4*sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d4_5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-        level_log_2__d5_5 = (sidechain__d5*sidechain__d5)*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d5_5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
+        level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
+        level_log_2__d4 = sidechain__d4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+        level_log_2__d5 = sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+        level_log_2__d4_4 = (sidechain__d4*sidechain__d4)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d4_4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+        level_log_2__d4_5 = sidechain__d4*sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d4_5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+        level_log_2__d5_5 = (sidechain__d5*sidechain__d5)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d5_5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-        target__d5 = (-level_log_2__d5*slope*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d0_4 = (-0.11512925464970229*level_log_2__d4*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_5 = (-0.11512925464970229*level_log_2__d5*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        target__d1_4 = (level_log_2__d4*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d1_5 = (level_log_2__d5*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d4_4 = ((level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target if (over > 0.0) else 0.0)
-        target__d4_5 = (level_log_2__d4*level_log_2__d5*(slope*slope)*target - level_log_2__d4_5*slope*target if (over > 0.0) else 0.0)
-        target__d5_5 = ((level_log_2__d5*level_log_2__d5)*(slope*slope)*target - level_log_2__d5_5*slope*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+        target__d5 = select((over > 0.0), -level_log_2__d5*slope*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d0_4 = select((over > 0.0), -0.11512925464970229*level_log_2__d4*(slope*slope)*target, 0.0)
+        target__d0_5 = select((over > 0.0), -0.11512925464970229*level_log_2__d5*(slope*slope)*target, 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        target__d1_4 = select((over > 0.0), level_log_2__d4*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d1_5 = select((over > 0.0), level_log_2__d5*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d4_4 = select((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target, 0.0)
+        target__d4_5 = select((over > 0.0), level_log_2__d4*level_log_2__d5*(slope*slope)*target - level_log_2__d4_5*slope*target, 0.0)
+        target__d5_5 = select((over > 0.0), (level_log_2__d5*level_log_2__d5)*(slope*slope)*target - level_log_2__d5_5*slope*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -1011,212 +981,109 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         output_lowpass_prev__d5_6 = output_lowpass__d5_6
         output_lowpass_prev__d6_6 = output_lowpass__d6_6
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(lowpass_prev) < 1e-100:
-                lowpass_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(gain_prev__d5) < 1e-100:
-                gain_prev__d5 = 0.0
-            if abs(lowpass_prev__d5) < 1e-100:
-                lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d0_4) < 1e-100:
-                gain_prev__d0_4 = 0.0
-            if abs(gain_prev__d0_5) < 1e-100:
-                gain_prev__d0_5 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d1_4) < 1e-100:
-                gain_prev__d1_4 = 0.0
-            if abs(gain_prev__d1_5) < 1e-100:
-                gain_prev__d1_5 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d2_4) < 1e-100:
-                gain_prev__d2_4 = 0.0
-            if abs(gain_prev__d2_5) < 1e-100:
-                gain_prev__d2_5 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(gain_prev__d3_4) < 1e-100:
-                gain_prev__d3_4 = 0.0
-            if abs(gain_prev__d3_5) < 1e-100:
-                gain_prev__d3_5 = 0.0
-            if abs(gain_prev__d4_4) < 1e-100:
-                gain_prev__d4_4 = 0.0
-            if abs(gain_prev__d4_5) < 1e-100:
-                gain_prev__d4_5 = 0.0
-            if abs(gain_prev__d5_5) < 1e-100:
-                gain_prev__d5_5 = 0.0
-            if abs(lowpass_prev__d5_5) < 1e-100:
-                lowpass_prev__d5_5 = 0.0
-            if abs(output_lowpass_prev__d0_0) < 1e-100:
-                output_lowpass_prev__d0_0 = 0.0
-            if abs(output_lowpass_prev__d0_1) < 1e-100:
-                output_lowpass_prev__d0_1 = 0.0
-            if abs(output_lowpass_prev__d0_2) < 1e-100:
-                output_lowpass_prev__d0_2 = 0.0
-            if abs(output_lowpass_prev__d0_3) < 1e-100:
-                output_lowpass_prev__d0_3 = 0.0
-            if abs(output_lowpass_prev__d0_4) < 1e-100:
-                output_lowpass_prev__d0_4 = 0.0
-            if abs(output_lowpass_prev__d0_5) < 1e-100:
-                output_lowpass_prev__d0_5 = 0.0
-            if abs(output_lowpass_prev__d0_6) < 1e-100:
-                output_lowpass_prev__d0_6 = 0.0
-            if abs(output_lowpass_prev__d1_1) < 1e-100:
-                output_lowpass_prev__d1_1 = 0.0
-            if abs(output_lowpass_prev__d1_2) < 1e-100:
-                output_lowpass_prev__d1_2 = 0.0
-            if abs(output_lowpass_prev__d1_3) < 1e-100:
-                output_lowpass_prev__d1_3 = 0.0
-            if abs(output_lowpass_prev__d1_4) < 1e-100:
-                output_lowpass_prev__d1_4 = 0.0
-            if abs(output_lowpass_prev__d1_5) < 1e-100:
-                output_lowpass_prev__d1_5 = 0.0
-            if abs(output_lowpass_prev__d1_6) < 1e-100:
-                output_lowpass_prev__d1_6 = 0.0
-            if abs(output_lowpass_prev__d2_2) < 1e-100:
-                output_lowpass_prev__d2_2 = 0.0
-            if abs(output_lowpass_prev__d2_3) < 1e-100:
-                output_lowpass_prev__d2_3 = 0.0
-            if abs(output_lowpass_prev__d2_4) < 1e-100:
-                output_lowpass_prev__d2_4 = 0.0
-            if abs(output_lowpass_prev__d2_5) < 1e-100:
-                output_lowpass_prev__d2_5 = 0.0
-            if abs(output_lowpass_prev__d2_6) < 1e-100:
-                output_lowpass_prev__d2_6 = 0.0
-            if abs(output_lowpass_prev__d3_3) < 1e-100:
-                output_lowpass_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d3_4) < 1e-100:
-                output_lowpass_prev__d3_4 = 0.0
-            if abs(output_lowpass_prev__d3_5) < 1e-100:
-                output_lowpass_prev__d3_5 = 0.0
-            if abs(output_lowpass_prev__d3_6) < 1e-100:
-                output_lowpass_prev__d3_6 = 0.0
-            if abs(output_lowpass_prev__d4_4) < 1e-100:
-                output_lowpass_prev__d4_4 = 0.0
-            if abs(output_lowpass_prev__d4_5) < 1e-100:
-                output_lowpass_prev__d4_5 = 0.0
-            if abs(output_lowpass_prev__d4_6) < 1e-100:
-                output_lowpass_prev__d4_6 = 0.0
-            if abs(output_lowpass_prev__d5_5) < 1e-100:
-                output_lowpass_prev__d5_5 = 0.0
-            if abs(output_lowpass_prev__d5_6) < 1e-100:
-                output_lowpass_prev__d5_6 = 0.0
-            if abs(output_lowpass_prev__d6_6) < 1e-100:
-                output_lowpass_prev__d6_6 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d0_5) < 1e-100:
-                w__d0_5 = 0.0
-            if abs(w__d0_6) < 1e-100:
-                w__d0_6 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d1_5) < 1e-100:
-                w__d1_5 = 0.0
-            if abs(w__d1_6) < 1e-100:
-                w__d1_6 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d2_5) < 1e-100:
-                w__d2_5 = 0.0
-            if abs(w__d2_6) < 1e-100:
-                w__d2_6 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d3_5) < 1e-100:
-                w__d3_5 = 0.0
-            if abs(w__d3_6) < 1e-100:
-                w__d3_6 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
-            if abs(w__d4_5) < 1e-100:
-                w__d4_5 = 0.0
-            if abs(w__d4_6) < 1e-100:
-                w__d4_6 = 0.0
-            if abs(w__d5_5) < 1e-100:
-                w__d5_5 = 0.0
-            if abs(w__d5_6) < 1e-100:
-                w__d5_6 = 0.0
-            if abs(w__d6_6) < 1e-100:
-                w__d6_6 = 0.0
+            gain_prev = flushed(gain_prev)
+            lowpass_prev = flushed(lowpass_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            gain_prev__d5 = flushed(gain_prev__d5)
+            lowpass_prev__d5 = flushed(lowpass_prev__d5)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d0_4 = flushed(gain_prev__d0_4)
+            gain_prev__d0_5 = flushed(gain_prev__d0_5)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d1_4 = flushed(gain_prev__d1_4)
+            gain_prev__d1_5 = flushed(gain_prev__d1_5)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d2_4 = flushed(gain_prev__d2_4)
+            gain_prev__d2_5 = flushed(gain_prev__d2_5)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            gain_prev__d3_4 = flushed(gain_prev__d3_4)
+            gain_prev__d3_5 = flushed(gain_prev__d3_5)
+            gain_prev__d4_4 = flushed(gain_prev__d4_4)
+            gain_prev__d4_5 = flushed(gain_prev__d4_5)
+            gain_prev__d5_5 = flushed(gain_prev__d5_5)
+            lowpass_prev__d5_5 = flushed(lowpass_prev__d5_5)
+            output_lowpass_prev__d0_0 = flushed(output_lowpass_prev__d0_0)
+            output_lowpass_prev__d0_1 = flushed(output_lowpass_prev__d0_1)
+            output_lowpass_prev__d0_2 = flushed(output_lowpass_prev__d0_2)
+            output_lowpass_prev__d0_3 = flushed(output_lowpass_prev__d0_3)
+            output_lowpass_prev__d0_4 = flushed(output_lowpass_prev__d0_4)
+            output_lowpass_prev__d0_5 = flushed(output_lowpass_prev__d0_5)
+            output_lowpass_prev__d0_6 = flushed(output_lowpass_prev__d0_6)
+            output_lowpass_prev__d1_1 = flushed(output_lowpass_prev__d1_1)
+            output_lowpass_prev__d1_2 = flushed(output_lowpass_prev__d1_2)
+            output_lowpass_prev__d1_3 = flushed(output_lowpass_prev__d1_3)
+            output_lowpass_prev__d1_4 = flushed(output_lowpass_prev__d1_4)
+            output_lowpass_prev__d1_5 = flushed(output_lowpass_prev__d1_5)
+            output_lowpass_prev__d1_6 = flushed(output_lowpass_prev__d1_6)
+            output_lowpass_prev__d2_2 = flushed(output_lowpass_prev__d2_2)
+            output_lowpass_prev__d2_3 = flushed(output_lowpass_prev__d2_3)
+            output_lowpass_prev__d2_4 = flushed(output_lowpass_prev__d2_4)
+            output_lowpass_prev__d2_5 = flushed(output_lowpass_prev__d2_5)
+            output_lowpass_prev__d2_6 = flushed(output_lowpass_prev__d2_6)
+            output_lowpass_prev__d3_3 = flushed(output_lowpass_prev__d3_3)
+            output_lowpass_prev__d3_4 = flushed(output_lowpass_prev__d3_4)
+            output_lowpass_prev__d3_5 = flushed(output_lowpass_prev__d3_5)
+            output_lowpass_prev__d3_6 = flushed(output_lowpass_prev__d3_6)
+            output_lowpass_prev__d4_4 = flushed(output_lowpass_prev__d4_4)
+            output_lowpass_prev__d4_5 = flushed(output_lowpass_prev__d4_5)
+            output_lowpass_prev__d4_6 = flushed(output_lowpass_prev__d4_6)
+            output_lowpass_prev__d5_5 = flushed(output_lowpass_prev__d5_5)
+            output_lowpass_prev__d5_6 = flushed(output_lowpass_prev__d5_6)
+            output_lowpass_prev__d6_6 = flushed(output_lowpass_prev__d6_6)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d0_5 = flushed(w__d0_5)
+            w__d0_6 = flushed(w__d0_6)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d1_5 = flushed(w__d1_5)
+            w__d1_6 = flushed(w__d1_6)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d2_5 = flushed(w__d2_5)
+            w__d2_6 = flushed(w__d2_6)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d3_5 = flushed(w__d3_5)
+            w__d3_6 = flushed(w__d3_6)
+            w__d4_4 = flushed(w__d4_4)
+            w__d4_5 = flushed(w__d4_5)
+            w__d4_6 = flushed(w__d4_6)
+            w__d5_5 = flushed(w__d5_5)
+            w__d5_6 = flushed(w__d5_6)
+            w__d6_6 = flushed(w__d6_6)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -1419,18 +1286,18 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 sidechain = emphasis_boost*(-emphasis_lowpass + x_n) + x_n
                 sidechain__d4 = emphasis_boost__d4*(-emphasis_lowpass + x_n)
                 sidechain__d5 = -emphasis_boost*emphasis_lowpass__d5
-                level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
-                level_log_2__d4 = sidechain__d4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-                level_log_2__d5 = sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
+                level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
+                level_log_2__d4 = sidechain__d4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+                level_log_2__d5 = sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
                 over = level_log_2 - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-                target__d5 = (-level_log_2__d5*slope*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+                target__d5 = select((over > 0.0), -level_log_2__d5*slope*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -1925,31 +1792,31 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 sidechain__d4_4 = emphasis_boost__d4_4*(-emphasis_lowpass + x_n)
                 sidechain__d4_5 = -emphasis_boost__d4*emphasis_lowpass__d5
                 sidechain__d5_5 = -emphasis_boost*emphasis_lowpass__d5_5
-                level_log_2 = log(((sidechain if (sidechain >= 0.0) else -sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 1e-10))
-                level_log_2__d4 = sidechain__d4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-                level_log_2__d5 = sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-                level_log_2__d4_4 = (sidechain__d4*sidechain__d4)*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d4_4*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-                level_log_2__d4_5 = sidechain__d4*sidechain__d5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d4_5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
-                level_log_2__d5_5 = (sidechain__d5*sidechain__d5)*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*((-1.0/(sidechain*sidechain) if (sidechain >= 0.0) else (1.0/(sidechain*sidechain))) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0) + sidechain__d5_5*((1.0 if (sidechain >= 0.0) else -1.0) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 0.0)*(((1.0/sidechain) if (sidechain >= 0.0) else -1.0/sidechain) if ((sidechain > 1e-10) if (sidechain >= 0.0) else (sidechain < -1e-10)) else 10000000000.0)
+                level_log_2 = log(select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), sidechain, -sidechain), 1e-10))
+                level_log_2__d4 = sidechain__d4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+                level_log_2__d5 = sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+                level_log_2__d4_4 = (sidechain__d4*sidechain__d4)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d4_4*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+                level_log_2__d4_5 = sidechain__d4*sidechain__d5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d4_5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
+                level_log_2__d5_5 = (sidechain__d5*sidechain__d5)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), -1.0/(sidechain*sidechain), (1.0/(sidechain*sidechain))), 0.0) + sidechain__d5_5*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), 1.0, -1.0), 0.0)*select(select((sidechain >= 0.0), (sidechain > 1e-10), (sidechain < -1e-10)), select((sidechain >= 0.0), (1.0/sidechain), -1.0/sidechain), 10000000000.0)
                 over = level_log_2 - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-                target__d5 = (-level_log_2__d5*slope*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d0_4 = (-0.11512925464970229*level_log_2__d4*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_5 = (-0.11512925464970229*level_log_2__d5*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                target__d1_4 = (level_log_2__d4*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d1_5 = (level_log_2__d5*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d4_4 = ((level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target if (over > 0.0) else 0.0)
-                target__d4_5 = (level_log_2__d4*level_log_2__d5*(slope*slope)*target - level_log_2__d4_5*slope*target if (over > 0.0) else 0.0)
-                target__d5_5 = ((level_log_2__d5*level_log_2__d5)*(slope*slope)*target - level_log_2__d5_5*slope*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+                target__d5 = select((over > 0.0), -level_log_2__d5*slope*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d0_4 = select((over > 0.0), -0.11512925464970229*level_log_2__d4*(slope*slope)*target, 0.0)
+                target__d0_5 = select((over > 0.0), -0.11512925464970229*level_log_2__d5*(slope*slope)*target, 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                target__d1_4 = select((over > 0.0), level_log_2__d4*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d1_5 = select((over > 0.0), level_log_2__d5*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d4_4 = select((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target, 0.0)
+                target__d4_5 = select((over > 0.0), level_log_2__d4*level_log_2__d5*(slope*slope)*target - level_log_2__d4_5*slope*target, 0.0)
+                target__d5_5 = select((over > 0.0), (level_log_2__d5*level_log_2__d5)*(slope*slope)*target - level_log_2__d5_5*slope*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

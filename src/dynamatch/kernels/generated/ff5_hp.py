@@ -22,6 +22,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'ff5-hp'
@@ -57,8 +58,8 @@ def render(x, q, state, output_state, out, out_gain):
                 x_n = x[c, n]
         level_log_n = log(max(abs(x_n), 1e-10))
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -72,8 +73,7 @@ def render(x, q, state, output_state, out, out_gain):
             out[c, n] = output
             output_state[c, 0] = output_lowpass
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
+            gain_prev = flushed(gain_prev)
             for c in range(channels):
                 for k in range(1):
                     if abs(output_state[c, k]) < 1e-100:
@@ -104,8 +104,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         output_lowpass = alpha_output_highpass*(-output_lowpass_prev + prediction) + output_lowpass_prev
@@ -125,12 +125,9 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         gain_prev = gain
         output_lowpass_prev = output_lowpass
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -185,12 +182,12 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -262,40 +259,23 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         output_lowpass_prev__d3 = output_lowpass__d3
         output_lowpass_prev__d4 = output_lowpass__d4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -431,15 +411,15 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -661,120 +641,63 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         output_lowpass_prev__d3_4 = output_lowpass__d3_4
         output_lowpass_prev__d4_4 = output_lowpass__d4_4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d0_0) < 1e-100:
-                output_lowpass_prev__d0_0 = 0.0
-            if abs(output_lowpass_prev__d0_1) < 1e-100:
-                output_lowpass_prev__d0_1 = 0.0
-            if abs(output_lowpass_prev__d0_2) < 1e-100:
-                output_lowpass_prev__d0_2 = 0.0
-            if abs(output_lowpass_prev__d0_3) < 1e-100:
-                output_lowpass_prev__d0_3 = 0.0
-            if abs(output_lowpass_prev__d0_4) < 1e-100:
-                output_lowpass_prev__d0_4 = 0.0
-            if abs(output_lowpass_prev__d1_1) < 1e-100:
-                output_lowpass_prev__d1_1 = 0.0
-            if abs(output_lowpass_prev__d1_2) < 1e-100:
-                output_lowpass_prev__d1_2 = 0.0
-            if abs(output_lowpass_prev__d1_3) < 1e-100:
-                output_lowpass_prev__d1_3 = 0.0
-            if abs(output_lowpass_prev__d1_4) < 1e-100:
-                output_lowpass_prev__d1_4 = 0.0
-            if abs(output_lowpass_prev__d2_2) < 1e-100:
-                output_lowpass_prev__d2_2 = 0.0
-            if abs(output_lowpass_prev__d2_3) < 1e-100:
-                output_lowpass_prev__d2_3 = 0.0
-            if abs(output_lowpass_prev__d2_4) < 1e-100:
-                output_lowpass_prev__d2_4 = 0.0
-            if abs(output_lowpass_prev__d3_3) < 1e-100:
-                output_lowpass_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d3_4) < 1e-100:
-                output_lowpass_prev__d3_4 = 0.0
-            if abs(output_lowpass_prev__d4_4) < 1e-100:
-                output_lowpass_prev__d4_4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
+            gain_prev = flushed(gain_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            output_lowpass_prev__d0_0 = flushed(output_lowpass_prev__d0_0)
+            output_lowpass_prev__d0_1 = flushed(output_lowpass_prev__d0_1)
+            output_lowpass_prev__d0_2 = flushed(output_lowpass_prev__d0_2)
+            output_lowpass_prev__d0_3 = flushed(output_lowpass_prev__d0_3)
+            output_lowpass_prev__d0_4 = flushed(output_lowpass_prev__d0_4)
+            output_lowpass_prev__d1_1 = flushed(output_lowpass_prev__d1_1)
+            output_lowpass_prev__d1_2 = flushed(output_lowpass_prev__d1_2)
+            output_lowpass_prev__d1_3 = flushed(output_lowpass_prev__d1_3)
+            output_lowpass_prev__d1_4 = flushed(output_lowpass_prev__d1_4)
+            output_lowpass_prev__d2_2 = flushed(output_lowpass_prev__d2_2)
+            output_lowpass_prev__d2_3 = flushed(output_lowpass_prev__d2_3)
+            output_lowpass_prev__d2_4 = flushed(output_lowpass_prev__d2_4)
+            output_lowpass_prev__d3_3 = flushed(output_lowpass_prev__d3_3)
+            output_lowpass_prev__d3_4 = flushed(output_lowpass_prev__d3_4)
+            output_lowpass_prev__d4_4 = flushed(output_lowpass_prev__d4_4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d4_4 = flushed(w__d4_4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -920,12 +843,12 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 t_in_prev = work[68 + lane]
                 t_n = work[72 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -1242,15 +1165,15 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 t_in_prev = work[228 + lane]
                 t_n = work[232 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

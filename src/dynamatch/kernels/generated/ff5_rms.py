@@ -23,6 +23,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 
 MODEL = 'ff5-rms'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_detector')
@@ -57,10 +58,10 @@ def render(x, q, state, output_state, out, out_gain):
             if abs(x[c, n]) > abs(x_n):
                 x_n = x[c, n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain_n = gain
         out_gain[n] = gain_n
@@ -71,10 +72,8 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = gain*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
+            gain_prev = flushed(gain_prev)
+            power_prev = flushed(power_prev)
     state[0] = gain_prev
     state[1] = power_prev
 
@@ -99,10 +98,10 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
     for n in range(start, stop):
         x_n = x[n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         prediction = gain*x_n
         u = prediction
@@ -120,12 +119,9 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         gain_prev = gain
         power_prev = power
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            power_prev = flushed(power_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -175,16 +171,16 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         x_n = x[n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -243,34 +239,20 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         gain_prev__d4 = gain__d4
         power_prev__d4 = power__d4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(power_prev__d4) < 1e-100:
-                power_prev__d4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
+            gain_prev = flushed(gain_prev)
+            power_prev = flushed(power_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            power_prev__d4 = flushed(power_prev__d4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -393,23 +375,23 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
         power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-        level_log_2__d4_4 = 0.5*(power__d4*power__d4)*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*(-1.0/(power*power) if (power > 1.0000000000000001e-20) else 0.0) + 0.5*power__d4_4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+        level_log_2__d4_4 = 0.5*(power__d4*power__d4)*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0) + 0.5*power__d4_4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d0_4 = (-0.11512925464970229*level_log_2__d4*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        target__d1_4 = (level_log_2__d4*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d4_4 = ((level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d0_4 = select((over > 0.0), -0.11512925464970229*level_log_2__d4*(slope*slope)*target, 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        target__d1_4 = select((over > 0.0), level_log_2__d4*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d4_4 = select((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -589,96 +571,51 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain_prev__d4_4 = gain__d4_4
         power_prev__d4_4 = power__d4_4
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(gain_prev__d4) < 1e-100:
-                gain_prev__d4 = 0.0
-            if abs(power_prev__d4) < 1e-100:
-                power_prev__d4 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d0_4) < 1e-100:
-                gain_prev__d0_4 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d1_4) < 1e-100:
-                gain_prev__d1_4 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d2_4) < 1e-100:
-                gain_prev__d2_4 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(gain_prev__d3_4) < 1e-100:
-                gain_prev__d3_4 = 0.0
-            if abs(gain_prev__d4_4) < 1e-100:
-                gain_prev__d4_4 = 0.0
-            if abs(power_prev__d4_4) < 1e-100:
-                power_prev__d4_4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
+            gain_prev = flushed(gain_prev)
+            power_prev = flushed(power_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            gain_prev__d4 = flushed(gain_prev__d4)
+            power_prev__d4 = flushed(power_prev__d4)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d0_4 = flushed(gain_prev__d0_4)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d1_4 = flushed(gain_prev__d1_4)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d2_4 = flushed(gain_prev__d2_4)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            gain_prev__d3_4 = flushed(gain_prev__d3_4)
+            gain_prev__d4_4 = flushed(gain_prev__d4_4)
+            power_prev__d4_4 = flushed(power_prev__d4_4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d4_4 = flushed(w__d4_4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -906,23 +843,23 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
                 power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
                 power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
-                level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-                level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-                level_log_2__d4_4 = 0.5*(power__d4*power__d4)*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*(-1.0/(power*power) if (power > 1.0000000000000001e-20) else 0.0) + 0.5*power__d4_4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
+                level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+                level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+                level_log_2__d4_4 = 0.5*(power__d4*power__d4)*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0) + 0.5*power__d4_4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
                 over = level_log_2 - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d4 = (-level_log_2__d4*slope*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d0_4 = (-0.11512925464970229*level_log_2__d4*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                target__d1_4 = (level_log_2__d4*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d4_4 = ((level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d4 = select((over > 0.0), -level_log_2__d4*slope*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d0_4 = select((over > 0.0), -0.11512925464970229*level_log_2__d4*(slope*slope)*target, 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                target__d1_4 = select((over > 0.0), level_log_2__d4*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d4_4 = select((over > 0.0), (level_log_2__d4*level_log_2__d4)*(slope*slope)*target - level_log_2__d4_4*slope*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'ff5-slow-hp'
@@ -67,10 +68,10 @@ def render(x, q, state, output_state, out, out_gain):
                 x_n = x[c, n]
         level_log_n = log(max(abs(x_n), 1e-10))
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
-        slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
+        slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
         slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
         memory = alpha_memory*(-memory_prev - target + 1.0) + memory_prev
         opto_gain = gain + memory*slow_share*(-gain + slow)
@@ -88,12 +89,9 @@ def render(x, q, state, output_state, out, out_gain):
             out[c, n] = output
             output_state[c, 0] = output_lowpass
         if (n & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(memory_prev) < 1e-100:
-                memory_prev = 0.0
+            gain_prev = flushed(gain_prev)
+            slow_prev = flushed(slow_prev)
+            memory_prev = flushed(memory_prev)
             for c in range(channels):
                 for k in range(1):
                     if abs(output_state[c, k]) < 1e-100:
@@ -131,10 +129,10 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
-        slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
+        slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
         slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
         memory = alpha_memory*(-memory_prev - target + 1.0) + memory_prev
         opto_gain = gain + memory*slow_share*(-gain + slow)
@@ -158,16 +156,11 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         memory_prev = memory
         output_lowpass_prev = output_lowpass
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(memory_prev) < 1e-100:
-                memory_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_prev = flushed(gain_prev)
+            slow_prev = flushed(slow_prev)
+            memory_prev = flushed(memory_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -246,20 +239,20 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
         gain__d2 = gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)
         gain__d3 = gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)
-        slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
-        slow_alpha__d2 = (1.0 if (slow_prev > target) else 0.0)
-        slow_alpha__d4 = (0.0 if (slow_prev > target) else 1.0)
+        slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
+        slow_alpha__d2 = select((slow_prev > target), 1.0, 0.0)
+        slow_alpha__d4 = select((slow_prev > target), 0.0, 1.0)
         slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
         slow__d0 = slow_alpha*target__d0 + slow_prev__d0*(1.0 - slow_alpha)
         slow__d1 = slow_alpha*target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -379,70 +372,38 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         output_lowpass_prev__d6 = output_lowpass__d6
         output_lowpass_prev__d7 = output_lowpass__d7
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(memory_prev) < 1e-100:
-                memory_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(slow_prev__d0) < 1e-100:
-                slow_prev__d0 = 0.0
-            if abs(slow_prev__d1) < 1e-100:
-                slow_prev__d1 = 0.0
-            if abs(slow_prev__d2) < 1e-100:
-                slow_prev__d2 = 0.0
-            if abs(slow_prev__d4) < 1e-100:
-                slow_prev__d4 = 0.0
-            if abs(memory_prev__d0) < 1e-100:
-                memory_prev__d0 = 0.0
-            if abs(memory_prev__d1) < 1e-100:
-                memory_prev__d1 = 0.0
-            if abs(memory_prev__d6) < 1e-100:
-                memory_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d7) < 1e-100:
-                output_lowpass_prev__d7 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
-            if abs(w__d7) < 1e-100:
-                w__d7 = 0.0
+            gain_prev = flushed(gain_prev)
+            slow_prev = flushed(slow_prev)
+            memory_prev = flushed(memory_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            slow_prev__d0 = flushed(slow_prev__d0)
+            slow_prev__d1 = flushed(slow_prev__d1)
+            slow_prev__d2 = flushed(slow_prev__d2)
+            slow_prev__d4 = flushed(slow_prev__d4)
+            memory_prev__d0 = flushed(memory_prev__d0)
+            memory_prev__d1 = flushed(memory_prev__d1)
+            memory_prev__d6 = flushed(memory_prev__d6)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            output_lowpass_prev__d7 = flushed(output_lowpass_prev__d7)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
+            w__d7 = flushed(w__d7)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -704,15 +665,15 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         x_n = x[n]
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-        gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-        gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+        gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+        gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
         gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
         gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
         gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -728,9 +689,9 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain__d2_2 = -2.0*gain_alpha__d2*gain_prev__d2 + gain_prev__d2_2*(1.0 - gain_alpha)
         gain__d2_3 = -gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2 + gain_prev__d2_3*(1.0 - gain_alpha)
         gain__d3_3 = -2.0*gain_alpha__d3*gain_prev__d3 + gain_prev__d3_3*(1.0 - gain_alpha)
-        slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
-        slow_alpha__d2 = (1.0 if (slow_prev > target) else 0.0)
-        slow_alpha__d4 = (0.0 if (slow_prev > target) else 1.0)
+        slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
+        slow_alpha__d2 = select((slow_prev > target), 1.0, 0.0)
+        slow_alpha__d4 = select((slow_prev > target), 0.0, 1.0)
         slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
         slow__d0 = slow_alpha*target__d0 + slow_prev__d0*(1.0 - slow_alpha)
         slow__d1 = slow_alpha*target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -1218,258 +1179,132 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         output_lowpass_prev__d6_7 = output_lowpass__d6_7
         output_lowpass_prev__d7_7 = output_lowpass__d7_7
         if ((n - start) & 63) == 0:
-            if abs(gain_prev) < 1e-100:
-                gain_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(memory_prev) < 1e-100:
-                memory_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(gain_prev__d0) < 1e-100:
-                gain_prev__d0 = 0.0
-            if abs(gain_prev__d1) < 1e-100:
-                gain_prev__d1 = 0.0
-            if abs(gain_prev__d2) < 1e-100:
-                gain_prev__d2 = 0.0
-            if abs(gain_prev__d3) < 1e-100:
-                gain_prev__d3 = 0.0
-            if abs(slow_prev__d0) < 1e-100:
-                slow_prev__d0 = 0.0
-            if abs(slow_prev__d1) < 1e-100:
-                slow_prev__d1 = 0.0
-            if abs(slow_prev__d2) < 1e-100:
-                slow_prev__d2 = 0.0
-            if abs(slow_prev__d4) < 1e-100:
-                slow_prev__d4 = 0.0
-            if abs(memory_prev__d0) < 1e-100:
-                memory_prev__d0 = 0.0
-            if abs(memory_prev__d1) < 1e-100:
-                memory_prev__d1 = 0.0
-            if abs(memory_prev__d6) < 1e-100:
-                memory_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d7) < 1e-100:
-                output_lowpass_prev__d7 = 0.0
-            if abs(gain_prev__d0_0) < 1e-100:
-                gain_prev__d0_0 = 0.0
-            if abs(gain_prev__d0_1) < 1e-100:
-                gain_prev__d0_1 = 0.0
-            if abs(gain_prev__d0_2) < 1e-100:
-                gain_prev__d0_2 = 0.0
-            if abs(gain_prev__d0_3) < 1e-100:
-                gain_prev__d0_3 = 0.0
-            if abs(gain_prev__d1_1) < 1e-100:
-                gain_prev__d1_1 = 0.0
-            if abs(gain_prev__d1_2) < 1e-100:
-                gain_prev__d1_2 = 0.0
-            if abs(gain_prev__d1_3) < 1e-100:
-                gain_prev__d1_3 = 0.0
-            if abs(gain_prev__d2_2) < 1e-100:
-                gain_prev__d2_2 = 0.0
-            if abs(gain_prev__d2_3) < 1e-100:
-                gain_prev__d2_3 = 0.0
-            if abs(gain_prev__d3_3) < 1e-100:
-                gain_prev__d3_3 = 0.0
-            if abs(slow_prev__d0_0) < 1e-100:
-                slow_prev__d0_0 = 0.0
-            if abs(slow_prev__d0_1) < 1e-100:
-                slow_prev__d0_1 = 0.0
-            if abs(slow_prev__d0_2) < 1e-100:
-                slow_prev__d0_2 = 0.0
-            if abs(slow_prev__d0_4) < 1e-100:
-                slow_prev__d0_4 = 0.0
-            if abs(slow_prev__d1_1) < 1e-100:
-                slow_prev__d1_1 = 0.0
-            if abs(slow_prev__d1_2) < 1e-100:
-                slow_prev__d1_2 = 0.0
-            if abs(slow_prev__d1_4) < 1e-100:
-                slow_prev__d1_4 = 0.0
-            if abs(slow_prev__d2_2) < 1e-100:
-                slow_prev__d2_2 = 0.0
-            if abs(slow_prev__d2_4) < 1e-100:
-                slow_prev__d2_4 = 0.0
-            if abs(slow_prev__d4_4) < 1e-100:
-                slow_prev__d4_4 = 0.0
-            if abs(memory_prev__d0_0) < 1e-100:
-                memory_prev__d0_0 = 0.0
-            if abs(memory_prev__d0_1) < 1e-100:
-                memory_prev__d0_1 = 0.0
-            if abs(memory_prev__d0_6) < 1e-100:
-                memory_prev__d0_6 = 0.0
-            if abs(memory_prev__d1_1) < 1e-100:
-                memory_prev__d1_1 = 0.0
-            if abs(memory_prev__d1_6) < 1e-100:
-                memory_prev__d1_6 = 0.0
-            if abs(memory_prev__d6_6) < 1e-100:
-                memory_prev__d6_6 = 0.0
-            if abs(output_lowpass_prev__d0_0) < 1e-100:
-                output_lowpass_prev__d0_0 = 0.0
-            if abs(output_lowpass_prev__d0_1) < 1e-100:
-                output_lowpass_prev__d0_1 = 0.0
-            if abs(output_lowpass_prev__d0_2) < 1e-100:
-                output_lowpass_prev__d0_2 = 0.0
-            if abs(output_lowpass_prev__d0_3) < 1e-100:
-                output_lowpass_prev__d0_3 = 0.0
-            if abs(output_lowpass_prev__d0_4) < 1e-100:
-                output_lowpass_prev__d0_4 = 0.0
-            if abs(output_lowpass_prev__d0_5) < 1e-100:
-                output_lowpass_prev__d0_5 = 0.0
-            if abs(output_lowpass_prev__d0_6) < 1e-100:
-                output_lowpass_prev__d0_6 = 0.0
-            if abs(output_lowpass_prev__d0_7) < 1e-100:
-                output_lowpass_prev__d0_7 = 0.0
-            if abs(output_lowpass_prev__d1_1) < 1e-100:
-                output_lowpass_prev__d1_1 = 0.0
-            if abs(output_lowpass_prev__d1_2) < 1e-100:
-                output_lowpass_prev__d1_2 = 0.0
-            if abs(output_lowpass_prev__d1_3) < 1e-100:
-                output_lowpass_prev__d1_3 = 0.0
-            if abs(output_lowpass_prev__d1_4) < 1e-100:
-                output_lowpass_prev__d1_4 = 0.0
-            if abs(output_lowpass_prev__d1_5) < 1e-100:
-                output_lowpass_prev__d1_5 = 0.0
-            if abs(output_lowpass_prev__d1_6) < 1e-100:
-                output_lowpass_prev__d1_6 = 0.0
-            if abs(output_lowpass_prev__d1_7) < 1e-100:
-                output_lowpass_prev__d1_7 = 0.0
-            if abs(output_lowpass_prev__d2_2) < 1e-100:
-                output_lowpass_prev__d2_2 = 0.0
-            if abs(output_lowpass_prev__d2_3) < 1e-100:
-                output_lowpass_prev__d2_3 = 0.0
-            if abs(output_lowpass_prev__d2_4) < 1e-100:
-                output_lowpass_prev__d2_4 = 0.0
-            if abs(output_lowpass_prev__d2_5) < 1e-100:
-                output_lowpass_prev__d2_5 = 0.0
-            if abs(output_lowpass_prev__d2_6) < 1e-100:
-                output_lowpass_prev__d2_6 = 0.0
-            if abs(output_lowpass_prev__d2_7) < 1e-100:
-                output_lowpass_prev__d2_7 = 0.0
-            if abs(output_lowpass_prev__d3_3) < 1e-100:
-                output_lowpass_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d3_5) < 1e-100:
-                output_lowpass_prev__d3_5 = 0.0
-            if abs(output_lowpass_prev__d3_6) < 1e-100:
-                output_lowpass_prev__d3_6 = 0.0
-            if abs(output_lowpass_prev__d3_7) < 1e-100:
-                output_lowpass_prev__d3_7 = 0.0
-            if abs(output_lowpass_prev__d4_4) < 1e-100:
-                output_lowpass_prev__d4_4 = 0.0
-            if abs(output_lowpass_prev__d4_5) < 1e-100:
-                output_lowpass_prev__d4_5 = 0.0
-            if abs(output_lowpass_prev__d4_6) < 1e-100:
-                output_lowpass_prev__d4_6 = 0.0
-            if abs(output_lowpass_prev__d4_7) < 1e-100:
-                output_lowpass_prev__d4_7 = 0.0
-            if abs(output_lowpass_prev__d5_6) < 1e-100:
-                output_lowpass_prev__d5_6 = 0.0
-            if abs(output_lowpass_prev__d5_7) < 1e-100:
-                output_lowpass_prev__d5_7 = 0.0
-            if abs(output_lowpass_prev__d6_6) < 1e-100:
-                output_lowpass_prev__d6_6 = 0.0
-            if abs(output_lowpass_prev__d6_7) < 1e-100:
-                output_lowpass_prev__d6_7 = 0.0
-            if abs(output_lowpass_prev__d7_7) < 1e-100:
-                output_lowpass_prev__d7_7 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
-            if abs(w__d7) < 1e-100:
-                w__d7 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d0_5) < 1e-100:
-                w__d0_5 = 0.0
-            if abs(w__d0_6) < 1e-100:
-                w__d0_6 = 0.0
-            if abs(w__d0_7) < 1e-100:
-                w__d0_7 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d1_5) < 1e-100:
-                w__d1_5 = 0.0
-            if abs(w__d1_6) < 1e-100:
-                w__d1_6 = 0.0
-            if abs(w__d1_7) < 1e-100:
-                w__d1_7 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d2_5) < 1e-100:
-                w__d2_5 = 0.0
-            if abs(w__d2_6) < 1e-100:
-                w__d2_6 = 0.0
-            if abs(w__d2_7) < 1e-100:
-                w__d2_7 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_5) < 1e-100:
-                w__d3_5 = 0.0
-            if abs(w__d3_6) < 1e-100:
-                w__d3_6 = 0.0
-            if abs(w__d3_7) < 1e-100:
-                w__d3_7 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
-            if abs(w__d4_5) < 1e-100:
-                w__d4_5 = 0.0
-            if abs(w__d4_6) < 1e-100:
-                w__d4_6 = 0.0
-            if abs(w__d4_7) < 1e-100:
-                w__d4_7 = 0.0
-            if abs(w__d5_6) < 1e-100:
-                w__d5_6 = 0.0
-            if abs(w__d5_7) < 1e-100:
-                w__d5_7 = 0.0
-            if abs(w__d6_6) < 1e-100:
-                w__d6_6 = 0.0
-            if abs(w__d6_7) < 1e-100:
-                w__d6_7 = 0.0
-            if abs(w__d7_7) < 1e-100:
-                w__d7_7 = 0.0
+            gain_prev = flushed(gain_prev)
+            slow_prev = flushed(slow_prev)
+            memory_prev = flushed(memory_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            gain_prev__d0 = flushed(gain_prev__d0)
+            gain_prev__d1 = flushed(gain_prev__d1)
+            gain_prev__d2 = flushed(gain_prev__d2)
+            gain_prev__d3 = flushed(gain_prev__d3)
+            slow_prev__d0 = flushed(slow_prev__d0)
+            slow_prev__d1 = flushed(slow_prev__d1)
+            slow_prev__d2 = flushed(slow_prev__d2)
+            slow_prev__d4 = flushed(slow_prev__d4)
+            memory_prev__d0 = flushed(memory_prev__d0)
+            memory_prev__d1 = flushed(memory_prev__d1)
+            memory_prev__d6 = flushed(memory_prev__d6)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            output_lowpass_prev__d7 = flushed(output_lowpass_prev__d7)
+            gain_prev__d0_0 = flushed(gain_prev__d0_0)
+            gain_prev__d0_1 = flushed(gain_prev__d0_1)
+            gain_prev__d0_2 = flushed(gain_prev__d0_2)
+            gain_prev__d0_3 = flushed(gain_prev__d0_3)
+            gain_prev__d1_1 = flushed(gain_prev__d1_1)
+            gain_prev__d1_2 = flushed(gain_prev__d1_2)
+            gain_prev__d1_3 = flushed(gain_prev__d1_3)
+            gain_prev__d2_2 = flushed(gain_prev__d2_2)
+            gain_prev__d2_3 = flushed(gain_prev__d2_3)
+            gain_prev__d3_3 = flushed(gain_prev__d3_3)
+            slow_prev__d0_0 = flushed(slow_prev__d0_0)
+            slow_prev__d0_1 = flushed(slow_prev__d0_1)
+            slow_prev__d0_2 = flushed(slow_prev__d0_2)
+            slow_prev__d0_4 = flushed(slow_prev__d0_4)
+            slow_prev__d1_1 = flushed(slow_prev__d1_1)
+            slow_prev__d1_2 = flushed(slow_prev__d1_2)
+            slow_prev__d1_4 = flushed(slow_prev__d1_4)
+            slow_prev__d2_2 = flushed(slow_prev__d2_2)
+            slow_prev__d2_4 = flushed(slow_prev__d2_4)
+            slow_prev__d4_4 = flushed(slow_prev__d4_4)
+            memory_prev__d0_0 = flushed(memory_prev__d0_0)
+            memory_prev__d0_1 = flushed(memory_prev__d0_1)
+            memory_prev__d0_6 = flushed(memory_prev__d0_6)
+            memory_prev__d1_1 = flushed(memory_prev__d1_1)
+            memory_prev__d1_6 = flushed(memory_prev__d1_6)
+            memory_prev__d6_6 = flushed(memory_prev__d6_6)
+            output_lowpass_prev__d0_0 = flushed(output_lowpass_prev__d0_0)
+            output_lowpass_prev__d0_1 = flushed(output_lowpass_prev__d0_1)
+            output_lowpass_prev__d0_2 = flushed(output_lowpass_prev__d0_2)
+            output_lowpass_prev__d0_3 = flushed(output_lowpass_prev__d0_3)
+            output_lowpass_prev__d0_4 = flushed(output_lowpass_prev__d0_4)
+            output_lowpass_prev__d0_5 = flushed(output_lowpass_prev__d0_5)
+            output_lowpass_prev__d0_6 = flushed(output_lowpass_prev__d0_6)
+            output_lowpass_prev__d0_7 = flushed(output_lowpass_prev__d0_7)
+            output_lowpass_prev__d1_1 = flushed(output_lowpass_prev__d1_1)
+            output_lowpass_prev__d1_2 = flushed(output_lowpass_prev__d1_2)
+            output_lowpass_prev__d1_3 = flushed(output_lowpass_prev__d1_3)
+            output_lowpass_prev__d1_4 = flushed(output_lowpass_prev__d1_4)
+            output_lowpass_prev__d1_5 = flushed(output_lowpass_prev__d1_5)
+            output_lowpass_prev__d1_6 = flushed(output_lowpass_prev__d1_6)
+            output_lowpass_prev__d1_7 = flushed(output_lowpass_prev__d1_7)
+            output_lowpass_prev__d2_2 = flushed(output_lowpass_prev__d2_2)
+            output_lowpass_prev__d2_3 = flushed(output_lowpass_prev__d2_3)
+            output_lowpass_prev__d2_4 = flushed(output_lowpass_prev__d2_4)
+            output_lowpass_prev__d2_5 = flushed(output_lowpass_prev__d2_5)
+            output_lowpass_prev__d2_6 = flushed(output_lowpass_prev__d2_6)
+            output_lowpass_prev__d2_7 = flushed(output_lowpass_prev__d2_7)
+            output_lowpass_prev__d3_3 = flushed(output_lowpass_prev__d3_3)
+            output_lowpass_prev__d3_5 = flushed(output_lowpass_prev__d3_5)
+            output_lowpass_prev__d3_6 = flushed(output_lowpass_prev__d3_6)
+            output_lowpass_prev__d3_7 = flushed(output_lowpass_prev__d3_7)
+            output_lowpass_prev__d4_4 = flushed(output_lowpass_prev__d4_4)
+            output_lowpass_prev__d4_5 = flushed(output_lowpass_prev__d4_5)
+            output_lowpass_prev__d4_6 = flushed(output_lowpass_prev__d4_6)
+            output_lowpass_prev__d4_7 = flushed(output_lowpass_prev__d4_7)
+            output_lowpass_prev__d5_6 = flushed(output_lowpass_prev__d5_6)
+            output_lowpass_prev__d5_7 = flushed(output_lowpass_prev__d5_7)
+            output_lowpass_prev__d6_6 = flushed(output_lowpass_prev__d6_6)
+            output_lowpass_prev__d6_7 = flushed(output_lowpass_prev__d6_7)
+            output_lowpass_prev__d7_7 = flushed(output_lowpass_prev__d7_7)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
+            w__d7 = flushed(w__d7)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d0_5 = flushed(w__d0_5)
+            w__d0_6 = flushed(w__d0_6)
+            w__d0_7 = flushed(w__d0_7)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d1_5 = flushed(w__d1_5)
+            w__d1_6 = flushed(w__d1_6)
+            w__d1_7 = flushed(w__d1_7)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d2_5 = flushed(w__d2_5)
+            w__d2_6 = flushed(w__d2_6)
+            w__d2_7 = flushed(w__d2_7)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_5 = flushed(w__d3_5)
+            w__d3_6 = flushed(w__d3_6)
+            w__d3_7 = flushed(w__d3_7)
+            w__d4_4 = flushed(w__d4_4)
+            w__d4_5 = flushed(w__d4_5)
+            w__d4_6 = flushed(w__d4_6)
+            w__d4_7 = flushed(w__d4_7)
+            w__d5_6 = flushed(w__d5_6)
+            w__d5_7 = flushed(w__d5_7)
+            w__d6_6 = flushed(w__d6_6)
+            w__d6_7 = flushed(w__d6_7)
+            w__d7_7 = flushed(w__d7_7)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -1711,20 +1546,20 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 t_in_prev = work[128 + lane]
                 t_n = work[132 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
                 gain__d2 = gain_alpha__d2*(-gain_prev + target) + gain_prev__d2*(1.0 - gain_alpha)
                 gain__d3 = gain_alpha__d3*(-gain_prev + target) + gain_prev__d3*(1.0 - gain_alpha)
-                slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
-                slow_alpha__d2 = (1.0 if (slow_prev > target) else 0.0)
-                slow_alpha__d4 = (0.0 if (slow_prev > target) else 1.0)
+                slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
+                slow_alpha__d2 = select((slow_prev > target), 1.0, 0.0)
+                slow_alpha__d4 = select((slow_prev > target), 0.0, 1.0)
                 slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
                 slow__d0 = slow_alpha*target__d0 + slow_prev__d0*(1.0 - slow_alpha)
                 slow__d1 = slow_alpha*target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -2314,15 +2149,15 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 t_in_prev = work[504 + lane]
                 t_n = work[508 + lane]
                 over = level_log_n - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                gain_alpha = (alpha_attack if (gain_prev > target) else alpha_release)
-                gain_alpha__d2 = (1.0 if (gain_prev > target) else 0.0)
-                gain_alpha__d3 = (0.0 if (gain_prev > target) else 1.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                gain_alpha = select((gain_prev > target), alpha_attack, alpha_release)
+                gain_alpha__d2 = select((gain_prev > target), 1.0, 0.0)
+                gain_alpha__d3 = select((gain_prev > target), 0.0, 1.0)
                 gain = gain_alpha*target + gain_prev*(1.0 - gain_alpha)
                 gain__d0 = gain_alpha*target__d0 + gain_prev__d0*(1.0 - gain_alpha)
                 gain__d1 = gain_alpha*target__d1 + gain_prev__d1*(1.0 - gain_alpha)
@@ -2338,9 +2173,9 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 gain__d2_2 = -2.0*gain_alpha__d2*gain_prev__d2 + gain_prev__d2_2*(1.0 - gain_alpha)
                 gain__d2_3 = -gain_alpha__d2*gain_prev__d3 - gain_alpha__d3*gain_prev__d2 + gain_prev__d2_3*(1.0 - gain_alpha)
                 gain__d3_3 = -2.0*gain_alpha__d3*gain_prev__d3 + gain_prev__d3_3*(1.0 - gain_alpha)
-                slow_alpha = (alpha_attack if (slow_prev > target) else alpha_release_slow)
-                slow_alpha__d2 = (1.0 if (slow_prev > target) else 0.0)
-                slow_alpha__d4 = (0.0 if (slow_prev > target) else 1.0)
+                slow_alpha = select((slow_prev > target), alpha_attack, alpha_release_slow)
+                slow_alpha__d2 = select((slow_prev > target), 1.0, 0.0)
+                slow_alpha__d4 = select((slow_prev > target), 0.0, 1.0)
                 slow = slow_alpha*target + slow_prev*(1.0 - slow_alpha)
                 slow__d0 = slow_alpha*target__d0 + slow_prev__d0*(1.0 - slow_alpha)
                 slow__d1 = slow_alpha*target__d1 + slow_prev__d1*(1.0 - slow_alpha)

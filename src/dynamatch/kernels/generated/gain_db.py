@@ -22,6 +22,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'gain-db'
@@ -49,7 +50,7 @@ def render(x, q, state, output_state, out, out_gain):
     knee_db = q[4]
     slope = 1.0 - 1.0/ratio
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
     gain_log_prev = state[0]
     channels = x.shape[0]
     for n in range(x.shape[1]):
@@ -60,8 +61,8 @@ def render(x, q, state, output_state, out, out_gain):
         level_log_n = log(max(abs(x_n), 1e-10))
         over = level_log_n - 0.11512925464970229*threshold_db
         knee_inside = -knee_quarter*slope*((knee_half + over)*(knee_half + over))
-        target_log = (-over*slope if (knee_half <= over) else (knee_inside if (knee_half > -over) else 0.0))
-        gain_log_alpha = (alpha_attack if (gain_log_prev > target_log) else alpha_release)
+        target_log = select((knee_half <= over), -over*slope, select((knee_half > -over), knee_inside, 0.0))
+        gain_log_alpha = select((gain_log_prev > target_log), alpha_attack, alpha_release)
         gain_log = gain_log_alpha*target_log + gain_log_prev*(1.0 - gain_log_alpha)
         gain = exp(gain_log)
         gain_n = gain
@@ -72,8 +73,7 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = gain*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(gain_log_prev) < 1e-100:
-                gain_log_prev = 0.0
+            gain_log_prev = flushed(gain_log_prev)
     state[0] = gain_log_prev
 
 
@@ -86,7 +86,7 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
     knee_db = q[4]
     slope = 1.0 - 1.0/ratio
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
     gain_log_prev = 0.0
     w = 0.0
     sum_rr = 0.0
@@ -102,8 +102,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         level_log_n = level_log[n - start]
         over = level_log_n - 0.11512925464970229*threshold_db
         knee_inside = -knee_quarter*slope*((knee_half + over)*(knee_half + over))
-        target_log = (-over*slope if (knee_half <= over) else (knee_inside if (knee_half > -over) else 0.0))
-        gain_log_alpha = (alpha_attack if (gain_log_prev > target_log) else alpha_release)
+        target_log = select((knee_half <= over), -over*slope, select((knee_half > -over), knee_inside, 0.0))
+        gain_log_alpha = select((gain_log_prev > target_log), alpha_attack, alpha_release)
         gain_log = gain_log_alpha*target_log + gain_log_prev*(1.0 - gain_log_alpha)
         gain = exp(gain_log)
         prediction = gain*x_n
@@ -121,10 +121,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
             sum_rz += r * z
         gain_log_prev = gain_log
         if ((n - start) & 63) == 0:
-            if abs(gain_log_prev) < 1e-100:
-                gain_log_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            gain_log_prev = flushed(gain_log_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -141,8 +139,8 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
     slope = 1.0 - 1.0/ratio
     slope__d1 = 1.0/(ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d4 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d4 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
     gain_log_prev = 0.0
     gain_log_prev__d0 = 0.0
     gain_log_prev__d1 = 0.0
@@ -181,13 +179,13 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         knee_inside__d0 = 0.11512925464970229*knee_quarter*slope*(2.0*knee_half + 2.0*over)
         knee_inside__d1 = -knee_quarter*slope__d1*((knee_half + over)*(knee_half + over))
         knee_inside__d4 = -0.057564627324851146*knee_quarter*slope*(2.0*knee_half + 2.0*over) - knee_quarter__d4*slope*((knee_half + over)*(knee_half + over))
-        target_log = (-over*slope if (knee_half <= over) else (knee_inside if (knee_half > -over) else 0.0))
-        target_log__d0 = (0.11512925464970229*slope if (knee_half <= over) else (knee_inside__d0 if (knee_half > -over) else 0.0))
-        target_log__d1 = (-over*slope__d1 if (knee_half <= over) else (knee_inside__d1 if (knee_half > -over) else 0.0))
-        target_log__d4 = (0.0 if (knee_half <= over) else (knee_inside__d4 if (knee_half > -over) else 0.0))
-        gain_log_alpha = (alpha_attack if (gain_log_prev > target_log) else alpha_release)
-        gain_log_alpha__d2 = (1.0 if (gain_log_prev > target_log) else 0.0)
-        gain_log_alpha__d3 = (0.0 if (gain_log_prev > target_log) else 1.0)
+        target_log = select((knee_half <= over), -over*slope, select((knee_half > -over), knee_inside, 0.0))
+        target_log__d0 = select((knee_half <= over), 0.11512925464970229*slope, select((knee_half > -over), knee_inside__d0, 0.0))
+        target_log__d1 = select((knee_half <= over), -over*slope__d1, select((knee_half > -over), knee_inside__d1, 0.0))
+        target_log__d4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d4, 0.0))
+        gain_log_alpha = select((gain_log_prev > target_log), alpha_attack, alpha_release)
+        gain_log_alpha__d2 = select((gain_log_prev > target_log), 1.0, 0.0)
+        gain_log_alpha__d3 = select((gain_log_prev > target_log), 0.0, 1.0)
         gain_log = gain_log_alpha*target_log + gain_log_prev*(1.0 - gain_log_alpha)
         gain_log__d0 = gain_log_alpha*target_log__d0 + gain_log_prev__d0*(1.0 - gain_log_alpha)
         gain_log__d1 = gain_log_alpha*target_log__d1 + gain_log_prev__d1*(1.0 - gain_log_alpha)
@@ -250,30 +248,18 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         gain_log_prev__d3 = gain_log__d3
         gain_log_prev__d4 = gain_log__d4
         if ((n - start) & 63) == 0:
-            if abs(gain_log_prev) < 1e-100:
-                gain_log_prev = 0.0
-            if abs(gain_log_prev__d0) < 1e-100:
-                gain_log_prev__d0 = 0.0
-            if abs(gain_log_prev__d1) < 1e-100:
-                gain_log_prev__d1 = 0.0
-            if abs(gain_log_prev__d2) < 1e-100:
-                gain_log_prev__d2 = 0.0
-            if abs(gain_log_prev__d3) < 1e-100:
-                gain_log_prev__d3 = 0.0
-            if abs(gain_log_prev__d4) < 1e-100:
-                gain_log_prev__d4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
+            gain_log_prev = flushed(gain_log_prev)
+            gain_log_prev__d0 = flushed(gain_log_prev__d0)
+            gain_log_prev__d1 = flushed(gain_log_prev__d1)
+            gain_log_prev__d2 = flushed(gain_log_prev__d2)
+            gain_log_prev__d3 = flushed(gain_log_prev__d3)
+            gain_log_prev__d4 = flushed(gain_log_prev__d4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -301,9 +287,9 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
     slope__d1 = 1.0/(ratio*ratio)
     slope__d1_1 = -2.0/(ratio*ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d4 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
-    knee_quarter__d4_4 = 0.0008284215797622498*(2.0/(knee_half*knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d4 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
+    knee_quarter__d4_4 = 0.0008284215797622498*select((knee_half > 1e-12), 2.0/(knee_half*knee_half*knee_half), 0.0)
     knee_inside__d0_0 = -0.026509490552391993*knee_quarter*slope
     gain_log_prev = 0.0
     gain_log_prev__d0 = 0.0
@@ -408,19 +394,19 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         knee_inside__d1_1 = -knee_quarter*slope__d1_1*((knee_half + over)*(knee_half + over))
         knee_inside__d1_4 = -0.11512925464970229*knee_quarter*slope__d1*(knee_half + over) - knee_quarter__d4*slope__d1*((knee_half + over)*(knee_half + over))
         knee_inside__d4_4 = -0.006627372638097998*knee_quarter*slope - 0.23025850929940458*knee_quarter__d4*slope*(knee_half + over) - knee_quarter__d4_4*slope*((knee_half + over)*(knee_half + over))
-        target_log = (-over*slope if (knee_half <= over) else (knee_inside if (knee_half > -over) else 0.0))
-        target_log__d0 = (0.11512925464970229*slope if (knee_half <= over) else (knee_inside__d0 if (knee_half > -over) else 0.0))
-        target_log__d1 = (-over*slope__d1 if (knee_half <= over) else (knee_inside__d1 if (knee_half > -over) else 0.0))
-        target_log__d4 = (0.0 if (knee_half <= over) else (knee_inside__d4 if (knee_half > -over) else 0.0))
-        target_log__d0_0 = (0.0 if (knee_half <= over) else (knee_inside__d0_0 if (knee_half > -over) else 0.0))
-        target_log__d0_1 = (0.11512925464970229*slope__d1 if (knee_half <= over) else (knee_inside__d0_1 if (knee_half > -over) else 0.0))
-        target_log__d0_4 = (0.0 if (knee_half <= over) else (knee_inside__d0_4 if (knee_half > -over) else 0.0))
-        target_log__d1_1 = (-over*slope__d1_1 if (knee_half <= over) else (knee_inside__d1_1 if (knee_half > -over) else 0.0))
-        target_log__d1_4 = (0.0 if (knee_half <= over) else (knee_inside__d1_4 if (knee_half > -over) else 0.0))
-        target_log__d4_4 = (0.0 if (knee_half <= over) else (knee_inside__d4_4 if (knee_half > -over) else 0.0))
-        gain_log_alpha = (alpha_attack if (gain_log_prev > target_log) else alpha_release)
-        gain_log_alpha__d2 = (1.0 if (gain_log_prev > target_log) else 0.0)
-        gain_log_alpha__d3 = (0.0 if (gain_log_prev > target_log) else 1.0)
+        target_log = select((knee_half <= over), -over*slope, select((knee_half > -over), knee_inside, 0.0))
+        target_log__d0 = select((knee_half <= over), 0.11512925464970229*slope, select((knee_half > -over), knee_inside__d0, 0.0))
+        target_log__d1 = select((knee_half <= over), -over*slope__d1, select((knee_half > -over), knee_inside__d1, 0.0))
+        target_log__d4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d4, 0.0))
+        target_log__d0_0 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d0_0, 0.0))
+        target_log__d0_1 = select((knee_half <= over), 0.11512925464970229*slope__d1, select((knee_half > -over), knee_inside__d0_1, 0.0))
+        target_log__d0_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d0_4, 0.0))
+        target_log__d1_1 = select((knee_half <= over), -over*slope__d1_1, select((knee_half > -over), knee_inside__d1_1, 0.0))
+        target_log__d1_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d1_4, 0.0))
+        target_log__d4_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d4_4, 0.0))
+        gain_log_alpha = select((gain_log_prev > target_log), alpha_attack, alpha_release)
+        gain_log_alpha__d2 = select((gain_log_prev > target_log), 1.0, 0.0)
+        gain_log_alpha__d3 = select((gain_log_prev > target_log), 0.0, 1.0)
         gain_log = gain_log_alpha*target_log + gain_log_prev*(1.0 - gain_log_alpha)
         gain_log__d0 = gain_log_alpha*target_log__d0 + gain_log_prev__d0*(1.0 - gain_log_alpha)
         gain_log__d1 = gain_log_alpha*target_log__d1 + gain_log_prev__d1*(1.0 - gain_log_alpha)
@@ -618,90 +604,48 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         gain_log_prev__d3_4 = gain_log__d3_4
         gain_log_prev__d4_4 = gain_log__d4_4
         if ((n - start) & 63) == 0:
-            if abs(gain_log_prev) < 1e-100:
-                gain_log_prev = 0.0
-            if abs(gain_log_prev__d0) < 1e-100:
-                gain_log_prev__d0 = 0.0
-            if abs(gain_log_prev__d1) < 1e-100:
-                gain_log_prev__d1 = 0.0
-            if abs(gain_log_prev__d2) < 1e-100:
-                gain_log_prev__d2 = 0.0
-            if abs(gain_log_prev__d3) < 1e-100:
-                gain_log_prev__d3 = 0.0
-            if abs(gain_log_prev__d4) < 1e-100:
-                gain_log_prev__d4 = 0.0
-            if abs(gain_log_prev__d0_0) < 1e-100:
-                gain_log_prev__d0_0 = 0.0
-            if abs(gain_log_prev__d0_1) < 1e-100:
-                gain_log_prev__d0_1 = 0.0
-            if abs(gain_log_prev__d0_2) < 1e-100:
-                gain_log_prev__d0_2 = 0.0
-            if abs(gain_log_prev__d0_3) < 1e-100:
-                gain_log_prev__d0_3 = 0.0
-            if abs(gain_log_prev__d0_4) < 1e-100:
-                gain_log_prev__d0_4 = 0.0
-            if abs(gain_log_prev__d1_1) < 1e-100:
-                gain_log_prev__d1_1 = 0.0
-            if abs(gain_log_prev__d1_2) < 1e-100:
-                gain_log_prev__d1_2 = 0.0
-            if abs(gain_log_prev__d1_3) < 1e-100:
-                gain_log_prev__d1_3 = 0.0
-            if abs(gain_log_prev__d1_4) < 1e-100:
-                gain_log_prev__d1_4 = 0.0
-            if abs(gain_log_prev__d2_2) < 1e-100:
-                gain_log_prev__d2_2 = 0.0
-            if abs(gain_log_prev__d2_3) < 1e-100:
-                gain_log_prev__d2_3 = 0.0
-            if abs(gain_log_prev__d2_4) < 1e-100:
-                gain_log_prev__d2_4 = 0.0
-            if abs(gain_log_prev__d3_3) < 1e-100:
-                gain_log_prev__d3_3 = 0.0
-            if abs(gain_log_prev__d3_4) < 1e-100:
-                gain_log_prev__d3_4 = 0.0
-            if abs(gain_log_prev__d4_4) < 1e-100:
-                gain_log_prev__d4_4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
+            gain_log_prev = flushed(gain_log_prev)
+            gain_log_prev__d0 = flushed(gain_log_prev__d0)
+            gain_log_prev__d1 = flushed(gain_log_prev__d1)
+            gain_log_prev__d2 = flushed(gain_log_prev__d2)
+            gain_log_prev__d3 = flushed(gain_log_prev__d3)
+            gain_log_prev__d4 = flushed(gain_log_prev__d4)
+            gain_log_prev__d0_0 = flushed(gain_log_prev__d0_0)
+            gain_log_prev__d0_1 = flushed(gain_log_prev__d0_1)
+            gain_log_prev__d0_2 = flushed(gain_log_prev__d0_2)
+            gain_log_prev__d0_3 = flushed(gain_log_prev__d0_3)
+            gain_log_prev__d0_4 = flushed(gain_log_prev__d0_4)
+            gain_log_prev__d1_1 = flushed(gain_log_prev__d1_1)
+            gain_log_prev__d1_2 = flushed(gain_log_prev__d1_2)
+            gain_log_prev__d1_3 = flushed(gain_log_prev__d1_3)
+            gain_log_prev__d1_4 = flushed(gain_log_prev__d1_4)
+            gain_log_prev__d2_2 = flushed(gain_log_prev__d2_2)
+            gain_log_prev__d2_3 = flushed(gain_log_prev__d2_3)
+            gain_log_prev__d2_4 = flushed(gain_log_prev__d2_4)
+            gain_log_prev__d3_3 = flushed(gain_log_prev__d3_3)
+            gain_log_prev__d3_4 = flushed(gain_log_prev__d3_4)
+            gain_log_prev__d4_4 = flushed(gain_log_prev__d4_4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d4_4 = flushed(w__d4_4)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -760,9 +704,9 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
     slope__d1 = 1.0/(ratio*ratio)
     slope__d1_1 = -2.0/(ratio*ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d4 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
-    knee_quarter__d4_4 = 0.0008284215797622498*(2.0/(knee_half*knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d4 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
+    knee_quarter__d4_4 = 0.0008284215797622498*select((knee_half > 1e-12), 2.0/(knee_half*knee_half*knee_half), 0.0)
     knee_inside__d0_0 = -0.026509490552391993*knee_quarter*slope
     work = np.empty(176)
     totals = np.zeros(176)
@@ -937,19 +881,19 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 knee_inside__d1_1 = -knee_quarter*slope__d1_1*((knee_half + over)*(knee_half + over))
                 knee_inside__d1_4 = -0.11512925464970229*knee_quarter*slope__d1*(knee_half + over) - knee_quarter__d4*slope__d1*((knee_half + over)*(knee_half + over))
                 knee_inside__d4_4 = -0.006627372638097998*knee_quarter*slope - 0.23025850929940458*knee_quarter__d4*slope*(knee_half + over) - knee_quarter__d4_4*slope*((knee_half + over)*(knee_half + over))
-                target_log = (-over*slope if (knee_half <= over) else (knee_inside if (knee_half > -over) else 0.0))
-                target_log__d0 = (0.11512925464970229*slope if (knee_half <= over) else (knee_inside__d0 if (knee_half > -over) else 0.0))
-                target_log__d1 = (-over*slope__d1 if (knee_half <= over) else (knee_inside__d1 if (knee_half > -over) else 0.0))
-                target_log__d4 = (0.0 if (knee_half <= over) else (knee_inside__d4 if (knee_half > -over) else 0.0))
-                target_log__d0_0 = (0.0 if (knee_half <= over) else (knee_inside__d0_0 if (knee_half > -over) else 0.0))
-                target_log__d0_1 = (0.11512925464970229*slope__d1 if (knee_half <= over) else (knee_inside__d0_1 if (knee_half > -over) else 0.0))
-                target_log__d0_4 = (0.0 if (knee_half <= over) else (knee_inside__d0_4 if (knee_half > -over) else 0.0))
-                target_log__d1_1 = (-over*slope__d1_1 if (knee_half <= over) else (knee_inside__d1_1 if (knee_half > -over) else 0.0))
-                target_log__d1_4 = (0.0 if (knee_half <= over) else (knee_inside__d1_4 if (knee_half > -over) else 0.0))
-                target_log__d4_4 = (0.0 if (knee_half <= over) else (knee_inside__d4_4 if (knee_half > -over) else 0.0))
-                gain_log_alpha = (alpha_attack if (gain_log_prev > target_log) else alpha_release)
-                gain_log_alpha__d2 = (1.0 if (gain_log_prev > target_log) else 0.0)
-                gain_log_alpha__d3 = (0.0 if (gain_log_prev > target_log) else 1.0)
+                target_log = select((knee_half <= over), -over*slope, select((knee_half > -over), knee_inside, 0.0))
+                target_log__d0 = select((knee_half <= over), 0.11512925464970229*slope, select((knee_half > -over), knee_inside__d0, 0.0))
+                target_log__d1 = select((knee_half <= over), -over*slope__d1, select((knee_half > -over), knee_inside__d1, 0.0))
+                target_log__d4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d4, 0.0))
+                target_log__d0_0 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d0_0, 0.0))
+                target_log__d0_1 = select((knee_half <= over), 0.11512925464970229*slope__d1, select((knee_half > -over), knee_inside__d0_1, 0.0))
+                target_log__d0_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d0_4, 0.0))
+                target_log__d1_1 = select((knee_half <= over), -over*slope__d1_1, select((knee_half > -over), knee_inside__d1_1, 0.0))
+                target_log__d1_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d1_4, 0.0))
+                target_log__d4_4 = select((knee_half <= over), 0.0, select((knee_half > -over), knee_inside__d4_4, 0.0))
+                gain_log_alpha = select((gain_log_prev > target_log), alpha_attack, alpha_release)
+                gain_log_alpha__d2 = select((gain_log_prev > target_log), 1.0, 0.0)
+                gain_log_alpha__d3 = select((gain_log_prev > target_log), 0.0, 1.0)
                 gain_log = gain_log_alpha*target_log + gain_log_prev*(1.0 - gain_log_alpha)
                 gain_log__d0 = gain_log_alpha*target_log__d0 + gain_log_prev__d0*(1.0 - gain_log_alpha)
                 gain_log__d1 = gain_log_alpha*target_log__d1 + gain_log_prev__d1*(1.0 - gain_log_alpha)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 
 MODEL = 'level'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release')
@@ -52,12 +53,12 @@ def render(x, q, state, output_state, out, out_gain):
         for c in range(1, channels):
             if abs(x[c, n]) > abs(x_n):
                 x_n = x[c, n]
-        magnitude = (x_n if (x_n >= 0.0) else -x_n)
-        envelope_alpha = (alpha_attack if (envelope_prev < magnitude) else alpha_release)
+        magnitude = select((x_n >= 0.0), x_n, -x_n)
+        envelope_alpha = select((envelope_prev < magnitude), alpha_attack, alpha_release)
         envelope = envelope_alpha*magnitude + envelope_prev*(1.0 - envelope_alpha)
-        level_log_2 = log((envelope if (envelope > 1e-10) else 1e-10))
+        level_log_2 = log(select((envelope > 1e-10), envelope, 1e-10))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
         gain_n = target
         out_gain[n] = gain_n
         envelope_prev = envelope
@@ -66,8 +67,7 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = target*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
+            envelope_prev = flushed(envelope_prev)
     state[0] = envelope_prev
 
 
@@ -88,12 +88,12 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
     t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        magnitude = (x_n if (x_n >= 0.0) else -x_n)
-        envelope_alpha = (alpha_attack if (envelope_prev < magnitude) else alpha_release)
+        magnitude = select((x_n >= 0.0), x_n, -x_n)
+        envelope_alpha = select((envelope_prev < magnitude), alpha_attack, alpha_release)
         envelope = envelope_alpha*magnitude + envelope_prev*(1.0 - envelope_alpha)
-        level_log_2 = log((envelope if (envelope > 1e-10) else 1e-10))
+        level_log_2 = log(select((envelope > 1e-10), envelope, 1e-10))
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
         prediction = target*x_n
         u = prediction
         z = u + w
@@ -109,10 +109,8 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
             sum_rz += r * z
         envelope_prev = envelope
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            envelope_prev = flushed(envelope_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -151,22 +149,22 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
     t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        magnitude = (x_n if (x_n >= 0.0) else -x_n)
-        envelope_alpha = (alpha_attack if (envelope_prev < magnitude) else alpha_release)
-        envelope_alpha__d2 = (1.0 if (envelope_prev < magnitude) else 0.0)
-        envelope_alpha__d3 = (0.0 if (envelope_prev < magnitude) else 1.0)
+        magnitude = select((x_n >= 0.0), x_n, -x_n)
+        envelope_alpha = select((envelope_prev < magnitude), alpha_attack, alpha_release)
+        envelope_alpha__d2 = select((envelope_prev < magnitude), 1.0, 0.0)
+        envelope_alpha__d3 = select((envelope_prev < magnitude), 0.0, 1.0)
         envelope = envelope_alpha*magnitude + envelope_prev*(1.0 - envelope_alpha)
         envelope__d2 = envelope_alpha__d2*(-envelope_prev + magnitude) + envelope_prev__d2*(1.0 - envelope_alpha)
         envelope__d3 = envelope_alpha__d3*(-envelope_prev + magnitude) + envelope_prev__d3*(1.0 - envelope_alpha)
-        level_log_2 = log((envelope if (envelope > 1e-10) else 1e-10))
-        level_log_2__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_2__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+        level_log_2 = log(select((envelope > 1e-10), envelope, 1e-10))
+        level_log_2__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_2__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d2 = (-level_log_2__d2*slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-level_log_2__d3*slope*target if (over > 0.0) else 0.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d2 = select((over > 0.0), -level_log_2__d2*slope*target, 0.0)
+        target__d3 = select((over > 0.0), -level_log_2__d3*slope*target, 0.0)
         prediction = target*x_n
         prediction__d0 = target__d0*x_n
         prediction__d1 = target__d1*x_n
@@ -208,22 +206,14 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         envelope_prev__d2 = envelope__d2
         envelope_prev__d3 = envelope__d3
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(envelope_prev__d2) < 1e-100:
-                envelope_prev__d2 = 0.0
-            if abs(envelope_prev__d3) < 1e-100:
-                envelope_prev__d3 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
+            envelope_prev = flushed(envelope_prev)
+            envelope_prev__d2 = flushed(envelope_prev__d2)
+            envelope_prev__d3 = flushed(envelope_prev__d3)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -304,38 +294,38 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
     t_n = t_state[1]
     for n in range(start, stop):
         x_n = x[n]
-        magnitude = (x_n if (x_n >= 0.0) else -x_n)
-        envelope_alpha = (alpha_attack if (envelope_prev < magnitude) else alpha_release)
-        envelope_alpha__d2 = (1.0 if (envelope_prev < magnitude) else 0.0)
-        envelope_alpha__d3 = (0.0 if (envelope_prev < magnitude) else 1.0)
+        magnitude = select((x_n >= 0.0), x_n, -x_n)
+        envelope_alpha = select((envelope_prev < magnitude), alpha_attack, alpha_release)
+        envelope_alpha__d2 = select((envelope_prev < magnitude), 1.0, 0.0)
+        envelope_alpha__d3 = select((envelope_prev < magnitude), 0.0, 1.0)
         envelope = envelope_alpha*magnitude + envelope_prev*(1.0 - envelope_alpha)
         envelope__d2 = envelope_alpha__d2*(-envelope_prev + magnitude) + envelope_prev__d2*(1.0 - envelope_alpha)
         envelope__d3 = envelope_alpha__d3*(-envelope_prev + magnitude) + envelope_prev__d3*(1.0 - envelope_alpha)
         envelope__d2_2 = -2.0*envelope_alpha__d2*envelope_prev__d2 + envelope_prev__d2_2*(1.0 - envelope_alpha)
         envelope__d2_3 = -envelope_alpha__d2*envelope_prev__d3 - envelope_alpha__d3*envelope_prev__d2 + envelope_prev__d2_3*(1.0 - envelope_alpha)
         envelope__d3_3 = -2.0*envelope_alpha__d3*envelope_prev__d3 + envelope_prev__d3_3*(1.0 - envelope_alpha)
-        level_log_2 = log((envelope if (envelope > 1e-10) else 1e-10))
-        level_log_2__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_2__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_2__d2_2 = (envelope__d2*envelope__d2)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_2__d2_3 = envelope__d2*envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_2__d3_3 = (envelope__d3*envelope__d3)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+        level_log_2 = log(select((envelope > 1e-10), envelope, 1e-10))
+        level_log_2__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_2__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_2__d2_2 = (envelope__d2*envelope__d2)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_2__d2_3 = envelope__d2*envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_2__d3_3 = (envelope__d3*envelope__d3)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
         over = level_log_2 - 0.11512925464970229*threshold_db
-        target = (exp(-over*slope) if (over > 0.0) else 1.0)
-        target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-        target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-        target__d2 = (-level_log_2__d2*slope*target if (over > 0.0) else 0.0)
-        target__d3 = (-level_log_2__d3*slope*target if (over > 0.0) else 0.0)
-        target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d0_2 = (-0.11512925464970229*level_log_2__d2*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d0_3 = (-0.11512925464970229*level_log_2__d3*(slope*slope)*target if (over > 0.0) else 0.0)
-        target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-        target__d1_2 = (level_log_2__d2*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d1_3 = (level_log_2__d3*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-        target__d2_2 = ((level_log_2__d2*level_log_2__d2)*(slope*slope)*target - level_log_2__d2_2*slope*target if (over > 0.0) else 0.0)
-        target__d2_3 = (level_log_2__d2*level_log_2__d3*(slope*slope)*target - level_log_2__d2_3*slope*target if (over > 0.0) else 0.0)
-        target__d3_3 = ((level_log_2__d3*level_log_2__d3)*(slope*slope)*target - level_log_2__d3_3*slope*target if (over > 0.0) else 0.0)
+        target = select((over > 0.0), exp(-over*slope), 1.0)
+        target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+        target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+        target__d2 = select((over > 0.0), -level_log_2__d2*slope*target, 0.0)
+        target__d3 = select((over > 0.0), -level_log_2__d3*slope*target, 0.0)
+        target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+        target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d0_2 = select((over > 0.0), -0.11512925464970229*level_log_2__d2*(slope*slope)*target, 0.0)
+        target__d0_3 = select((over > 0.0), -0.11512925464970229*level_log_2__d3*(slope*slope)*target, 0.0)
+        target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+        target__d1_2 = select((over > 0.0), level_log_2__d2*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d1_3 = select((over > 0.0), level_log_2__d3*slope__d1*target*(over*slope - 1.0), 0.0)
+        target__d2_2 = select((over > 0.0), (level_log_2__d2*level_log_2__d2)*(slope*slope)*target - level_log_2__d2_2*slope*target, 0.0)
+        target__d2_3 = select((over > 0.0), level_log_2__d2*level_log_2__d3*(slope*slope)*target - level_log_2__d2_3*slope*target, 0.0)
+        target__d3_3 = select((over > 0.0), (level_log_2__d3*level_log_2__d3)*(slope*slope)*target - level_log_2__d3_3*slope*target, 0.0)
         prediction = target*x_n
         prediction__d0 = target__d0*x_n
         prediction__d1 = target__d1*x_n
@@ -440,48 +430,27 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         envelope_prev__d2_3 = envelope__d2_3
         envelope_prev__d3_3 = envelope__d3_3
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(envelope_prev__d2) < 1e-100:
-                envelope_prev__d2 = 0.0
-            if abs(envelope_prev__d3) < 1e-100:
-                envelope_prev__d3 = 0.0
-            if abs(envelope_prev__d2_2) < 1e-100:
-                envelope_prev__d2_2 = 0.0
-            if abs(envelope_prev__d2_3) < 1e-100:
-                envelope_prev__d2_3 = 0.0
-            if abs(envelope_prev__d3_3) < 1e-100:
-                envelope_prev__d3_3 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
+            envelope_prev = flushed(envelope_prev)
+            envelope_prev__d2 = flushed(envelope_prev__d2)
+            envelope_prev__d3 = flushed(envelope_prev__d3)
+            envelope_prev__d2_2 = flushed(envelope_prev__d2_2)
+            envelope_prev__d2_3 = flushed(envelope_prev__d2_3)
+            envelope_prev__d3_3 = flushed(envelope_prev__d3_3)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d3_3 = flushed(w__d3_3)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -621,38 +590,38 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 w__d3_3 = work[80 + lane]
                 t_in_prev = work[84 + lane]
                 t_n = work[88 + lane]
-                magnitude = (x_n if (x_n >= 0.0) else -x_n)
-                envelope_alpha = (alpha_attack if (envelope_prev < magnitude) else alpha_release)
-                envelope_alpha__d2 = (1.0 if (envelope_prev < magnitude) else 0.0)
-                envelope_alpha__d3 = (0.0 if (envelope_prev < magnitude) else 1.0)
+                magnitude = select((x_n >= 0.0), x_n, -x_n)
+                envelope_alpha = select((envelope_prev < magnitude), alpha_attack, alpha_release)
+                envelope_alpha__d2 = select((envelope_prev < magnitude), 1.0, 0.0)
+                envelope_alpha__d3 = select((envelope_prev < magnitude), 0.0, 1.0)
                 envelope = envelope_alpha*magnitude + envelope_prev*(1.0 - envelope_alpha)
                 envelope__d2 = envelope_alpha__d2*(-envelope_prev + magnitude) + envelope_prev__d2*(1.0 - envelope_alpha)
                 envelope__d3 = envelope_alpha__d3*(-envelope_prev + magnitude) + envelope_prev__d3*(1.0 - envelope_alpha)
                 envelope__d2_2 = -2.0*envelope_alpha__d2*envelope_prev__d2 + envelope_prev__d2_2*(1.0 - envelope_alpha)
                 envelope__d2_3 = -envelope_alpha__d2*envelope_prev__d3 - envelope_alpha__d3*envelope_prev__d2 + envelope_prev__d2_3*(1.0 - envelope_alpha)
                 envelope__d3_3 = -2.0*envelope_alpha__d3*envelope_prev__d3 + envelope_prev__d3_3*(1.0 - envelope_alpha)
-                level_log_2 = log((envelope if (envelope > 1e-10) else 1e-10))
-                level_log_2__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_2__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_2__d2_2 = (envelope__d2*envelope__d2)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_2__d2_3 = envelope__d2*envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_2__d3_3 = (envelope__d3*envelope__d3)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+                level_log_2 = log(select((envelope > 1e-10), envelope, 1e-10))
+                level_log_2__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_2__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_2__d2_2 = (envelope__d2*envelope__d2)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_2__d2_3 = envelope__d2*envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_2__d3_3 = (envelope__d3*envelope__d3)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
                 over = level_log_2 - 0.11512925464970229*threshold_db
-                target = (exp(-over*slope) if (over > 0.0) else 1.0)
-                target__d0 = (0.11512925464970229*slope*target if (over > 0.0) else 0.0)
-                target__d1 = (-over*slope__d1*target if (over > 0.0) else 0.0)
-                target__d2 = (-level_log_2__d2*slope*target if (over > 0.0) else 0.0)
-                target__d3 = (-level_log_2__d3*slope*target if (over > 0.0) else 0.0)
-                target__d0_0 = (0.013254745276195997*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_1 = (-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d0_2 = (-0.11512925464970229*level_log_2__d2*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d0_3 = (-0.11512925464970229*level_log_2__d3*(slope*slope)*target if (over > 0.0) else 0.0)
-                target__d1_1 = ((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (over > 0.0) else 0.0)
-                target__d1_2 = (level_log_2__d2*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d1_3 = (level_log_2__d3*slope__d1*target*(over*slope - 1.0) if (over > 0.0) else 0.0)
-                target__d2_2 = ((level_log_2__d2*level_log_2__d2)*(slope*slope)*target - level_log_2__d2_2*slope*target if (over > 0.0) else 0.0)
-                target__d2_3 = (level_log_2__d2*level_log_2__d3*(slope*slope)*target - level_log_2__d2_3*slope*target if (over > 0.0) else 0.0)
-                target__d3_3 = ((level_log_2__d3*level_log_2__d3)*(slope*slope)*target - level_log_2__d3_3*slope*target if (over > 0.0) else 0.0)
+                target = select((over > 0.0), exp(-over*slope), 1.0)
+                target__d0 = select((over > 0.0), 0.11512925464970229*slope*target, 0.0)
+                target__d1 = select((over > 0.0), -over*slope__d1*target, 0.0)
+                target__d2 = select((over > 0.0), -level_log_2__d2*slope*target, 0.0)
+                target__d3 = select((over > 0.0), -level_log_2__d3*slope*target, 0.0)
+                target__d0_0 = select((over > 0.0), 0.013254745276195997*(slope*slope)*target, 0.0)
+                target__d0_1 = select((over > 0.0), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d0_2 = select((over > 0.0), -0.11512925464970229*level_log_2__d2*(slope*slope)*target, 0.0)
+                target__d0_3 = select((over > 0.0), -0.11512925464970229*level_log_2__d3*(slope*slope)*target, 0.0)
+                target__d1_1 = select((over > 0.0), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, 0.0)
+                target__d1_2 = select((over > 0.0), level_log_2__d2*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d1_3 = select((over > 0.0), level_log_2__d3*slope__d1*target*(over*slope - 1.0), 0.0)
+                target__d2_2 = select((over > 0.0), (level_log_2__d2*level_log_2__d2)*(slope*slope)*target - level_log_2__d2_2*slope*target, 0.0)
+                target__d2_3 = select((over > 0.0), level_log_2__d2*level_log_2__d3*(slope*slope)*target - level_log_2__d2_3*slope*target, 0.0)
+                target__d3_3 = select((over > 0.0), (level_log_2__d3*level_log_2__d3)*(slope*slope)*target - level_log_2__d3_3*slope*target, 0.0)
                 prediction = target*x_n
                 prediction__d0 = target__d0*x_n
                 prediction__d1 = target__d1*x_n

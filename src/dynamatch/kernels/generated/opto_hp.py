@@ -29,6 +29,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 from ..objective import detector_levels
 
 MODEL = 'opto-hp'
@@ -71,15 +72,15 @@ def render(x, q, state, output_state, out, out_gain):
         level_log_n = log(max(abs(x_n), 1e-10))
         drive_log = level_log_n - reduction_prev
         panel_decayed = panel_prev + log(1.0 - alpha_panel)
-        panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
+        panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
         over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
-        over_capped = (30.0 if (over > 30.0) else over)
-        cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
+        over_capped = select((over > 30.0), 30.0, over)
+        cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
         slow_target = cell*slow_share
-        slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
+        slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
         slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
-        fast_target = (cell - slow if (cell > slow) else 0.0)
-        fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
+        fast_target = select((cell > slow), cell - slow, 0.0)
+        fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
         fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
         reduction = fast + slow
         opto_gain = exp(-reduction)
@@ -98,14 +99,10 @@ def render(x, q, state, output_state, out, out_gain):
             out[c, n] = output
             output_state[c, 0] = output_lowpass
         if (n & 63) == 0:
-            if abs(fast_prev) < 1e-100:
-                fast_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(reduction_prev) < 1e-100:
-                reduction_prev = 0.0
-            if abs(panel_prev) < 1e-100:
-                panel_prev = 0.0
+            fast_prev = flushed(fast_prev)
+            slow_prev = flushed(slow_prev)
+            reduction_prev = flushed(reduction_prev)
+            panel_prev = flushed(panel_prev)
             for c in range(channels):
                 for k in range(1):
                     if abs(output_state[c, k]) < 1e-100:
@@ -146,15 +143,15 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         level_log_n = level_log[n - start]
         drive_log = level_log_n - reduction_prev
         panel_decayed = panel_prev + log(1.0 - alpha_panel)
-        panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
+        panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
         over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
-        over_capped = (30.0 if (over > 30.0) else over)
-        cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
+        over_capped = select((over > 30.0), 30.0, over)
+        cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
         slow_target = cell*slow_share
-        slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
+        slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
         slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
-        fast_target = (cell - slow if (cell > slow) else 0.0)
-        fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
+        fast_target = select((cell > slow), cell - slow, 0.0)
+        fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
         fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
         reduction = fast + slow
         opto_gain = exp(-reduction)
@@ -179,18 +176,12 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         panel_prev = panel
         output_lowpass_prev = output_lowpass
         if ((n - start) & 63) == 0:
-            if abs(fast_prev) < 1e-100:
-                fast_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(reduction_prev) < 1e-100:
-                reduction_prev = 0.0
-            if abs(panel_prev) < 1e-100:
-                panel_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            fast_prev = flushed(fast_prev)
+            slow_prev = flushed(slow_prev)
+            reduction_prev = flushed(reduction_prev)
+            panel_prev = flushed(panel_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -304,15 +295,15 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         drive_log__d7 = -reduction_prev__d7
         panel_decayed = panel_prev + log(1.0 - alpha_panel)
         panel_decayed__d4 = panel_prev__d4 - 1.0/(1.0 - alpha_panel)
-        panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
-        panel__d0 = (drive_log__d0 if (drive_log > panel_decayed) else panel_prev__d0)
-        panel__d1 = (drive_log__d1 if (drive_log > panel_decayed) else panel_prev__d1)
-        panel__d2 = (drive_log__d2 if (drive_log > panel_decayed) else panel_prev__d2)
-        panel__d3 = (drive_log__d3 if (drive_log > panel_decayed) else panel_prev__d3)
-        panel__d4 = (drive_log__d4 if (drive_log > panel_decayed) else panel_decayed__d4)
-        panel__d5 = (drive_log__d5 if (drive_log > panel_decayed) else panel_prev__d5)
-        panel__d6 = (drive_log__d6 if (drive_log > panel_decayed) else panel_prev__d6)
-        panel__d7 = (drive_log__d7 if (drive_log > panel_decayed) else panel_prev__d7)
+        panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
+        panel__d0 = select((drive_log > panel_decayed), drive_log__d0, panel_prev__d0)
+        panel__d1 = select((drive_log > panel_decayed), drive_log__d1, panel_prev__d1)
+        panel__d2 = select((drive_log > panel_decayed), drive_log__d2, panel_prev__d2)
+        panel__d3 = select((drive_log > panel_decayed), drive_log__d3, panel_prev__d3)
+        panel__d4 = select((drive_log > panel_decayed), drive_log__d4, panel_decayed__d4)
+        panel__d5 = select((drive_log > panel_decayed), drive_log__d5, panel_prev__d5)
+        panel__d6 = select((drive_log > panel_decayed), drive_log__d6, panel_prev__d6)
+        panel__d7 = select((drive_log > panel_decayed), drive_log__d7, panel_prev__d7)
         over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
         over__d0 = panel__d0*(ratio - 1.0) - 0.11512925464970229*ratio + 0.11512925464970229
         over__d1 = panel + panel__d1*(ratio - 1.0) - 0.11512925464970229*threshold_db
@@ -322,24 +313,24 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         over__d5 = panel__d5*(ratio - 1.0)
         over__d6 = panel__d6*(ratio - 1.0)
         over__d7 = panel__d7*(ratio - 1.0)
-        over_capped = (30.0 if (over > 30.0) else over)
-        over_capped__d0 = (0.0 if (over > 30.0) else over__d0)
-        over_capped__d1 = (0.0 if (over > 30.0) else over__d1)
-        over_capped__d2 = (0.0 if (over > 30.0) else over__d2)
-        over_capped__d3 = (0.0 if (over > 30.0) else over__d3)
-        over_capped__d4 = (0.0 if (over > 30.0) else over__d4)
-        over_capped__d5 = (0.0 if (over > 30.0) else over__d5)
-        over_capped__d6 = (0.0 if (over > 30.0) else over__d6)
-        over_capped__d7 = (0.0 if (over > 30.0) else over__d7)
-        cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
-        cell__d0 = (over__d0 if (over > 30.0) else over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1 = (over__d1 if (over > 30.0) else over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2 = (over__d2 if (over > 30.0) else over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3 = (over__d3 if (over > 30.0) else over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4 = (over__d4 if (over > 30.0) else over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d5 = (over__d5 if (over > 30.0) else over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d6 = (over__d6 if (over > 30.0) else over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d7 = (over__d7 if (over > 30.0) else over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
+        over_capped = select((over > 30.0), 30.0, over)
+        over_capped__d0 = select((over > 30.0), 0.0, over__d0)
+        over_capped__d1 = select((over > 30.0), 0.0, over__d1)
+        over_capped__d2 = select((over > 30.0), 0.0, over__d2)
+        over_capped__d3 = select((over > 30.0), 0.0, over__d3)
+        over_capped__d4 = select((over > 30.0), 0.0, over__d4)
+        over_capped__d5 = select((over > 30.0), 0.0, over__d5)
+        over_capped__d6 = select((over > 30.0), 0.0, over__d6)
+        over_capped__d7 = select((over > 30.0), 0.0, over__d7)
+        cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
+        cell__d0 = select((over > 30.0), over__d0, over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1 = select((over > 30.0), over__d1, over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2 = select((over > 30.0), over__d2, over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3 = select((over > 30.0), over__d3, over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4 = select((over > 30.0), over__d4, over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d5 = select((over > 30.0), over__d5, over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d6 = select((over > 30.0), over__d6, over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d7 = select((over > 30.0), over__d7, over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
         slow_target = cell*slow_share
         slow_target__d0 = cell__d0*slow_share
         slow_target__d1 = cell__d1*slow_share
@@ -349,9 +340,9 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         slow_target__d5 = cell__d5*slow_share
         slow_target__d6 = cell__d6*slow_share
         slow_target__d7 = cell + cell__d7*slow_share
-        slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
-        slow_alpha__d5 = (1.0 if (slow_prev < slow_target) else 0.0)
-        slow_alpha__d6 = (0.0 if (slow_prev < slow_target) else 1.0)
+        slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
+        slow_alpha__d5 = select((slow_prev < slow_target), 1.0, 0.0)
+        slow_alpha__d6 = select((slow_prev < slow_target), 0.0, 1.0)
         slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
         slow__d0 = slow_alpha*slow_target__d0 + slow_prev__d0*(1.0 - slow_alpha)
         slow__d1 = slow_alpha*slow_target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -361,18 +352,18 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         slow__d5 = slow_alpha*slow_target__d5 + slow_alpha__d5*(-slow_prev + slow_target) + slow_prev__d5*(1.0 - slow_alpha)
         slow__d6 = slow_alpha*slow_target__d6 + slow_alpha__d6*(-slow_prev + slow_target) + slow_prev__d6*(1.0 - slow_alpha)
         slow__d7 = slow_alpha*slow_target__d7 + slow_prev__d7*(1.0 - slow_alpha)
-        fast_target = (cell - slow if (cell > slow) else 0.0)
-        fast_target__d0 = (cell__d0 - slow__d0 if (cell > slow) else 0.0)
-        fast_target__d1 = (cell__d1 - slow__d1 if (cell > slow) else 0.0)
-        fast_target__d2 = (cell__d2 - slow__d2 if (cell > slow) else 0.0)
-        fast_target__d3 = (cell__d3 - slow__d3 if (cell > slow) else 0.0)
-        fast_target__d4 = (cell__d4 - slow__d4 if (cell > slow) else 0.0)
-        fast_target__d5 = (cell__d5 - slow__d5 if (cell > slow) else 0.0)
-        fast_target__d6 = (cell__d6 - slow__d6 if (cell > slow) else 0.0)
-        fast_target__d7 = (cell__d7 - slow__d7 if (cell > slow) else 0.0)
-        fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
-        fast_alpha__d2 = (1.0 if (fast_prev < fast_target) else 0.0)
-        fast_alpha__d3 = (0.0 if (fast_prev < fast_target) else 1.0)
+        fast_target = select((cell > slow), cell - slow, 0.0)
+        fast_target__d0 = select((cell > slow), cell__d0 - slow__d0, 0.0)
+        fast_target__d1 = select((cell > slow), cell__d1 - slow__d1, 0.0)
+        fast_target__d2 = select((cell > slow), cell__d2 - slow__d2, 0.0)
+        fast_target__d3 = select((cell > slow), cell__d3 - slow__d3, 0.0)
+        fast_target__d4 = select((cell > slow), cell__d4 - slow__d4, 0.0)
+        fast_target__d5 = select((cell > slow), cell__d5 - slow__d5, 0.0)
+        fast_target__d6 = select((cell > slow), cell__d6 - slow__d6, 0.0)
+        fast_target__d7 = select((cell > slow), cell__d7 - slow__d7, 0.0)
+        fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
+        fast_alpha__d2 = select((fast_prev < fast_target), 1.0, 0.0)
+        fast_alpha__d3 = select((fast_prev < fast_target), 0.0, 1.0)
         fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
         fast__d0 = fast_alpha*fast_target__d0 + fast_prev__d0*(1.0 - fast_alpha)
         fast__d1 = fast_alpha*fast_target__d1 + fast_prev__d1*(1.0 - fast_alpha)
@@ -533,118 +524,62 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         output_lowpass_prev__d7 = output_lowpass__d7
         output_lowpass_prev__d8 = output_lowpass__d8
         if ((n - start) & 63) == 0:
-            if abs(fast_prev) < 1e-100:
-                fast_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(reduction_prev) < 1e-100:
-                reduction_prev = 0.0
-            if abs(panel_prev) < 1e-100:
-                panel_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(fast_prev__d0) < 1e-100:
-                fast_prev__d0 = 0.0
-            if abs(fast_prev__d1) < 1e-100:
-                fast_prev__d1 = 0.0
-            if abs(fast_prev__d2) < 1e-100:
-                fast_prev__d2 = 0.0
-            if abs(fast_prev__d3) < 1e-100:
-                fast_prev__d3 = 0.0
-            if abs(fast_prev__d4) < 1e-100:
-                fast_prev__d4 = 0.0
-            if abs(fast_prev__d5) < 1e-100:
-                fast_prev__d5 = 0.0
-            if abs(fast_prev__d6) < 1e-100:
-                fast_prev__d6 = 0.0
-            if abs(fast_prev__d7) < 1e-100:
-                fast_prev__d7 = 0.0
-            if abs(slow_prev__d0) < 1e-100:
-                slow_prev__d0 = 0.0
-            if abs(slow_prev__d1) < 1e-100:
-                slow_prev__d1 = 0.0
-            if abs(slow_prev__d2) < 1e-100:
-                slow_prev__d2 = 0.0
-            if abs(slow_prev__d3) < 1e-100:
-                slow_prev__d3 = 0.0
-            if abs(slow_prev__d4) < 1e-100:
-                slow_prev__d4 = 0.0
-            if abs(slow_prev__d5) < 1e-100:
-                slow_prev__d5 = 0.0
-            if abs(slow_prev__d6) < 1e-100:
-                slow_prev__d6 = 0.0
-            if abs(slow_prev__d7) < 1e-100:
-                slow_prev__d7 = 0.0
-            if abs(reduction_prev__d0) < 1e-100:
-                reduction_prev__d0 = 0.0
-            if abs(reduction_prev__d1) < 1e-100:
-                reduction_prev__d1 = 0.0
-            if abs(reduction_prev__d2) < 1e-100:
-                reduction_prev__d2 = 0.0
-            if abs(reduction_prev__d3) < 1e-100:
-                reduction_prev__d3 = 0.0
-            if abs(reduction_prev__d4) < 1e-100:
-                reduction_prev__d4 = 0.0
-            if abs(reduction_prev__d5) < 1e-100:
-                reduction_prev__d5 = 0.0
-            if abs(reduction_prev__d6) < 1e-100:
-                reduction_prev__d6 = 0.0
-            if abs(reduction_prev__d7) < 1e-100:
-                reduction_prev__d7 = 0.0
-            if abs(panel_prev__d0) < 1e-100:
-                panel_prev__d0 = 0.0
-            if abs(panel_prev__d1) < 1e-100:
-                panel_prev__d1 = 0.0
-            if abs(panel_prev__d2) < 1e-100:
-                panel_prev__d2 = 0.0
-            if abs(panel_prev__d3) < 1e-100:
-                panel_prev__d3 = 0.0
-            if abs(panel_prev__d4) < 1e-100:
-                panel_prev__d4 = 0.0
-            if abs(panel_prev__d5) < 1e-100:
-                panel_prev__d5 = 0.0
-            if abs(panel_prev__d6) < 1e-100:
-                panel_prev__d6 = 0.0
-            if abs(panel_prev__d7) < 1e-100:
-                panel_prev__d7 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d7) < 1e-100:
-                output_lowpass_prev__d7 = 0.0
-            if abs(output_lowpass_prev__d8) < 1e-100:
-                output_lowpass_prev__d8 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
-            if abs(w__d7) < 1e-100:
-                w__d7 = 0.0
-            if abs(w__d8) < 1e-100:
-                w__d8 = 0.0
+            fast_prev = flushed(fast_prev)
+            slow_prev = flushed(slow_prev)
+            reduction_prev = flushed(reduction_prev)
+            panel_prev = flushed(panel_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            fast_prev__d0 = flushed(fast_prev__d0)
+            fast_prev__d1 = flushed(fast_prev__d1)
+            fast_prev__d2 = flushed(fast_prev__d2)
+            fast_prev__d3 = flushed(fast_prev__d3)
+            fast_prev__d4 = flushed(fast_prev__d4)
+            fast_prev__d5 = flushed(fast_prev__d5)
+            fast_prev__d6 = flushed(fast_prev__d6)
+            fast_prev__d7 = flushed(fast_prev__d7)
+            slow_prev__d0 = flushed(slow_prev__d0)
+            slow_prev__d1 = flushed(slow_prev__d1)
+            slow_prev__d2 = flushed(slow_prev__d2)
+            slow_prev__d3 = flushed(slow_prev__d3)
+            slow_prev__d4 = flushed(slow_prev__d4)
+            slow_prev__d5 = flushed(slow_prev__d5)
+            slow_prev__d6 = flushed(slow_prev__d6)
+            slow_prev__d7 = flushed(slow_prev__d7)
+            reduction_prev__d0 = flushed(reduction_prev__d0)
+            reduction_prev__d1 = flushed(reduction_prev__d1)
+            reduction_prev__d2 = flushed(reduction_prev__d2)
+            reduction_prev__d3 = flushed(reduction_prev__d3)
+            reduction_prev__d4 = flushed(reduction_prev__d4)
+            reduction_prev__d5 = flushed(reduction_prev__d5)
+            reduction_prev__d6 = flushed(reduction_prev__d6)
+            reduction_prev__d7 = flushed(reduction_prev__d7)
+            panel_prev__d0 = flushed(panel_prev__d0)
+            panel_prev__d1 = flushed(panel_prev__d1)
+            panel_prev__d2 = flushed(panel_prev__d2)
+            panel_prev__d3 = flushed(panel_prev__d3)
+            panel_prev__d4 = flushed(panel_prev__d4)
+            panel_prev__d5 = flushed(panel_prev__d5)
+            panel_prev__d6 = flushed(panel_prev__d6)
+            panel_prev__d7 = flushed(panel_prev__d7)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            output_lowpass_prev__d7 = flushed(output_lowpass_prev__d7)
+            output_lowpass_prev__d8 = flushed(output_lowpass_prev__d8)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
+            w__d7 = flushed(w__d7)
+            w__d8 = flushed(w__d8)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -1137,51 +1072,51 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         panel_decayed = panel_prev + log(1.0 - alpha_panel)
         panel_decayed__d4 = panel_prev__d4 - 1.0/(1.0 - alpha_panel)
         panel_decayed__d4_4 = panel_prev__d4_4 - 1.0/((alpha_panel - 1.0)*(alpha_panel - 1.0))
-        panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
-        panel__d0 = (drive_log__d0 if (drive_log > panel_decayed) else panel_prev__d0)
-        panel__d1 = (drive_log__d1 if (drive_log > panel_decayed) else panel_prev__d1)
-        panel__d2 = (drive_log__d2 if (drive_log > panel_decayed) else panel_prev__d2)
-        panel__d3 = (drive_log__d3 if (drive_log > panel_decayed) else panel_prev__d3)
-        panel__d4 = (drive_log__d4 if (drive_log > panel_decayed) else panel_decayed__d4)
-        panel__d5 = (drive_log__d5 if (drive_log > panel_decayed) else panel_prev__d5)
-        panel__d6 = (drive_log__d6 if (drive_log > panel_decayed) else panel_prev__d6)
-        panel__d7 = (drive_log__d7 if (drive_log > panel_decayed) else panel_prev__d7)
-        panel__d0_0 = (drive_log__d0_0 if (drive_log > panel_decayed) else panel_prev__d0_0)
-        panel__d0_1 = (drive_log__d0_1 if (drive_log > panel_decayed) else panel_prev__d0_1)
-        panel__d0_2 = (drive_log__d0_2 if (drive_log > panel_decayed) else panel_prev__d0_2)
-        panel__d0_3 = (drive_log__d0_3 if (drive_log > panel_decayed) else panel_prev__d0_3)
-        panel__d0_4 = (drive_log__d0_4 if (drive_log > panel_decayed) else panel_prev__d0_4)
-        panel__d0_5 = (drive_log__d0_5 if (drive_log > panel_decayed) else panel_prev__d0_5)
-        panel__d0_6 = (drive_log__d0_6 if (drive_log > panel_decayed) else panel_prev__d0_6)
-        panel__d0_7 = (drive_log__d0_7 if (drive_log > panel_decayed) else panel_prev__d0_7)
-        panel__d1_1 = (drive_log__d1_1 if (drive_log > panel_decayed) else panel_prev__d1_1)
-        panel__d1_2 = (drive_log__d1_2 if (drive_log > panel_decayed) else panel_prev__d1_2)
-        panel__d1_3 = (drive_log__d1_3 if (drive_log > panel_decayed) else panel_prev__d1_3)
-        panel__d1_4 = (drive_log__d1_4 if (drive_log > panel_decayed) else panel_prev__d1_4)
-        panel__d1_5 = (drive_log__d1_5 if (drive_log > panel_decayed) else panel_prev__d1_5)
-        panel__d1_6 = (drive_log__d1_6 if (drive_log > panel_decayed) else panel_prev__d1_6)
-        panel__d1_7 = (drive_log__d1_7 if (drive_log > panel_decayed) else panel_prev__d1_7)
-        panel__d2_2 = (drive_log__d2_2 if (drive_log > panel_decayed) else panel_prev__d2_2)
-        panel__d2_3 = (drive_log__d2_3 if (drive_log > panel_decayed) else panel_prev__d2_3)
-        panel__d2_4 = (drive_log__d2_4 if (drive_log > panel_decayed) else panel_prev__d2_4)
-        panel__d2_5 = (drive_log__d2_5 if (drive_log > panel_decayed) else panel_prev__d2_5)
-        panel__d2_6 = (drive_log__d2_6 if (drive_log > panel_decayed) else panel_prev__d2_6)
-        panel__d2_7 = (drive_log__d2_7 if (drive_log > panel_decayed) else panel_prev__d2_7)
-        panel__d3_3 = (drive_log__d3_3 if (drive_log > panel_decayed) else panel_prev__d3_3)
-        panel__d3_4 = (drive_log__d3_4 if (drive_log > panel_decayed) else panel_prev__d3_4)
-        panel__d3_5 = (drive_log__d3_5 if (drive_log > panel_decayed) else panel_prev__d3_5)
-        panel__d3_6 = (drive_log__d3_6 if (drive_log > panel_decayed) else panel_prev__d3_6)
-        panel__d3_7 = (drive_log__d3_7 if (drive_log > panel_decayed) else panel_prev__d3_7)
-        panel__d4_4 = (drive_log__d4_4 if (drive_log > panel_decayed) else panel_decayed__d4_4)
-        panel__d4_5 = (drive_log__d4_5 if (drive_log > panel_decayed) else panel_prev__d4_5)
-        panel__d4_6 = (drive_log__d4_6 if (drive_log > panel_decayed) else panel_prev__d4_6)
-        panel__d4_7 = (drive_log__d4_7 if (drive_log > panel_decayed) else panel_prev__d4_7)
-        panel__d5_5 = (drive_log__d5_5 if (drive_log > panel_decayed) else panel_prev__d5_5)
-        panel__d5_6 = (drive_log__d5_6 if (drive_log > panel_decayed) else panel_prev__d5_6)
-        panel__d5_7 = (drive_log__d5_7 if (drive_log > panel_decayed) else panel_prev__d5_7)
-        panel__d6_6 = (drive_log__d6_6 if (drive_log > panel_decayed) else panel_prev__d6_6)
-        panel__d6_7 = (drive_log__d6_7 if (drive_log > panel_decayed) else panel_prev__d6_7)
-        panel__d7_7 = (drive_log__d7_7 if (drive_log > panel_decayed) else panel_prev__d7_7)
+        panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
+        panel__d0 = select((drive_log > panel_decayed), drive_log__d0, panel_prev__d0)
+        panel__d1 = select((drive_log > panel_decayed), drive_log__d1, panel_prev__d1)
+        panel__d2 = select((drive_log > panel_decayed), drive_log__d2, panel_prev__d2)
+        panel__d3 = select((drive_log > panel_decayed), drive_log__d3, panel_prev__d3)
+        panel__d4 = select((drive_log > panel_decayed), drive_log__d4, panel_decayed__d4)
+        panel__d5 = select((drive_log > panel_decayed), drive_log__d5, panel_prev__d5)
+        panel__d6 = select((drive_log > panel_decayed), drive_log__d6, panel_prev__d6)
+        panel__d7 = select((drive_log > panel_decayed), drive_log__d7, panel_prev__d7)
+        panel__d0_0 = select((drive_log > panel_decayed), drive_log__d0_0, panel_prev__d0_0)
+        panel__d0_1 = select((drive_log > panel_decayed), drive_log__d0_1, panel_prev__d0_1)
+        panel__d0_2 = select((drive_log > panel_decayed), drive_log__d0_2, panel_prev__d0_2)
+        panel__d0_3 = select((drive_log > panel_decayed), drive_log__d0_3, panel_prev__d0_3)
+        panel__d0_4 = select((drive_log > panel_decayed), drive_log__d0_4, panel_prev__d0_4)
+        panel__d0_5 = select((drive_log > panel_decayed), drive_log__d0_5, panel_prev__d0_5)
+        panel__d0_6 = select((drive_log > panel_decayed), drive_log__d0_6, panel_prev__d0_6)
+        panel__d0_7 = select((drive_log > panel_decayed), drive_log__d0_7, panel_prev__d0_7)
+        panel__d1_1 = select((drive_log > panel_decayed), drive_log__d1_1, panel_prev__d1_1)
+        panel__d1_2 = select((drive_log > panel_decayed), drive_log__d1_2, panel_prev__d1_2)
+        panel__d1_3 = select((drive_log > panel_decayed), drive_log__d1_3, panel_prev__d1_3)
+        panel__d1_4 = select((drive_log > panel_decayed), drive_log__d1_4, panel_prev__d1_4)
+        panel__d1_5 = select((drive_log > panel_decayed), drive_log__d1_5, panel_prev__d1_5)
+        panel__d1_6 = select((drive_log > panel_decayed), drive_log__d1_6, panel_prev__d1_6)
+        panel__d1_7 = select((drive_log > panel_decayed), drive_log__d1_7, panel_prev__d1_7)
+        panel__d2_2 = select((drive_log > panel_decayed), drive_log__d2_2, panel_prev__d2_2)
+        panel__d2_3 = select((drive_log > panel_decayed), drive_log__d2_3, panel_prev__d2_3)
+        panel__d2_4 = select((drive_log > panel_decayed), drive_log__d2_4, panel_prev__d2_4)
+        panel__d2_5 = select((drive_log > panel_decayed), drive_log__d2_5, panel_prev__d2_5)
+        panel__d2_6 = select((drive_log > panel_decayed), drive_log__d2_6, panel_prev__d2_6)
+        panel__d2_7 = select((drive_log > panel_decayed), drive_log__d2_7, panel_prev__d2_7)
+        panel__d3_3 = select((drive_log > panel_decayed), drive_log__d3_3, panel_prev__d3_3)
+        panel__d3_4 = select((drive_log > panel_decayed), drive_log__d3_4, panel_prev__d3_4)
+        panel__d3_5 = select((drive_log > panel_decayed), drive_log__d3_5, panel_prev__d3_5)
+        panel__d3_6 = select((drive_log > panel_decayed), drive_log__d3_6, panel_prev__d3_6)
+        panel__d3_7 = select((drive_log > panel_decayed), drive_log__d3_7, panel_prev__d3_7)
+        panel__d4_4 = select((drive_log > panel_decayed), drive_log__d4_4, panel_decayed__d4_4)
+        panel__d4_5 = select((drive_log > panel_decayed), drive_log__d4_5, panel_prev__d4_5)
+        panel__d4_6 = select((drive_log > panel_decayed), drive_log__d4_6, panel_prev__d4_6)
+        panel__d4_7 = select((drive_log > panel_decayed), drive_log__d4_7, panel_prev__d4_7)
+        panel__d5_5 = select((drive_log > panel_decayed), drive_log__d5_5, panel_prev__d5_5)
+        panel__d5_6 = select((drive_log > panel_decayed), drive_log__d5_6, panel_prev__d5_6)
+        panel__d5_7 = select((drive_log > panel_decayed), drive_log__d5_7, panel_prev__d5_7)
+        panel__d6_6 = select((drive_log > panel_decayed), drive_log__d6_6, panel_prev__d6_6)
+        panel__d6_7 = select((drive_log > panel_decayed), drive_log__d6_7, panel_prev__d6_7)
+        panel__d7_7 = select((drive_log > panel_decayed), drive_log__d7_7, panel_prev__d7_7)
         over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
         over__d0 = panel__d0*(ratio - 1.0) - 0.11512925464970229*ratio + 0.11512925464970229
         over__d1 = panel + panel__d1*(ratio - 1.0) - 0.11512925464970229*threshold_db
@@ -1227,96 +1162,96 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         over__d6_6 = panel__d6_6*(ratio - 1.0)
         over__d6_7 = panel__d6_7*(ratio - 1.0)
         over__d7_7 = panel__d7_7*(ratio - 1.0)
-        over_capped = (30.0 if (over > 30.0) else over)
-        over_capped__d0 = (0.0 if (over > 30.0) else over__d0)
-        over_capped__d1 = (0.0 if (over > 30.0) else over__d1)
-        over_capped__d2 = (0.0 if (over > 30.0) else over__d2)
-        over_capped__d3 = (0.0 if (over > 30.0) else over__d3)
-        over_capped__d4 = (0.0 if (over > 30.0) else over__d4)
-        over_capped__d5 = (0.0 if (over > 30.0) else over__d5)
-        over_capped__d6 = (0.0 if (over > 30.0) else over__d6)
-        over_capped__d7 = (0.0 if (over > 30.0) else over__d7)
-        over_capped__d0_0 = (0.0 if (over > 30.0) else over__d0_0)
-        over_capped__d0_1 = (0.0 if (over > 30.0) else over__d0_1)
-        over_capped__d0_2 = (0.0 if (over > 30.0) else over__d0_2)
-        over_capped__d0_3 = (0.0 if (over > 30.0) else over__d0_3)
-        over_capped__d0_4 = (0.0 if (over > 30.0) else over__d0_4)
-        over_capped__d0_5 = (0.0 if (over > 30.0) else over__d0_5)
-        over_capped__d0_6 = (0.0 if (over > 30.0) else over__d0_6)
-        over_capped__d0_7 = (0.0 if (over > 30.0) else over__d0_7)
-        over_capped__d1_1 = (0.0 if (over > 30.0) else over__d1_1)
-        over_capped__d1_2 = (0.0 if (over > 30.0) else over__d1_2)
-        over_capped__d1_3 = (0.0 if (over > 30.0) else over__d1_3)
-        over_capped__d1_4 = (0.0 if (over > 30.0) else over__d1_4)
-        over_capped__d1_5 = (0.0 if (over > 30.0) else over__d1_5)
-        over_capped__d1_6 = (0.0 if (over > 30.0) else over__d1_6)
-        over_capped__d1_7 = (0.0 if (over > 30.0) else over__d1_7)
-        over_capped__d2_2 = (0.0 if (over > 30.0) else over__d2_2)
-        over_capped__d2_3 = (0.0 if (over > 30.0) else over__d2_3)
-        over_capped__d2_4 = (0.0 if (over > 30.0) else over__d2_4)
-        over_capped__d2_5 = (0.0 if (over > 30.0) else over__d2_5)
-        over_capped__d2_6 = (0.0 if (over > 30.0) else over__d2_6)
-        over_capped__d2_7 = (0.0 if (over > 30.0) else over__d2_7)
-        over_capped__d3_3 = (0.0 if (over > 30.0) else over__d3_3)
-        over_capped__d3_4 = (0.0 if (over > 30.0) else over__d3_4)
-        over_capped__d3_5 = (0.0 if (over > 30.0) else over__d3_5)
-        over_capped__d3_6 = (0.0 if (over > 30.0) else over__d3_6)
-        over_capped__d3_7 = (0.0 if (over > 30.0) else over__d3_7)
-        over_capped__d4_4 = (0.0 if (over > 30.0) else over__d4_4)
-        over_capped__d4_5 = (0.0 if (over > 30.0) else over__d4_5)
-        over_capped__d4_6 = (0.0 if (over > 30.0) else over__d4_6)
-        over_capped__d4_7 = (0.0 if (over > 30.0) else over__d4_7)
-        over_capped__d5_5 = (0.0 if (over > 30.0) else over__d5_5)
-        over_capped__d5_6 = (0.0 if (over > 30.0) else over__d5_6)
-        over_capped__d5_7 = (0.0 if (over > 30.0) else over__d5_7)
-        over_capped__d6_6 = (0.0 if (over > 30.0) else over__d6_6)
-        over_capped__d6_7 = (0.0 if (over > 30.0) else over__d6_7)
-        over_capped__d7_7 = (0.0 if (over > 30.0) else over__d7_7)
-        cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
-        cell__d0 = (over__d0 if (over > 30.0) else over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1 = (over__d1 if (over > 30.0) else over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2 = (over__d2 if (over > 30.0) else over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3 = (over__d3 if (over > 30.0) else over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4 = (over__d4 if (over > 30.0) else over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d5 = (over__d5 if (over > 30.0) else over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d6 = (over__d6 if (over > 30.0) else over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d7 = (over__d7 if (over > 30.0) else over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_0 = (over__d0_0 if (over > 30.0) else (over_capped__d0*over_capped__d0)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_0*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_1 = (over__d0_1 if (over > 30.0) else over_capped__d0*over_capped__d1*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_1*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_2 = (over__d0_2 if (over > 30.0) else over_capped__d0*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_2*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_3 = (over__d0_3 if (over > 30.0) else over_capped__d0*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_4 = (over__d0_4 if (over > 30.0) else over_capped__d0*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_5 = (over__d0_5 if (over > 30.0) else over_capped__d0*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_6 = (over__d0_6 if (over > 30.0) else over_capped__d0*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d0_7 = (over__d0_7 if (over > 30.0) else over_capped__d0*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_1 = (over__d1_1 if (over > 30.0) else (over_capped__d1*over_capped__d1)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_1*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_2 = (over__d1_2 if (over > 30.0) else over_capped__d1*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_2*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_3 = (over__d1_3 if (over > 30.0) else over_capped__d1*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_4 = (over__d1_4 if (over > 30.0) else over_capped__d1*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_5 = (over__d1_5 if (over > 30.0) else over_capped__d1*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_6 = (over__d1_6 if (over > 30.0) else over_capped__d1*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d1_7 = (over__d1_7 if (over > 30.0) else over_capped__d1*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_2 = (over__d2_2 if (over > 30.0) else (over_capped__d2*over_capped__d2)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_2*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_3 = (over__d2_3 if (over > 30.0) else over_capped__d2*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_4 = (over__d2_4 if (over > 30.0) else over_capped__d2*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_5 = (over__d2_5 if (over > 30.0) else over_capped__d2*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_6 = (over__d2_6 if (over > 30.0) else over_capped__d2*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d2_7 = (over__d2_7 if (over > 30.0) else over_capped__d2*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3_3 = (over__d3_3 if (over > 30.0) else (over_capped__d3*over_capped__d3)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_3*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3_4 = (over__d3_4 if (over > 30.0) else over_capped__d3*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3_5 = (over__d3_5 if (over > 30.0) else over_capped__d3*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3_6 = (over__d3_6 if (over > 30.0) else over_capped__d3*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d3_7 = (over__d3_7 if (over > 30.0) else over_capped__d3*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4_4 = (over__d4_4 if (over > 30.0) else (over_capped__d4*over_capped__d4)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_4*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4_5 = (over__d4_5 if (over > 30.0) else over_capped__d4*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4_6 = (over__d4_6 if (over > 30.0) else over_capped__d4*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d4_7 = (over__d4_7 if (over > 30.0) else over_capped__d4*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d5_5 = (over__d5_5 if (over > 30.0) else (over_capped__d5*over_capped__d5)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_5*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d5_6 = (over__d5_6 if (over > 30.0) else over_capped__d5*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d5_7 = (over__d5_7 if (over > 30.0) else over_capped__d5*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d6_6 = (over__d6_6 if (over > 30.0) else (over_capped__d6*over_capped__d6)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_6*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d6_7 = (over__d6_7 if (over > 30.0) else over_capped__d6*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_7*exp(over_capped)/(exp(over_capped) + 1.0))
-        cell__d7_7 = (over__d7_7 if (over > 30.0) else (over_capped__d7*over_capped__d7)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d7_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        over_capped = select((over > 30.0), 30.0, over)
+        over_capped__d0 = select((over > 30.0), 0.0, over__d0)
+        over_capped__d1 = select((over > 30.0), 0.0, over__d1)
+        over_capped__d2 = select((over > 30.0), 0.0, over__d2)
+        over_capped__d3 = select((over > 30.0), 0.0, over__d3)
+        over_capped__d4 = select((over > 30.0), 0.0, over__d4)
+        over_capped__d5 = select((over > 30.0), 0.0, over__d5)
+        over_capped__d6 = select((over > 30.0), 0.0, over__d6)
+        over_capped__d7 = select((over > 30.0), 0.0, over__d7)
+        over_capped__d0_0 = select((over > 30.0), 0.0, over__d0_0)
+        over_capped__d0_1 = select((over > 30.0), 0.0, over__d0_1)
+        over_capped__d0_2 = select((over > 30.0), 0.0, over__d0_2)
+        over_capped__d0_3 = select((over > 30.0), 0.0, over__d0_3)
+        over_capped__d0_4 = select((over > 30.0), 0.0, over__d0_4)
+        over_capped__d0_5 = select((over > 30.0), 0.0, over__d0_5)
+        over_capped__d0_6 = select((over > 30.0), 0.0, over__d0_6)
+        over_capped__d0_7 = select((over > 30.0), 0.0, over__d0_7)
+        over_capped__d1_1 = select((over > 30.0), 0.0, over__d1_1)
+        over_capped__d1_2 = select((over > 30.0), 0.0, over__d1_2)
+        over_capped__d1_3 = select((over > 30.0), 0.0, over__d1_3)
+        over_capped__d1_4 = select((over > 30.0), 0.0, over__d1_4)
+        over_capped__d1_5 = select((over > 30.0), 0.0, over__d1_5)
+        over_capped__d1_6 = select((over > 30.0), 0.0, over__d1_6)
+        over_capped__d1_7 = select((over > 30.0), 0.0, over__d1_7)
+        over_capped__d2_2 = select((over > 30.0), 0.0, over__d2_2)
+        over_capped__d2_3 = select((over > 30.0), 0.0, over__d2_3)
+        over_capped__d2_4 = select((over > 30.0), 0.0, over__d2_4)
+        over_capped__d2_5 = select((over > 30.0), 0.0, over__d2_5)
+        over_capped__d2_6 = select((over > 30.0), 0.0, over__d2_6)
+        over_capped__d2_7 = select((over > 30.0), 0.0, over__d2_7)
+        over_capped__d3_3 = select((over > 30.0), 0.0, over__d3_3)
+        over_capped__d3_4 = select((over > 30.0), 0.0, over__d3_4)
+        over_capped__d3_5 = select((over > 30.0), 0.0, over__d3_5)
+        over_capped__d3_6 = select((over > 30.0), 0.0, over__d3_6)
+        over_capped__d3_7 = select((over > 30.0), 0.0, over__d3_7)
+        over_capped__d4_4 = select((over > 30.0), 0.0, over__d4_4)
+        over_capped__d4_5 = select((over > 30.0), 0.0, over__d4_5)
+        over_capped__d4_6 = select((over > 30.0), 0.0, over__d4_6)
+        over_capped__d4_7 = select((over > 30.0), 0.0, over__d4_7)
+        over_capped__d5_5 = select((over > 30.0), 0.0, over__d5_5)
+        over_capped__d5_6 = select((over > 30.0), 0.0, over__d5_6)
+        over_capped__d5_7 = select((over > 30.0), 0.0, over__d5_7)
+        over_capped__d6_6 = select((over > 30.0), 0.0, over__d6_6)
+        over_capped__d6_7 = select((over > 30.0), 0.0, over__d6_7)
+        over_capped__d7_7 = select((over > 30.0), 0.0, over__d7_7)
+        cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
+        cell__d0 = select((over > 30.0), over__d0, over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1 = select((over > 30.0), over__d1, over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2 = select((over > 30.0), over__d2, over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3 = select((over > 30.0), over__d3, over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4 = select((over > 30.0), over__d4, over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d5 = select((over > 30.0), over__d5, over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d6 = select((over > 30.0), over__d6, over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d7 = select((over > 30.0), over__d7, over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_0 = select((over > 30.0), over__d0_0, (over_capped__d0*over_capped__d0)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_0*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_1 = select((over > 30.0), over__d0_1, over_capped__d0*over_capped__d1*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_1*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_2 = select((over > 30.0), over__d0_2, over_capped__d0*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_2*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_3 = select((over > 30.0), over__d0_3, over_capped__d0*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_4 = select((over > 30.0), over__d0_4, over_capped__d0*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_5 = select((over > 30.0), over__d0_5, over_capped__d0*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_6 = select((over > 30.0), over__d0_6, over_capped__d0*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d0_7 = select((over > 30.0), over__d0_7, over_capped__d0*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_1 = select((over > 30.0), over__d1_1, (over_capped__d1*over_capped__d1)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_1*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_2 = select((over > 30.0), over__d1_2, over_capped__d1*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_2*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_3 = select((over > 30.0), over__d1_3, over_capped__d1*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_4 = select((over > 30.0), over__d1_4, over_capped__d1*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_5 = select((over > 30.0), over__d1_5, over_capped__d1*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_6 = select((over > 30.0), over__d1_6, over_capped__d1*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d1_7 = select((over > 30.0), over__d1_7, over_capped__d1*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_2 = select((over > 30.0), over__d2_2, (over_capped__d2*over_capped__d2)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_2*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_3 = select((over > 30.0), over__d2_3, over_capped__d2*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_4 = select((over > 30.0), over__d2_4, over_capped__d2*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_5 = select((over > 30.0), over__d2_5, over_capped__d2*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_6 = select((over > 30.0), over__d2_6, over_capped__d2*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d2_7 = select((over > 30.0), over__d2_7, over_capped__d2*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3_3 = select((over > 30.0), over__d3_3, (over_capped__d3*over_capped__d3)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_3*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3_4 = select((over > 30.0), over__d3_4, over_capped__d3*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3_5 = select((over > 30.0), over__d3_5, over_capped__d3*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3_6 = select((over > 30.0), over__d3_6, over_capped__d3*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d3_7 = select((over > 30.0), over__d3_7, over_capped__d3*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4_4 = select((over > 30.0), over__d4_4, (over_capped__d4*over_capped__d4)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_4*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4_5 = select((over > 30.0), over__d4_5, over_capped__d4*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4_6 = select((over > 30.0), over__d4_6, over_capped__d4*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d4_7 = select((over > 30.0), over__d4_7, over_capped__d4*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d5_5 = select((over > 30.0), over__d5_5, (over_capped__d5*over_capped__d5)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_5*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d5_6 = select((over > 30.0), over__d5_6, over_capped__d5*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d5_7 = select((over > 30.0), over__d5_7, over_capped__d5*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d6_6 = select((over > 30.0), over__d6_6, (over_capped__d6*over_capped__d6)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_6*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d6_7 = select((over > 30.0), over__d6_7, over_capped__d6*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_7*exp(over_capped)/(exp(over_capped) + 1.0))
+        cell__d7_7 = select((over > 30.0), over__d7_7, (over_capped__d7*over_capped__d7)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d7_7*exp(over_capped)/(exp(over_capped) + 1.0))
         slow_target = cell*slow_share
         slow_target__d0 = cell__d0*slow_share
         slow_target__d1 = cell__d1*slow_share
@@ -1362,9 +1297,9 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         slow_target__d6_6 = cell__d6_6*slow_share
         slow_target__d6_7 = cell__d6 + cell__d6_7*slow_share
         slow_target__d7_7 = 2.0*cell__d7 + cell__d7_7*slow_share
-        slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
-        slow_alpha__d5 = (1.0 if (slow_prev < slow_target) else 0.0)
-        slow_alpha__d6 = (0.0 if (slow_prev < slow_target) else 1.0)
+        slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
+        slow_alpha__d5 = select((slow_prev < slow_target), 1.0, 0.0)
+        slow_alpha__d6 = select((slow_prev < slow_target), 0.0, 1.0)
         slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
         slow__d0 = slow_alpha*slow_target__d0 + slow_prev__d0*(1.0 - slow_alpha)
         slow__d1 = slow_alpha*slow_target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -1410,54 +1345,54 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         slow__d6_6 = slow_alpha*slow_target__d6_6 - 2.0*slow_alpha__d6*slow_prev__d6 + 2.0*slow_alpha__d6*slow_target__d6 + slow_prev__d6_6*(1.0 - slow_alpha)
         slow__d6_7 = slow_alpha*slow_target__d6_7 - slow_alpha__d6*slow_prev__d7 + slow_alpha__d6*slow_target__d7 + slow_prev__d6_7*(1.0 - slow_alpha)
         slow__d7_7 = slow_alpha*slow_target__d7_7 + slow_prev__d7_7*(1.0 - slow_alpha)
-        fast_target = (cell - slow if (cell > slow) else 0.0)
-        fast_target__d0 = (cell__d0 - slow__d0 if (cell > slow) else 0.0)
-        fast_target__d1 = (cell__d1 - slow__d1 if (cell > slow) else 0.0)
-        fast_target__d2 = (cell__d2 - slow__d2 if (cell > slow) else 0.0)
-        fast_target__d3 = (cell__d3 - slow__d3 if (cell > slow) else 0.0)
-        fast_target__d4 = (cell__d4 - slow__d4 if (cell > slow) else 0.0)
-        fast_target__d5 = (cell__d5 - slow__d5 if (cell > slow) else 0.0)
-        fast_target__d6 = (cell__d6 - slow__d6 if (cell > slow) else 0.0)
-        fast_target__d7 = (cell__d7 - slow__d7 if (cell > slow) else 0.0)
-        fast_target__d0_0 = (cell__d0_0 - slow__d0_0 if (cell > slow) else 0.0)
-        fast_target__d0_1 = (cell__d0_1 - slow__d0_1 if (cell > slow) else 0.0)
-        fast_target__d0_2 = (cell__d0_2 - slow__d0_2 if (cell > slow) else 0.0)
-        fast_target__d0_3 = (cell__d0_3 - slow__d0_3 if (cell > slow) else 0.0)
-        fast_target__d0_4 = (cell__d0_4 - slow__d0_4 if (cell > slow) else 0.0)
-        fast_target__d0_5 = (cell__d0_5 - slow__d0_5 if (cell > slow) else 0.0)
-        fast_target__d0_6 = (cell__d0_6 - slow__d0_6 if (cell > slow) else 0.0)
-        fast_target__d0_7 = (cell__d0_7 - slow__d0_7 if (cell > slow) else 0.0)
-        fast_target__d1_1 = (cell__d1_1 - slow__d1_1 if (cell > slow) else 0.0)
-        fast_target__d1_2 = (cell__d1_2 - slow__d1_2 if (cell > slow) else 0.0)
-        fast_target__d1_3 = (cell__d1_3 - slow__d1_3 if (cell > slow) else 0.0)
-        fast_target__d1_4 = (cell__d1_4 - slow__d1_4 if (cell > slow) else 0.0)
-        fast_target__d1_5 = (cell__d1_5 - slow__d1_5 if (cell > slow) else 0.0)
-        fast_target__d1_6 = (cell__d1_6 - slow__d1_6 if (cell > slow) else 0.0)
-        fast_target__d1_7 = (cell__d1_7 - slow__d1_7 if (cell > slow) else 0.0)
-        fast_target__d2_2 = (cell__d2_2 - slow__d2_2 if (cell > slow) else 0.0)
-        fast_target__d2_3 = (cell__d2_3 - slow__d2_3 if (cell > slow) else 0.0)
-        fast_target__d2_4 = (cell__d2_4 - slow__d2_4 if (cell > slow) else 0.0)
-        fast_target__d2_5 = (cell__d2_5 - slow__d2_5 if (cell > slow) else 0.0)
-        fast_target__d2_6 = (cell__d2_6 - slow__d2_6 if (cell > slow) else 0.0)
-        fast_target__d2_7 = (cell__d2_7 - slow__d2_7 if (cell > slow) else 0.0)
-        fast_target__d3_3 = (cell__d3_3 - slow__d3_3 if (cell > slow) else 0.0)
-        fast_target__d3_4 = (cell__d3_4 - slow__d3_4 if (cell > slow) else 0.0)
-        fast_target__d3_5 = (cell__d3_5 - slow__d3_5 if (cell > slow) else 0.0)
-        fast_target__d3_6 = (cell__d3_6 - slow__d3_6 if (cell > slow) else 0.0)
-        fast_target__d3_7 = (cell__d3_7 - slow__d3_7 if (cell > slow) else 0.0)
-        fast_target__d4_4 = (cell__d4_4 - slow__d4_4 if (cell > slow) else 0.0)
-        fast_target__d4_5 = (cell__d4_5 - slow__d4_5 if (cell > slow) else 0.0)
-        fast_target__d4_6 = (cell__d4_6 - slow__d4_6 if (cell > slow) else 0.0)
-        fast_target__d4_7 = (cell__d4_7 - slow__d4_7 if (cell > slow) else 0.0)
-        fast_target__d5_5 = (cell__d5_5 - slow__d5_5 if (cell > slow) else 0.0)
-        fast_target__d5_6 = (cell__d5_6 - slow__d5_6 if (cell > slow) else 0.0)
-        fast_target__d5_7 = (cell__d5_7 - slow__d5_7 if (cell > slow) else 0.0)
-        fast_target__d6_6 = (cell__d6_6 - slow__d6_6 if (cell > slow) else 0.0)
-        fast_target__d6_7 = (cell__d6_7 - slow__d6_7 if (cell > slow) else 0.0)
-        fast_target__d7_7 = (cell__d7_7 - slow__d7_7 if (cell > slow) else 0.0)
-        fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
-        fast_alpha__d2 = (1.0 if (fast_prev < fast_target) else 0.0)
-        fast_alpha__d3 = (0.0 if (fast_prev < fast_target) else 1.0)
+        fast_target = select((cell > slow), cell - slow, 0.0)
+        fast_target__d0 = select((cell > slow), cell__d0 - slow__d0, 0.0)
+        fast_target__d1 = select((cell > slow), cell__d1 - slow__d1, 0.0)
+        fast_target__d2 = select((cell > slow), cell__d2 - slow__d2, 0.0)
+        fast_target__d3 = select((cell > slow), cell__d3 - slow__d3, 0.0)
+        fast_target__d4 = select((cell > slow), cell__d4 - slow__d4, 0.0)
+        fast_target__d5 = select((cell > slow), cell__d5 - slow__d5, 0.0)
+        fast_target__d6 = select((cell > slow), cell__d6 - slow__d6, 0.0)
+        fast_target__d7 = select((cell > slow), cell__d7 - slow__d7, 0.0)
+        fast_target__d0_0 = select((cell > slow), cell__d0_0 - slow__d0_0, 0.0)
+        fast_target__d0_1 = select((cell > slow), cell__d0_1 - slow__d0_1, 0.0)
+        fast_target__d0_2 = select((cell > slow), cell__d0_2 - slow__d0_2, 0.0)
+        fast_target__d0_3 = select((cell > slow), cell__d0_3 - slow__d0_3, 0.0)
+        fast_target__d0_4 = select((cell > slow), cell__d0_4 - slow__d0_4, 0.0)
+        fast_target__d0_5 = select((cell > slow), cell__d0_5 - slow__d0_5, 0.0)
+        fast_target__d0_6 = select((cell > slow), cell__d0_6 - slow__d0_6, 0.0)
+        fast_target__d0_7 = select((cell > slow), cell__d0_7 - slow__d0_7, 0.0)
+        fast_target__d1_1 = select((cell > slow), cell__d1_1 - slow__d1_1, 0.0)
+        fast_target__d1_2 = select((cell > slow), cell__d1_2 - slow__d1_2, 0.0)
+        fast_target__d1_3 = select((cell > slow), cell__d1_3 - slow__d1_3, 0.0)
+        fast_target__d1_4 = select((cell > slow), cell__d1_4 - slow__d1_4, 0.0)
+        fast_target__d1_5 = select((cell > slow), cell__d1_5 - slow__d1_5, 0.0)
+        fast_target__d1_6 = select((cell > slow), cell__d1_6 - slow__d1_6, 0.0)
+        fast_target__d1_7 = select((cell > slow), cell__d1_7 - slow__d1_7, 0.0)
+        fast_target__d2_2 = select((cell > slow), cell__d2_2 - slow__d2_2, 0.0)
+        fast_target__d2_3 = select((cell > slow), cell__d2_3 - slow__d2_3, 0.0)
+        fast_target__d2_4 = select((cell > slow), cell__d2_4 - slow__d2_4, 0.0)
+        fast_target__d2_5 = select((cell > slow), cell__d2_5 - slow__d2_5, 0.0)
+        fast_target__d2_6 = select((cell > slow), cell__d2_6 - slow__d2_6, 0.0)
+        fast_target__d2_7 = select((cell > slow), cell__d2_7 - slow__d2_7, 0.0)
+        fast_target__d3_3 = select((cell > slow), cell__d3_3 - slow__d3_3, 0.0)
+        fast_target__d3_4 = select((cell > slow), cell__d3_4 - slow__d3_4, 0.0)
+        fast_target__d3_5 = select((cell > slow), cell__d3_5 - slow__d3_5, 0.0)
+        fast_target__d3_6 = select((cell > slow), cell__d3_6 - slow__d3_6, 0.0)
+        fast_target__d3_7 = select((cell > slow), cell__d3_7 - slow__d3_7, 0.0)
+        fast_target__d4_4 = select((cell > slow), cell__d4_4 - slow__d4_4, 0.0)
+        fast_target__d4_5 = select((cell > slow), cell__d4_5 - slow__d4_5, 0.0)
+        fast_target__d4_6 = select((cell > slow), cell__d4_6 - slow__d4_6, 0.0)
+        fast_target__d4_7 = select((cell > slow), cell__d4_7 - slow__d4_7, 0.0)
+        fast_target__d5_5 = select((cell > slow), cell__d5_5 - slow__d5_5, 0.0)
+        fast_target__d5_6 = select((cell > slow), cell__d5_6 - slow__d5_6, 0.0)
+        fast_target__d5_7 = select((cell > slow), cell__d5_7 - slow__d5_7, 0.0)
+        fast_target__d6_6 = select((cell > slow), cell__d6_6 - slow__d6_6, 0.0)
+        fast_target__d6_7 = select((cell > slow), cell__d6_7 - slow__d6_7, 0.0)
+        fast_target__d7_7 = select((cell > slow), cell__d7_7 - slow__d7_7, 0.0)
+        fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
+        fast_alpha__d2 = select((fast_prev < fast_target), 1.0, 0.0)
+        fast_alpha__d3 = select((fast_prev < fast_target), 0.0, 1.0)
         fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
         fast__d0 = fast_alpha*fast_target__d0 + fast_prev__d0*(1.0 - fast_alpha)
         fast__d1 = fast_alpha*fast_target__d1 + fast_prev__d1*(1.0 - fast_alpha)
@@ -2266,586 +2201,296 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         output_lowpass_prev__d7_8 = output_lowpass__d7_8
         output_lowpass_prev__d8_8 = output_lowpass__d8_8
         if ((n - start) & 63) == 0:
-            if abs(fast_prev) < 1e-100:
-                fast_prev = 0.0
-            if abs(slow_prev) < 1e-100:
-                slow_prev = 0.0
-            if abs(reduction_prev) < 1e-100:
-                reduction_prev = 0.0
-            if abs(panel_prev) < 1e-100:
-                panel_prev = 0.0
-            if abs(output_lowpass_prev) < 1e-100:
-                output_lowpass_prev = 0.0
-            if abs(fast_prev__d0) < 1e-100:
-                fast_prev__d0 = 0.0
-            if abs(fast_prev__d1) < 1e-100:
-                fast_prev__d1 = 0.0
-            if abs(fast_prev__d2) < 1e-100:
-                fast_prev__d2 = 0.0
-            if abs(fast_prev__d3) < 1e-100:
-                fast_prev__d3 = 0.0
-            if abs(fast_prev__d4) < 1e-100:
-                fast_prev__d4 = 0.0
-            if abs(fast_prev__d5) < 1e-100:
-                fast_prev__d5 = 0.0
-            if abs(fast_prev__d6) < 1e-100:
-                fast_prev__d6 = 0.0
-            if abs(fast_prev__d7) < 1e-100:
-                fast_prev__d7 = 0.0
-            if abs(slow_prev__d0) < 1e-100:
-                slow_prev__d0 = 0.0
-            if abs(slow_prev__d1) < 1e-100:
-                slow_prev__d1 = 0.0
-            if abs(slow_prev__d2) < 1e-100:
-                slow_prev__d2 = 0.0
-            if abs(slow_prev__d3) < 1e-100:
-                slow_prev__d3 = 0.0
-            if abs(slow_prev__d4) < 1e-100:
-                slow_prev__d4 = 0.0
-            if abs(slow_prev__d5) < 1e-100:
-                slow_prev__d5 = 0.0
-            if abs(slow_prev__d6) < 1e-100:
-                slow_prev__d6 = 0.0
-            if abs(slow_prev__d7) < 1e-100:
-                slow_prev__d7 = 0.0
-            if abs(reduction_prev__d0) < 1e-100:
-                reduction_prev__d0 = 0.0
-            if abs(reduction_prev__d1) < 1e-100:
-                reduction_prev__d1 = 0.0
-            if abs(reduction_prev__d2) < 1e-100:
-                reduction_prev__d2 = 0.0
-            if abs(reduction_prev__d3) < 1e-100:
-                reduction_prev__d3 = 0.0
-            if abs(reduction_prev__d4) < 1e-100:
-                reduction_prev__d4 = 0.0
-            if abs(reduction_prev__d5) < 1e-100:
-                reduction_prev__d5 = 0.0
-            if abs(reduction_prev__d6) < 1e-100:
-                reduction_prev__d6 = 0.0
-            if abs(reduction_prev__d7) < 1e-100:
-                reduction_prev__d7 = 0.0
-            if abs(panel_prev__d0) < 1e-100:
-                panel_prev__d0 = 0.0
-            if abs(panel_prev__d1) < 1e-100:
-                panel_prev__d1 = 0.0
-            if abs(panel_prev__d2) < 1e-100:
-                panel_prev__d2 = 0.0
-            if abs(panel_prev__d3) < 1e-100:
-                panel_prev__d3 = 0.0
-            if abs(panel_prev__d4) < 1e-100:
-                panel_prev__d4 = 0.0
-            if abs(panel_prev__d5) < 1e-100:
-                panel_prev__d5 = 0.0
-            if abs(panel_prev__d6) < 1e-100:
-                panel_prev__d6 = 0.0
-            if abs(panel_prev__d7) < 1e-100:
-                panel_prev__d7 = 0.0
-            if abs(output_lowpass_prev__d0) < 1e-100:
-                output_lowpass_prev__d0 = 0.0
-            if abs(output_lowpass_prev__d1) < 1e-100:
-                output_lowpass_prev__d1 = 0.0
-            if abs(output_lowpass_prev__d2) < 1e-100:
-                output_lowpass_prev__d2 = 0.0
-            if abs(output_lowpass_prev__d3) < 1e-100:
-                output_lowpass_prev__d3 = 0.0
-            if abs(output_lowpass_prev__d4) < 1e-100:
-                output_lowpass_prev__d4 = 0.0
-            if abs(output_lowpass_prev__d5) < 1e-100:
-                output_lowpass_prev__d5 = 0.0
-            if abs(output_lowpass_prev__d6) < 1e-100:
-                output_lowpass_prev__d6 = 0.0
-            if abs(output_lowpass_prev__d7) < 1e-100:
-                output_lowpass_prev__d7 = 0.0
-            if abs(output_lowpass_prev__d8) < 1e-100:
-                output_lowpass_prev__d8 = 0.0
-            if abs(fast_prev__d0_0) < 1e-100:
-                fast_prev__d0_0 = 0.0
-            if abs(fast_prev__d0_1) < 1e-100:
-                fast_prev__d0_1 = 0.0
-            if abs(fast_prev__d0_2) < 1e-100:
-                fast_prev__d0_2 = 0.0
-            if abs(fast_prev__d0_3) < 1e-100:
-                fast_prev__d0_3 = 0.0
-            if abs(fast_prev__d0_4) < 1e-100:
-                fast_prev__d0_4 = 0.0
-            if abs(fast_prev__d0_5) < 1e-100:
-                fast_prev__d0_5 = 0.0
-            if abs(fast_prev__d0_6) < 1e-100:
-                fast_prev__d0_6 = 0.0
-            if abs(fast_prev__d0_7) < 1e-100:
-                fast_prev__d0_7 = 0.0
-            if abs(fast_prev__d1_1) < 1e-100:
-                fast_prev__d1_1 = 0.0
-            if abs(fast_prev__d1_2) < 1e-100:
-                fast_prev__d1_2 = 0.0
-            if abs(fast_prev__d1_3) < 1e-100:
-                fast_prev__d1_3 = 0.0
-            if abs(fast_prev__d1_4) < 1e-100:
-                fast_prev__d1_4 = 0.0
-            if abs(fast_prev__d1_5) < 1e-100:
-                fast_prev__d1_5 = 0.0
-            if abs(fast_prev__d1_6) < 1e-100:
-                fast_prev__d1_6 = 0.0
-            if abs(fast_prev__d1_7) < 1e-100:
-                fast_prev__d1_7 = 0.0
-            if abs(fast_prev__d2_2) < 1e-100:
-                fast_prev__d2_2 = 0.0
-            if abs(fast_prev__d2_3) < 1e-100:
-                fast_prev__d2_3 = 0.0
-            if abs(fast_prev__d2_4) < 1e-100:
-                fast_prev__d2_4 = 0.0
-            if abs(fast_prev__d2_5) < 1e-100:
-                fast_prev__d2_5 = 0.0
-            if abs(fast_prev__d2_6) < 1e-100:
-                fast_prev__d2_6 = 0.0
-            if abs(fast_prev__d2_7) < 1e-100:
-                fast_prev__d2_7 = 0.0
-            if abs(fast_prev__d3_3) < 1e-100:
-                fast_prev__d3_3 = 0.0
-            if abs(fast_prev__d3_4) < 1e-100:
-                fast_prev__d3_4 = 0.0
-            if abs(fast_prev__d3_5) < 1e-100:
-                fast_prev__d3_5 = 0.0
-            if abs(fast_prev__d3_6) < 1e-100:
-                fast_prev__d3_6 = 0.0
-            if abs(fast_prev__d3_7) < 1e-100:
-                fast_prev__d3_7 = 0.0
-            if abs(fast_prev__d4_4) < 1e-100:
-                fast_prev__d4_4 = 0.0
-            if abs(fast_prev__d4_5) < 1e-100:
-                fast_prev__d4_5 = 0.0
-            if abs(fast_prev__d4_6) < 1e-100:
-                fast_prev__d4_6 = 0.0
-            if abs(fast_prev__d4_7) < 1e-100:
-                fast_prev__d4_7 = 0.0
-            if abs(fast_prev__d5_5) < 1e-100:
-                fast_prev__d5_5 = 0.0
-            if abs(fast_prev__d5_6) < 1e-100:
-                fast_prev__d5_6 = 0.0
-            if abs(fast_prev__d5_7) < 1e-100:
-                fast_prev__d5_7 = 0.0
-            if abs(fast_prev__d6_6) < 1e-100:
-                fast_prev__d6_6 = 0.0
-            if abs(fast_prev__d6_7) < 1e-100:
-                fast_prev__d6_7 = 0.0
-            if abs(fast_prev__d7_7) < 1e-100:
-                fast_prev__d7_7 = 0.0
-            if abs(slow_prev__d0_0) < 1e-100:
-                slow_prev__d0_0 = 0.0
-            if abs(slow_prev__d0_1) < 1e-100:
-                slow_prev__d0_1 = 0.0
-            if abs(slow_prev__d0_2) < 1e-100:
-                slow_prev__d0_2 = 0.0
-            if abs(slow_prev__d0_3) < 1e-100:
-                slow_prev__d0_3 = 0.0
-            if abs(slow_prev__d0_4) < 1e-100:
-                slow_prev__d0_4 = 0.0
-            if abs(slow_prev__d0_5) < 1e-100:
-                slow_prev__d0_5 = 0.0
-            if abs(slow_prev__d0_6) < 1e-100:
-                slow_prev__d0_6 = 0.0
-            if abs(slow_prev__d0_7) < 1e-100:
-                slow_prev__d0_7 = 0.0
-            if abs(slow_prev__d1_1) < 1e-100:
-                slow_prev__d1_1 = 0.0
-            if abs(slow_prev__d1_2) < 1e-100:
-                slow_prev__d1_2 = 0.0
-            if abs(slow_prev__d1_3) < 1e-100:
-                slow_prev__d1_3 = 0.0
-            if abs(slow_prev__d1_4) < 1e-100:
-                slow_prev__d1_4 = 0.0
-            if abs(slow_prev__d1_5) < 1e-100:
-                slow_prev__d1_5 = 0.0
-            if abs(slow_prev__d1_6) < 1e-100:
-                slow_prev__d1_6 = 0.0
-            if abs(slow_prev__d1_7) < 1e-100:
-                slow_prev__d1_7 = 0.0
-            if abs(slow_prev__d2_2) < 1e-100:
-                slow_prev__d2_2 = 0.0
-            if abs(slow_prev__d2_3) < 1e-100:
-                slow_prev__d2_3 = 0.0
-            if abs(slow_prev__d2_4) < 1e-100:
-                slow_prev__d2_4 = 0.0
-            if abs(slow_prev__d2_5) < 1e-100:
-                slow_prev__d2_5 = 0.0
-            if abs(slow_prev__d2_6) < 1e-100:
-                slow_prev__d2_6 = 0.0
-            if abs(slow_prev__d2_7) < 1e-100:
-                slow_prev__d2_7 = 0.0
-            if abs(slow_prev__d3_3) < 1e-100:
-                slow_prev__d3_3 = 0.0
-            if abs(slow_prev__d3_4) < 1e-100:
-                slow_prev__d3_4 = 0.0
-            if abs(slow_prev__d3_5) < 1e-100:
-                slow_prev__d3_5 = 0.0
-            if abs(slow_prev__d3_6) < 1e-100:
-                slow_prev__d3_6 = 0.0
-            if abs(slow_prev__d3_7) < 1e-100:
-                slow_prev__d3_7 = 0.0
-            if abs(slow_prev__d4_4) < 1e-100:
-                slow_prev__d4_4 = 0.0
-            if abs(slow_prev__d4_5) < 1e-100:
-                slow_prev__d4_5 = 0.0
-            if abs(slow_prev__d4_6) < 1e-100:
-                slow_prev__d4_6 = 0.0
-            if abs(slow_prev__d4_7) < 1e-100:
-                slow_prev__d4_7 = 0.0
-            if abs(slow_prev__d5_5) < 1e-100:
-                slow_prev__d5_5 = 0.0
-            if abs(slow_prev__d5_6) < 1e-100:
-                slow_prev__d5_6 = 0.0
-            if abs(slow_prev__d5_7) < 1e-100:
-                slow_prev__d5_7 = 0.0
-            if abs(slow_prev__d6_6) < 1e-100:
-                slow_prev__d6_6 = 0.0
-            if abs(slow_prev__d6_7) < 1e-100:
-                slow_prev__d6_7 = 0.0
-            if abs(slow_prev__d7_7) < 1e-100:
-                slow_prev__d7_7 = 0.0
-            if abs(reduction_prev__d0_0) < 1e-100:
-                reduction_prev__d0_0 = 0.0
-            if abs(reduction_prev__d0_1) < 1e-100:
-                reduction_prev__d0_1 = 0.0
-            if abs(reduction_prev__d0_2) < 1e-100:
-                reduction_prev__d0_2 = 0.0
-            if abs(reduction_prev__d0_3) < 1e-100:
-                reduction_prev__d0_3 = 0.0
-            if abs(reduction_prev__d0_4) < 1e-100:
-                reduction_prev__d0_4 = 0.0
-            if abs(reduction_prev__d0_5) < 1e-100:
-                reduction_prev__d0_5 = 0.0
-            if abs(reduction_prev__d0_6) < 1e-100:
-                reduction_prev__d0_6 = 0.0
-            if abs(reduction_prev__d0_7) < 1e-100:
-                reduction_prev__d0_7 = 0.0
-            if abs(reduction_prev__d1_1) < 1e-100:
-                reduction_prev__d1_1 = 0.0
-            if abs(reduction_prev__d1_2) < 1e-100:
-                reduction_prev__d1_2 = 0.0
-            if abs(reduction_prev__d1_3) < 1e-100:
-                reduction_prev__d1_3 = 0.0
-            if abs(reduction_prev__d1_4) < 1e-100:
-                reduction_prev__d1_4 = 0.0
-            if abs(reduction_prev__d1_5) < 1e-100:
-                reduction_prev__d1_5 = 0.0
-            if abs(reduction_prev__d1_6) < 1e-100:
-                reduction_prev__d1_6 = 0.0
-            if abs(reduction_prev__d1_7) < 1e-100:
-                reduction_prev__d1_7 = 0.0
-            if abs(reduction_prev__d2_2) < 1e-100:
-                reduction_prev__d2_2 = 0.0
-            if abs(reduction_prev__d2_3) < 1e-100:
-                reduction_prev__d2_3 = 0.0
-            if abs(reduction_prev__d2_4) < 1e-100:
-                reduction_prev__d2_4 = 0.0
-            if abs(reduction_prev__d2_5) < 1e-100:
-                reduction_prev__d2_5 = 0.0
-            if abs(reduction_prev__d2_6) < 1e-100:
-                reduction_prev__d2_6 = 0.0
-            if abs(reduction_prev__d2_7) < 1e-100:
-                reduction_prev__d2_7 = 0.0
-            if abs(reduction_prev__d3_3) < 1e-100:
-                reduction_prev__d3_3 = 0.0
-            if abs(reduction_prev__d3_4) < 1e-100:
-                reduction_prev__d3_4 = 0.0
-            if abs(reduction_prev__d3_5) < 1e-100:
-                reduction_prev__d3_5 = 0.0
-            if abs(reduction_prev__d3_6) < 1e-100:
-                reduction_prev__d3_6 = 0.0
-            if abs(reduction_prev__d3_7) < 1e-100:
-                reduction_prev__d3_7 = 0.0
-            if abs(reduction_prev__d4_4) < 1e-100:
-                reduction_prev__d4_4 = 0.0
-            if abs(reduction_prev__d4_5) < 1e-100:
-                reduction_prev__d4_5 = 0.0
-            if abs(reduction_prev__d4_6) < 1e-100:
-                reduction_prev__d4_6 = 0.0
-            if abs(reduction_prev__d4_7) < 1e-100:
-                reduction_prev__d4_7 = 0.0
-            if abs(reduction_prev__d5_5) < 1e-100:
-                reduction_prev__d5_5 = 0.0
-            if abs(reduction_prev__d5_6) < 1e-100:
-                reduction_prev__d5_6 = 0.0
-            if abs(reduction_prev__d5_7) < 1e-100:
-                reduction_prev__d5_7 = 0.0
-            if abs(reduction_prev__d6_6) < 1e-100:
-                reduction_prev__d6_6 = 0.0
-            if abs(reduction_prev__d6_7) < 1e-100:
-                reduction_prev__d6_7 = 0.0
-            if abs(reduction_prev__d7_7) < 1e-100:
-                reduction_prev__d7_7 = 0.0
-            if abs(panel_prev__d0_0) < 1e-100:
-                panel_prev__d0_0 = 0.0
-            if abs(panel_prev__d0_1) < 1e-100:
-                panel_prev__d0_1 = 0.0
-            if abs(panel_prev__d0_2) < 1e-100:
-                panel_prev__d0_2 = 0.0
-            if abs(panel_prev__d0_3) < 1e-100:
-                panel_prev__d0_3 = 0.0
-            if abs(panel_prev__d0_4) < 1e-100:
-                panel_prev__d0_4 = 0.0
-            if abs(panel_prev__d0_5) < 1e-100:
-                panel_prev__d0_5 = 0.0
-            if abs(panel_prev__d0_6) < 1e-100:
-                panel_prev__d0_6 = 0.0
-            if abs(panel_prev__d0_7) < 1e-100:
-                panel_prev__d0_7 = 0.0
-            if abs(panel_prev__d1_1) < 1e-100:
-                panel_prev__d1_1 = 0.0
-            if abs(panel_prev__d1_2) < 1e-100:
-                panel_prev__d1_2 = 0.0
-            if abs(panel_prev__d1_3) < 1e-100:
-                panel_prev__d1_3 = 0.0
-            if abs(panel_prev__d1_4) < 1e-100:
-                panel_prev__d1_4 = 0.0
-            if abs(panel_prev__d1_5) < 1e-100:
-                panel_prev__d1_5 = 0.0
-            if abs(panel_prev__d1_6) < 1e-100:
-                panel_prev__d1_6 = 0.0
-            if abs(panel_prev__d1_7) < 1e-100:
-                panel_prev__d1_7 = 0.0
-            if abs(panel_prev__d2_2) < 1e-100:
-                panel_prev__d2_2 = 0.0
-            if abs(panel_prev__d2_3) < 1e-100:
-                panel_prev__d2_3 = 0.0
-            if abs(panel_prev__d2_4) < 1e-100:
-                panel_prev__d2_4 = 0.0
-            if abs(panel_prev__d2_5) < 1e-100:
-                panel_prev__d2_5 = 0.0
-            if abs(panel_prev__d2_6) < 1e-100:
-                panel_prev__d2_6 = 0.0
-            if abs(panel_prev__d2_7) < 1e-100:
-                panel_prev__d2_7 = 0.0
-            if abs(panel_prev__d3_3) < 1e-100:
-                panel_prev__d3_3 = 0.0
-            if abs(panel_prev__d3_4) < 1e-100:
-                panel_prev__d3_4 = 0.0
-            if abs(panel_prev__d3_5) < 1e-100:
-                panel_prev__d3_5 = 0.0
-            if abs(panel_prev__d3_6) < 1e-100:
-                panel_prev__d3_6 = 0.0
-            if abs(panel_prev__d3_7) < 1e-100:
-                panel_prev__d3_7 = 0.0
-            if abs(panel_prev__d4_4) < 1e-100:
-                panel_prev__d4_4 = 0.0
-            if abs(panel_prev__d4_5) < 1e-100:
-                panel_prev__d4_5 = 0.0
-            if abs(panel_prev__d4_6) < 1e-100:
-                panel_prev__d4_6 = 0.0
-            if abs(panel_prev__d4_7) < 1e-100:
-                panel_prev__d4_7 = 0.0
-            if abs(panel_prev__d5_5) < 1e-100:
-                panel_prev__d5_5 = 0.0
-            if abs(panel_prev__d5_6) < 1e-100:
-                panel_prev__d5_6 = 0.0
-            if abs(panel_prev__d5_7) < 1e-100:
-                panel_prev__d5_7 = 0.0
-            if abs(panel_prev__d6_6) < 1e-100:
-                panel_prev__d6_6 = 0.0
-            if abs(panel_prev__d6_7) < 1e-100:
-                panel_prev__d6_7 = 0.0
-            if abs(panel_prev__d7_7) < 1e-100:
-                panel_prev__d7_7 = 0.0
-            if abs(output_lowpass_prev__d0_0) < 1e-100:
-                output_lowpass_prev__d0_0 = 0.0
-            if abs(output_lowpass_prev__d0_1) < 1e-100:
-                output_lowpass_prev__d0_1 = 0.0
-            if abs(output_lowpass_prev__d0_2) < 1e-100:
-                output_lowpass_prev__d0_2 = 0.0
-            if abs(output_lowpass_prev__d0_3) < 1e-100:
-                output_lowpass_prev__d0_3 = 0.0
-            if abs(output_lowpass_prev__d0_4) < 1e-100:
-                output_lowpass_prev__d0_4 = 0.0
-            if abs(output_lowpass_prev__d0_5) < 1e-100:
-                output_lowpass_prev__d0_5 = 0.0
-            if abs(output_lowpass_prev__d0_6) < 1e-100:
-                output_lowpass_prev__d0_6 = 0.0
-            if abs(output_lowpass_prev__d0_7) < 1e-100:
-                output_lowpass_prev__d0_7 = 0.0
-            if abs(output_lowpass_prev__d0_8) < 1e-100:
-                output_lowpass_prev__d0_8 = 0.0
-            if abs(output_lowpass_prev__d1_1) < 1e-100:
-                output_lowpass_prev__d1_1 = 0.0
-            if abs(output_lowpass_prev__d1_2) < 1e-100:
-                output_lowpass_prev__d1_2 = 0.0
-            if abs(output_lowpass_prev__d1_3) < 1e-100:
-                output_lowpass_prev__d1_3 = 0.0
-            if abs(output_lowpass_prev__d1_4) < 1e-100:
-                output_lowpass_prev__d1_4 = 0.0
-            if abs(output_lowpass_prev__d1_5) < 1e-100:
-                output_lowpass_prev__d1_5 = 0.0
-            if abs(output_lowpass_prev__d1_6) < 1e-100:
-                output_lowpass_prev__d1_6 = 0.0
-            if abs(output_lowpass_prev__d1_7) < 1e-100:
-                output_lowpass_prev__d1_7 = 0.0
-            if abs(output_lowpass_prev__d1_8) < 1e-100:
-                output_lowpass_prev__d1_8 = 0.0
-            if abs(output_lowpass_prev__d2_2) < 1e-100:
-                output_lowpass_prev__d2_2 = 0.0
-            if abs(output_lowpass_prev__d2_3) < 1e-100:
-                output_lowpass_prev__d2_3 = 0.0
-            if abs(output_lowpass_prev__d2_4) < 1e-100:
-                output_lowpass_prev__d2_4 = 0.0
-            if abs(output_lowpass_prev__d2_5) < 1e-100:
-                output_lowpass_prev__d2_5 = 0.0
-            if abs(output_lowpass_prev__d2_6) < 1e-100:
-                output_lowpass_prev__d2_6 = 0.0
-            if abs(output_lowpass_prev__d2_7) < 1e-100:
-                output_lowpass_prev__d2_7 = 0.0
-            if abs(output_lowpass_prev__d2_8) < 1e-100:
-                output_lowpass_prev__d2_8 = 0.0
-            if abs(output_lowpass_prev__d3_3) < 1e-100:
-                output_lowpass_prev__d3_3 = 0.0
-            if abs(output_lowpass_prev__d3_4) < 1e-100:
-                output_lowpass_prev__d3_4 = 0.0
-            if abs(output_lowpass_prev__d3_5) < 1e-100:
-                output_lowpass_prev__d3_5 = 0.0
-            if abs(output_lowpass_prev__d3_6) < 1e-100:
-                output_lowpass_prev__d3_6 = 0.0
-            if abs(output_lowpass_prev__d3_7) < 1e-100:
-                output_lowpass_prev__d3_7 = 0.0
-            if abs(output_lowpass_prev__d3_8) < 1e-100:
-                output_lowpass_prev__d3_8 = 0.0
-            if abs(output_lowpass_prev__d4_4) < 1e-100:
-                output_lowpass_prev__d4_4 = 0.0
-            if abs(output_lowpass_prev__d4_5) < 1e-100:
-                output_lowpass_prev__d4_5 = 0.0
-            if abs(output_lowpass_prev__d4_6) < 1e-100:
-                output_lowpass_prev__d4_6 = 0.0
-            if abs(output_lowpass_prev__d4_7) < 1e-100:
-                output_lowpass_prev__d4_7 = 0.0
-            if abs(output_lowpass_prev__d4_8) < 1e-100:
-                output_lowpass_prev__d4_8 = 0.0
-            if abs(output_lowpass_prev__d5_5) < 1e-100:
-                output_lowpass_prev__d5_5 = 0.0
-            if abs(output_lowpass_prev__d5_6) < 1e-100:
-                output_lowpass_prev__d5_6 = 0.0
-            if abs(output_lowpass_prev__d5_7) < 1e-100:
-                output_lowpass_prev__d5_7 = 0.0
-            if abs(output_lowpass_prev__d5_8) < 1e-100:
-                output_lowpass_prev__d5_8 = 0.0
-            if abs(output_lowpass_prev__d6_6) < 1e-100:
-                output_lowpass_prev__d6_6 = 0.0
-            if abs(output_lowpass_prev__d6_7) < 1e-100:
-                output_lowpass_prev__d6_7 = 0.0
-            if abs(output_lowpass_prev__d6_8) < 1e-100:
-                output_lowpass_prev__d6_8 = 0.0
-            if abs(output_lowpass_prev__d7_7) < 1e-100:
-                output_lowpass_prev__d7_7 = 0.0
-            if abs(output_lowpass_prev__d7_8) < 1e-100:
-                output_lowpass_prev__d7_8 = 0.0
-            if abs(output_lowpass_prev__d8_8) < 1e-100:
-                output_lowpass_prev__d8_8 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d6) < 1e-100:
-                w__d6 = 0.0
-            if abs(w__d7) < 1e-100:
-                w__d7 = 0.0
-            if abs(w__d8) < 1e-100:
-                w__d8 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d0_5) < 1e-100:
-                w__d0_5 = 0.0
-            if abs(w__d0_6) < 1e-100:
-                w__d0_6 = 0.0
-            if abs(w__d0_7) < 1e-100:
-                w__d0_7 = 0.0
-            if abs(w__d0_8) < 1e-100:
-                w__d0_8 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d1_5) < 1e-100:
-                w__d1_5 = 0.0
-            if abs(w__d1_6) < 1e-100:
-                w__d1_6 = 0.0
-            if abs(w__d1_7) < 1e-100:
-                w__d1_7 = 0.0
-            if abs(w__d1_8) < 1e-100:
-                w__d1_8 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d2_5) < 1e-100:
-                w__d2_5 = 0.0
-            if abs(w__d2_6) < 1e-100:
-                w__d2_6 = 0.0
-            if abs(w__d2_7) < 1e-100:
-                w__d2_7 = 0.0
-            if abs(w__d2_8) < 1e-100:
-                w__d2_8 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d3_5) < 1e-100:
-                w__d3_5 = 0.0
-            if abs(w__d3_6) < 1e-100:
-                w__d3_6 = 0.0
-            if abs(w__d3_7) < 1e-100:
-                w__d3_7 = 0.0
-            if abs(w__d3_8) < 1e-100:
-                w__d3_8 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
-            if abs(w__d4_5) < 1e-100:
-                w__d4_5 = 0.0
-            if abs(w__d4_6) < 1e-100:
-                w__d4_6 = 0.0
-            if abs(w__d4_7) < 1e-100:
-                w__d4_7 = 0.0
-            if abs(w__d4_8) < 1e-100:
-                w__d4_8 = 0.0
-            if abs(w__d5_5) < 1e-100:
-                w__d5_5 = 0.0
-            if abs(w__d5_6) < 1e-100:
-                w__d5_6 = 0.0
-            if abs(w__d5_7) < 1e-100:
-                w__d5_7 = 0.0
-            if abs(w__d5_8) < 1e-100:
-                w__d5_8 = 0.0
-            if abs(w__d6_6) < 1e-100:
-                w__d6_6 = 0.0
-            if abs(w__d6_7) < 1e-100:
-                w__d6_7 = 0.0
-            if abs(w__d6_8) < 1e-100:
-                w__d6_8 = 0.0
-            if abs(w__d7_7) < 1e-100:
-                w__d7_7 = 0.0
-            if abs(w__d7_8) < 1e-100:
-                w__d7_8 = 0.0
-            if abs(w__d8_8) < 1e-100:
-                w__d8_8 = 0.0
+            fast_prev = flushed(fast_prev)
+            slow_prev = flushed(slow_prev)
+            reduction_prev = flushed(reduction_prev)
+            panel_prev = flushed(panel_prev)
+            output_lowpass_prev = flushed(output_lowpass_prev)
+            fast_prev__d0 = flushed(fast_prev__d0)
+            fast_prev__d1 = flushed(fast_prev__d1)
+            fast_prev__d2 = flushed(fast_prev__d2)
+            fast_prev__d3 = flushed(fast_prev__d3)
+            fast_prev__d4 = flushed(fast_prev__d4)
+            fast_prev__d5 = flushed(fast_prev__d5)
+            fast_prev__d6 = flushed(fast_prev__d6)
+            fast_prev__d7 = flushed(fast_prev__d7)
+            slow_prev__d0 = flushed(slow_prev__d0)
+            slow_prev__d1 = flushed(slow_prev__d1)
+            slow_prev__d2 = flushed(slow_prev__d2)
+            slow_prev__d3 = flushed(slow_prev__d3)
+            slow_prev__d4 = flushed(slow_prev__d4)
+            slow_prev__d5 = flushed(slow_prev__d5)
+            slow_prev__d6 = flushed(slow_prev__d6)
+            slow_prev__d7 = flushed(slow_prev__d7)
+            reduction_prev__d0 = flushed(reduction_prev__d0)
+            reduction_prev__d1 = flushed(reduction_prev__d1)
+            reduction_prev__d2 = flushed(reduction_prev__d2)
+            reduction_prev__d3 = flushed(reduction_prev__d3)
+            reduction_prev__d4 = flushed(reduction_prev__d4)
+            reduction_prev__d5 = flushed(reduction_prev__d5)
+            reduction_prev__d6 = flushed(reduction_prev__d6)
+            reduction_prev__d7 = flushed(reduction_prev__d7)
+            panel_prev__d0 = flushed(panel_prev__d0)
+            panel_prev__d1 = flushed(panel_prev__d1)
+            panel_prev__d2 = flushed(panel_prev__d2)
+            panel_prev__d3 = flushed(panel_prev__d3)
+            panel_prev__d4 = flushed(panel_prev__d4)
+            panel_prev__d5 = flushed(panel_prev__d5)
+            panel_prev__d6 = flushed(panel_prev__d6)
+            panel_prev__d7 = flushed(panel_prev__d7)
+            output_lowpass_prev__d0 = flushed(output_lowpass_prev__d0)
+            output_lowpass_prev__d1 = flushed(output_lowpass_prev__d1)
+            output_lowpass_prev__d2 = flushed(output_lowpass_prev__d2)
+            output_lowpass_prev__d3 = flushed(output_lowpass_prev__d3)
+            output_lowpass_prev__d4 = flushed(output_lowpass_prev__d4)
+            output_lowpass_prev__d5 = flushed(output_lowpass_prev__d5)
+            output_lowpass_prev__d6 = flushed(output_lowpass_prev__d6)
+            output_lowpass_prev__d7 = flushed(output_lowpass_prev__d7)
+            output_lowpass_prev__d8 = flushed(output_lowpass_prev__d8)
+            fast_prev__d0_0 = flushed(fast_prev__d0_0)
+            fast_prev__d0_1 = flushed(fast_prev__d0_1)
+            fast_prev__d0_2 = flushed(fast_prev__d0_2)
+            fast_prev__d0_3 = flushed(fast_prev__d0_3)
+            fast_prev__d0_4 = flushed(fast_prev__d0_4)
+            fast_prev__d0_5 = flushed(fast_prev__d0_5)
+            fast_prev__d0_6 = flushed(fast_prev__d0_6)
+            fast_prev__d0_7 = flushed(fast_prev__d0_7)
+            fast_prev__d1_1 = flushed(fast_prev__d1_1)
+            fast_prev__d1_2 = flushed(fast_prev__d1_2)
+            fast_prev__d1_3 = flushed(fast_prev__d1_3)
+            fast_prev__d1_4 = flushed(fast_prev__d1_4)
+            fast_prev__d1_5 = flushed(fast_prev__d1_5)
+            fast_prev__d1_6 = flushed(fast_prev__d1_6)
+            fast_prev__d1_7 = flushed(fast_prev__d1_7)
+            fast_prev__d2_2 = flushed(fast_prev__d2_2)
+            fast_prev__d2_3 = flushed(fast_prev__d2_3)
+            fast_prev__d2_4 = flushed(fast_prev__d2_4)
+            fast_prev__d2_5 = flushed(fast_prev__d2_5)
+            fast_prev__d2_6 = flushed(fast_prev__d2_6)
+            fast_prev__d2_7 = flushed(fast_prev__d2_7)
+            fast_prev__d3_3 = flushed(fast_prev__d3_3)
+            fast_prev__d3_4 = flushed(fast_prev__d3_4)
+            fast_prev__d3_5 = flushed(fast_prev__d3_5)
+            fast_prev__d3_6 = flushed(fast_prev__d3_6)
+            fast_prev__d3_7 = flushed(fast_prev__d3_7)
+            fast_prev__d4_4 = flushed(fast_prev__d4_4)
+            fast_prev__d4_5 = flushed(fast_prev__d4_5)
+            fast_prev__d4_6 = flushed(fast_prev__d4_6)
+            fast_prev__d4_7 = flushed(fast_prev__d4_7)
+            fast_prev__d5_5 = flushed(fast_prev__d5_5)
+            fast_prev__d5_6 = flushed(fast_prev__d5_6)
+            fast_prev__d5_7 = flushed(fast_prev__d5_7)
+            fast_prev__d6_6 = flushed(fast_prev__d6_6)
+            fast_prev__d6_7 = flushed(fast_prev__d6_7)
+            fast_prev__d7_7 = flushed(fast_prev__d7_7)
+            slow_prev__d0_0 = flushed(slow_prev__d0_0)
+            slow_prev__d0_1 = flushed(slow_prev__d0_1)
+            slow_prev__d0_2 = flushed(slow_prev__d0_2)
+            slow_prev__d0_3 = flushed(slow_prev__d0_3)
+            slow_prev__d0_4 = flushed(slow_prev__d0_4)
+            slow_prev__d0_5 = flushed(slow_prev__d0_5)
+            slow_prev__d0_6 = flushed(slow_prev__d0_6)
+            slow_prev__d0_7 = flushed(slow_prev__d0_7)
+            slow_prev__d1_1 = flushed(slow_prev__d1_1)
+            slow_prev__d1_2 = flushed(slow_prev__d1_2)
+            slow_prev__d1_3 = flushed(slow_prev__d1_3)
+            slow_prev__d1_4 = flushed(slow_prev__d1_4)
+            slow_prev__d1_5 = flushed(slow_prev__d1_5)
+            slow_prev__d1_6 = flushed(slow_prev__d1_6)
+            slow_prev__d1_7 = flushed(slow_prev__d1_7)
+            slow_prev__d2_2 = flushed(slow_prev__d2_2)
+            slow_prev__d2_3 = flushed(slow_prev__d2_3)
+            slow_prev__d2_4 = flushed(slow_prev__d2_4)
+            slow_prev__d2_5 = flushed(slow_prev__d2_5)
+            slow_prev__d2_6 = flushed(slow_prev__d2_6)
+            slow_prev__d2_7 = flushed(slow_prev__d2_7)
+            slow_prev__d3_3 = flushed(slow_prev__d3_3)
+            slow_prev__d3_4 = flushed(slow_prev__d3_4)
+            slow_prev__d3_5 = flushed(slow_prev__d3_5)
+            slow_prev__d3_6 = flushed(slow_prev__d3_6)
+            slow_prev__d3_7 = flushed(slow_prev__d3_7)
+            slow_prev__d4_4 = flushed(slow_prev__d4_4)
+            slow_prev__d4_5 = flushed(slow_prev__d4_5)
+            slow_prev__d4_6 = flushed(slow_prev__d4_6)
+            slow_prev__d4_7 = flushed(slow_prev__d4_7)
+            slow_prev__d5_5 = flushed(slow_prev__d5_5)
+            slow_prev__d5_6 = flushed(slow_prev__d5_6)
+            slow_prev__d5_7 = flushed(slow_prev__d5_7)
+            slow_prev__d6_6 = flushed(slow_prev__d6_6)
+            slow_prev__d6_7 = flushed(slow_prev__d6_7)
+            slow_prev__d7_7 = flushed(slow_prev__d7_7)
+            reduction_prev__d0_0 = flushed(reduction_prev__d0_0)
+            reduction_prev__d0_1 = flushed(reduction_prev__d0_1)
+            reduction_prev__d0_2 = flushed(reduction_prev__d0_2)
+            reduction_prev__d0_3 = flushed(reduction_prev__d0_3)
+            reduction_prev__d0_4 = flushed(reduction_prev__d0_4)
+            reduction_prev__d0_5 = flushed(reduction_prev__d0_5)
+            reduction_prev__d0_6 = flushed(reduction_prev__d0_6)
+            reduction_prev__d0_7 = flushed(reduction_prev__d0_7)
+            reduction_prev__d1_1 = flushed(reduction_prev__d1_1)
+            reduction_prev__d1_2 = flushed(reduction_prev__d1_2)
+            reduction_prev__d1_3 = flushed(reduction_prev__d1_3)
+            reduction_prev__d1_4 = flushed(reduction_prev__d1_4)
+            reduction_prev__d1_5 = flushed(reduction_prev__d1_5)
+            reduction_prev__d1_6 = flushed(reduction_prev__d1_6)
+            reduction_prev__d1_7 = flushed(reduction_prev__d1_7)
+            reduction_prev__d2_2 = flushed(reduction_prev__d2_2)
+            reduction_prev__d2_3 = flushed(reduction_prev__d2_3)
+            reduction_prev__d2_4 = flushed(reduction_prev__d2_4)
+            reduction_prev__d2_5 = flushed(reduction_prev__d2_5)
+            reduction_prev__d2_6 = flushed(reduction_prev__d2_6)
+            reduction_prev__d2_7 = flushed(reduction_prev__d2_7)
+            reduction_prev__d3_3 = flushed(reduction_prev__d3_3)
+            reduction_prev__d3_4 = flushed(reduction_prev__d3_4)
+            reduction_prev__d3_5 = flushed(reduction_prev__d3_5)
+            reduction_prev__d3_6 = flushed(reduction_prev__d3_6)
+            reduction_prev__d3_7 = flushed(reduction_prev__d3_7)
+            reduction_prev__d4_4 = flushed(reduction_prev__d4_4)
+            reduction_prev__d4_5 = flushed(reduction_prev__d4_5)
+            reduction_prev__d4_6 = flushed(reduction_prev__d4_6)
+            reduction_prev__d4_7 = flushed(reduction_prev__d4_7)
+            reduction_prev__d5_5 = flushed(reduction_prev__d5_5)
+            reduction_prev__d5_6 = flushed(reduction_prev__d5_6)
+            reduction_prev__d5_7 = flushed(reduction_prev__d5_7)
+            reduction_prev__d6_6 = flushed(reduction_prev__d6_6)
+            reduction_prev__d6_7 = flushed(reduction_prev__d6_7)
+            reduction_prev__d7_7 = flushed(reduction_prev__d7_7)
+            panel_prev__d0_0 = flushed(panel_prev__d0_0)
+            panel_prev__d0_1 = flushed(panel_prev__d0_1)
+            panel_prev__d0_2 = flushed(panel_prev__d0_2)
+            panel_prev__d0_3 = flushed(panel_prev__d0_3)
+            panel_prev__d0_4 = flushed(panel_prev__d0_4)
+            panel_prev__d0_5 = flushed(panel_prev__d0_5)
+            panel_prev__d0_6 = flushed(panel_prev__d0_6)
+            panel_prev__d0_7 = flushed(panel_prev__d0_7)
+            panel_prev__d1_1 = flushed(panel_prev__d1_1)
+            panel_prev__d1_2 = flushed(panel_prev__d1_2)
+            panel_prev__d1_3 = flushed(panel_prev__d1_3)
+            panel_prev__d1_4 = flushed(panel_prev__d1_4)
+            panel_prev__d1_5 = flushed(panel_prev__d1_5)
+            panel_prev__d1_6 = flushed(panel_prev__d1_6)
+            panel_prev__d1_7 = flushed(panel_prev__d1_7)
+            panel_prev__d2_2 = flushed(panel_prev__d2_2)
+            panel_prev__d2_3 = flushed(panel_prev__d2_3)
+            panel_prev__d2_4 = flushed(panel_prev__d2_4)
+            panel_prev__d2_5 = flushed(panel_prev__d2_5)
+            panel_prev__d2_6 = flushed(panel_prev__d2_6)
+            panel_prev__d2_7 = flushed(panel_prev__d2_7)
+            panel_prev__d3_3 = flushed(panel_prev__d3_3)
+            panel_prev__d3_4 = flushed(panel_prev__d3_4)
+            panel_prev__d3_5 = flushed(panel_prev__d3_5)
+            panel_prev__d3_6 = flushed(panel_prev__d3_6)
+            panel_prev__d3_7 = flushed(panel_prev__d3_7)
+            panel_prev__d4_4 = flushed(panel_prev__d4_4)
+            panel_prev__d4_5 = flushed(panel_prev__d4_5)
+            panel_prev__d4_6 = flushed(panel_prev__d4_6)
+            panel_prev__d4_7 = flushed(panel_prev__d4_7)
+            panel_prev__d5_5 = flushed(panel_prev__d5_5)
+            panel_prev__d5_6 = flushed(panel_prev__d5_6)
+            panel_prev__d5_7 = flushed(panel_prev__d5_7)
+            panel_prev__d6_6 = flushed(panel_prev__d6_6)
+            panel_prev__d6_7 = flushed(panel_prev__d6_7)
+            panel_prev__d7_7 = flushed(panel_prev__d7_7)
+            output_lowpass_prev__d0_0 = flushed(output_lowpass_prev__d0_0)
+            output_lowpass_prev__d0_1 = flushed(output_lowpass_prev__d0_1)
+            output_lowpass_prev__d0_2 = flushed(output_lowpass_prev__d0_2)
+            output_lowpass_prev__d0_3 = flushed(output_lowpass_prev__d0_3)
+            output_lowpass_prev__d0_4 = flushed(output_lowpass_prev__d0_4)
+            output_lowpass_prev__d0_5 = flushed(output_lowpass_prev__d0_5)
+            output_lowpass_prev__d0_6 = flushed(output_lowpass_prev__d0_6)
+            output_lowpass_prev__d0_7 = flushed(output_lowpass_prev__d0_7)
+            output_lowpass_prev__d0_8 = flushed(output_lowpass_prev__d0_8)
+            output_lowpass_prev__d1_1 = flushed(output_lowpass_prev__d1_1)
+            output_lowpass_prev__d1_2 = flushed(output_lowpass_prev__d1_2)
+            output_lowpass_prev__d1_3 = flushed(output_lowpass_prev__d1_3)
+            output_lowpass_prev__d1_4 = flushed(output_lowpass_prev__d1_4)
+            output_lowpass_prev__d1_5 = flushed(output_lowpass_prev__d1_5)
+            output_lowpass_prev__d1_6 = flushed(output_lowpass_prev__d1_6)
+            output_lowpass_prev__d1_7 = flushed(output_lowpass_prev__d1_7)
+            output_lowpass_prev__d1_8 = flushed(output_lowpass_prev__d1_8)
+            output_lowpass_prev__d2_2 = flushed(output_lowpass_prev__d2_2)
+            output_lowpass_prev__d2_3 = flushed(output_lowpass_prev__d2_3)
+            output_lowpass_prev__d2_4 = flushed(output_lowpass_prev__d2_4)
+            output_lowpass_prev__d2_5 = flushed(output_lowpass_prev__d2_5)
+            output_lowpass_prev__d2_6 = flushed(output_lowpass_prev__d2_6)
+            output_lowpass_prev__d2_7 = flushed(output_lowpass_prev__d2_7)
+            output_lowpass_prev__d2_8 = flushed(output_lowpass_prev__d2_8)
+            output_lowpass_prev__d3_3 = flushed(output_lowpass_prev__d3_3)
+            output_lowpass_prev__d3_4 = flushed(output_lowpass_prev__d3_4)
+            output_lowpass_prev__d3_5 = flushed(output_lowpass_prev__d3_5)
+            output_lowpass_prev__d3_6 = flushed(output_lowpass_prev__d3_6)
+            output_lowpass_prev__d3_7 = flushed(output_lowpass_prev__d3_7)
+            output_lowpass_prev__d3_8 = flushed(output_lowpass_prev__d3_8)
+            output_lowpass_prev__d4_4 = flushed(output_lowpass_prev__d4_4)
+            output_lowpass_prev__d4_5 = flushed(output_lowpass_prev__d4_5)
+            output_lowpass_prev__d4_6 = flushed(output_lowpass_prev__d4_6)
+            output_lowpass_prev__d4_7 = flushed(output_lowpass_prev__d4_7)
+            output_lowpass_prev__d4_8 = flushed(output_lowpass_prev__d4_8)
+            output_lowpass_prev__d5_5 = flushed(output_lowpass_prev__d5_5)
+            output_lowpass_prev__d5_6 = flushed(output_lowpass_prev__d5_6)
+            output_lowpass_prev__d5_7 = flushed(output_lowpass_prev__d5_7)
+            output_lowpass_prev__d5_8 = flushed(output_lowpass_prev__d5_8)
+            output_lowpass_prev__d6_6 = flushed(output_lowpass_prev__d6_6)
+            output_lowpass_prev__d6_7 = flushed(output_lowpass_prev__d6_7)
+            output_lowpass_prev__d6_8 = flushed(output_lowpass_prev__d6_8)
+            output_lowpass_prev__d7_7 = flushed(output_lowpass_prev__d7_7)
+            output_lowpass_prev__d7_8 = flushed(output_lowpass_prev__d7_8)
+            output_lowpass_prev__d8_8 = flushed(output_lowpass_prev__d8_8)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d6 = flushed(w__d6)
+            w__d7 = flushed(w__d7)
+            w__d8 = flushed(w__d8)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d0_5 = flushed(w__d0_5)
+            w__d0_6 = flushed(w__d0_6)
+            w__d0_7 = flushed(w__d0_7)
+            w__d0_8 = flushed(w__d0_8)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d1_5 = flushed(w__d1_5)
+            w__d1_6 = flushed(w__d1_6)
+            w__d1_7 = flushed(w__d1_7)
+            w__d1_8 = flushed(w__d1_8)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d2_5 = flushed(w__d2_5)
+            w__d2_6 = flushed(w__d2_6)
+            w__d2_7 = flushed(w__d2_7)
+            w__d2_8 = flushed(w__d2_8)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d3_5 = flushed(w__d3_5)
+            w__d3_6 = flushed(w__d3_6)
+            w__d3_7 = flushed(w__d3_7)
+            w__d3_8 = flushed(w__d3_8)
+            w__d4_4 = flushed(w__d4_4)
+            w__d4_5 = flushed(w__d4_5)
+            w__d4_6 = flushed(w__d4_6)
+            w__d4_7 = flushed(w__d4_7)
+            w__d4_8 = flushed(w__d4_8)
+            w__d5_5 = flushed(w__d5_5)
+            w__d5_6 = flushed(w__d5_6)
+            w__d5_7 = flushed(w__d5_7)
+            w__d5_8 = flushed(w__d5_8)
+            w__d6_6 = flushed(w__d6_6)
+            w__d6_7 = flushed(w__d6_7)
+            w__d6_8 = flushed(w__d6_8)
+            w__d7_7 = flushed(w__d7_7)
+            w__d7_8 = flushed(w__d7_8)
+            w__d8_8 = flushed(w__d8_8)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -3188,15 +2833,15 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 drive_log__d7 = -reduction_prev__d7
                 panel_decayed = panel_prev + log(1.0 - alpha_panel)
                 panel_decayed__d4 = panel_prev__d4 - 1.0/(1.0 - alpha_panel)
-                panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
-                panel__d0 = (drive_log__d0 if (drive_log > panel_decayed) else panel_prev__d0)
-                panel__d1 = (drive_log__d1 if (drive_log > panel_decayed) else panel_prev__d1)
-                panel__d2 = (drive_log__d2 if (drive_log > panel_decayed) else panel_prev__d2)
-                panel__d3 = (drive_log__d3 if (drive_log > panel_decayed) else panel_prev__d3)
-                panel__d4 = (drive_log__d4 if (drive_log > panel_decayed) else panel_decayed__d4)
-                panel__d5 = (drive_log__d5 if (drive_log > panel_decayed) else panel_prev__d5)
-                panel__d6 = (drive_log__d6 if (drive_log > panel_decayed) else panel_prev__d6)
-                panel__d7 = (drive_log__d7 if (drive_log > panel_decayed) else panel_prev__d7)
+                panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
+                panel__d0 = select((drive_log > panel_decayed), drive_log__d0, panel_prev__d0)
+                panel__d1 = select((drive_log > panel_decayed), drive_log__d1, panel_prev__d1)
+                panel__d2 = select((drive_log > panel_decayed), drive_log__d2, panel_prev__d2)
+                panel__d3 = select((drive_log > panel_decayed), drive_log__d3, panel_prev__d3)
+                panel__d4 = select((drive_log > panel_decayed), drive_log__d4, panel_decayed__d4)
+                panel__d5 = select((drive_log > panel_decayed), drive_log__d5, panel_prev__d5)
+                panel__d6 = select((drive_log > panel_decayed), drive_log__d6, panel_prev__d6)
+                panel__d7 = select((drive_log > panel_decayed), drive_log__d7, panel_prev__d7)
                 over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
                 over__d0 = panel__d0*(ratio - 1.0) - 0.11512925464970229*ratio + 0.11512925464970229
                 over__d1 = panel + panel__d1*(ratio - 1.0) - 0.11512925464970229*threshold_db
@@ -3206,24 +2851,24 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 over__d5 = panel__d5*(ratio - 1.0)
                 over__d6 = panel__d6*(ratio - 1.0)
                 over__d7 = panel__d7*(ratio - 1.0)
-                over_capped = (30.0 if (over > 30.0) else over)
-                over_capped__d0 = (0.0 if (over > 30.0) else over__d0)
-                over_capped__d1 = (0.0 if (over > 30.0) else over__d1)
-                over_capped__d2 = (0.0 if (over > 30.0) else over__d2)
-                over_capped__d3 = (0.0 if (over > 30.0) else over__d3)
-                over_capped__d4 = (0.0 if (over > 30.0) else over__d4)
-                over_capped__d5 = (0.0 if (over > 30.0) else over__d5)
-                over_capped__d6 = (0.0 if (over > 30.0) else over__d6)
-                over_capped__d7 = (0.0 if (over > 30.0) else over__d7)
-                cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
-                cell__d0 = (over__d0 if (over > 30.0) else over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1 = (over__d1 if (over > 30.0) else over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2 = (over__d2 if (over > 30.0) else over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3 = (over__d3 if (over > 30.0) else over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4 = (over__d4 if (over > 30.0) else over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d5 = (over__d5 if (over > 30.0) else over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d6 = (over__d6 if (over > 30.0) else over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d7 = (over__d7 if (over > 30.0) else over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
+                over_capped = select((over > 30.0), 30.0, over)
+                over_capped__d0 = select((over > 30.0), 0.0, over__d0)
+                over_capped__d1 = select((over > 30.0), 0.0, over__d1)
+                over_capped__d2 = select((over > 30.0), 0.0, over__d2)
+                over_capped__d3 = select((over > 30.0), 0.0, over__d3)
+                over_capped__d4 = select((over > 30.0), 0.0, over__d4)
+                over_capped__d5 = select((over > 30.0), 0.0, over__d5)
+                over_capped__d6 = select((over > 30.0), 0.0, over__d6)
+                over_capped__d7 = select((over > 30.0), 0.0, over__d7)
+                cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
+                cell__d0 = select((over > 30.0), over__d0, over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1 = select((over > 30.0), over__d1, over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2 = select((over > 30.0), over__d2, over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3 = select((over > 30.0), over__d3, over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4 = select((over > 30.0), over__d4, over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d5 = select((over > 30.0), over__d5, over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d6 = select((over > 30.0), over__d6, over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d7 = select((over > 30.0), over__d7, over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
                 slow_target = cell*slow_share
                 slow_target__d0 = cell__d0*slow_share
                 slow_target__d1 = cell__d1*slow_share
@@ -3233,9 +2878,9 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 slow_target__d5 = cell__d5*slow_share
                 slow_target__d6 = cell__d6*slow_share
                 slow_target__d7 = cell + cell__d7*slow_share
-                slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
-                slow_alpha__d5 = (1.0 if (slow_prev < slow_target) else 0.0)
-                slow_alpha__d6 = (0.0 if (slow_prev < slow_target) else 1.0)
+                slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
+                slow_alpha__d5 = select((slow_prev < slow_target), 1.0, 0.0)
+                slow_alpha__d6 = select((slow_prev < slow_target), 0.0, 1.0)
                 slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
                 slow__d0 = slow_alpha*slow_target__d0 + slow_prev__d0*(1.0 - slow_alpha)
                 slow__d1 = slow_alpha*slow_target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -3245,18 +2890,18 @@ def _gradient_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q,
                 slow__d5 = slow_alpha*slow_target__d5 + slow_alpha__d5*(-slow_prev + slow_target) + slow_prev__d5*(1.0 - slow_alpha)
                 slow__d6 = slow_alpha*slow_target__d6 + slow_alpha__d6*(-slow_prev + slow_target) + slow_prev__d6*(1.0 - slow_alpha)
                 slow__d7 = slow_alpha*slow_target__d7 + slow_prev__d7*(1.0 - slow_alpha)
-                fast_target = (cell - slow if (cell > slow) else 0.0)
-                fast_target__d0 = (cell__d0 - slow__d0 if (cell > slow) else 0.0)
-                fast_target__d1 = (cell__d1 - slow__d1 if (cell > slow) else 0.0)
-                fast_target__d2 = (cell__d2 - slow__d2 if (cell > slow) else 0.0)
-                fast_target__d3 = (cell__d3 - slow__d3 if (cell > slow) else 0.0)
-                fast_target__d4 = (cell__d4 - slow__d4 if (cell > slow) else 0.0)
-                fast_target__d5 = (cell__d5 - slow__d5 if (cell > slow) else 0.0)
-                fast_target__d6 = (cell__d6 - slow__d6 if (cell > slow) else 0.0)
-                fast_target__d7 = (cell__d7 - slow__d7 if (cell > slow) else 0.0)
-                fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
-                fast_alpha__d2 = (1.0 if (fast_prev < fast_target) else 0.0)
-                fast_alpha__d3 = (0.0 if (fast_prev < fast_target) else 1.0)
+                fast_target = select((cell > slow), cell - slow, 0.0)
+                fast_target__d0 = select((cell > slow), cell__d0 - slow__d0, 0.0)
+                fast_target__d1 = select((cell > slow), cell__d1 - slow__d1, 0.0)
+                fast_target__d2 = select((cell > slow), cell__d2 - slow__d2, 0.0)
+                fast_target__d3 = select((cell > slow), cell__d3 - slow__d3, 0.0)
+                fast_target__d4 = select((cell > slow), cell__d4 - slow__d4, 0.0)
+                fast_target__d5 = select((cell > slow), cell__d5 - slow__d5, 0.0)
+                fast_target__d6 = select((cell > slow), cell__d6 - slow__d6, 0.0)
+                fast_target__d7 = select((cell > slow), cell__d7 - slow__d7, 0.0)
+                fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
+                fast_alpha__d2 = select((fast_prev < fast_target), 1.0, 0.0)
+                fast_alpha__d3 = select((fast_prev < fast_target), 0.0, 1.0)
                 fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
                 fast__d0 = fast_alpha*fast_target__d0 + fast_prev__d0*(1.0 - fast_alpha)
                 fast__d1 = fast_alpha*fast_target__d1 + fast_prev__d1*(1.0 - fast_alpha)
@@ -4448,51 +4093,51 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 panel_decayed = panel_prev + log(1.0 - alpha_panel)
                 panel_decayed__d4 = panel_prev__d4 - 1.0/(1.0 - alpha_panel)
                 panel_decayed__d4_4 = panel_prev__d4_4 - 1.0/((alpha_panel - 1.0)*(alpha_panel - 1.0))
-                panel = (drive_log if (drive_log > panel_decayed) else panel_decayed)
-                panel__d0 = (drive_log__d0 if (drive_log > panel_decayed) else panel_prev__d0)
-                panel__d1 = (drive_log__d1 if (drive_log > panel_decayed) else panel_prev__d1)
-                panel__d2 = (drive_log__d2 if (drive_log > panel_decayed) else panel_prev__d2)
-                panel__d3 = (drive_log__d3 if (drive_log > panel_decayed) else panel_prev__d3)
-                panel__d4 = (drive_log__d4 if (drive_log > panel_decayed) else panel_decayed__d4)
-                panel__d5 = (drive_log__d5 if (drive_log > panel_decayed) else panel_prev__d5)
-                panel__d6 = (drive_log__d6 if (drive_log > panel_decayed) else panel_prev__d6)
-                panel__d7 = (drive_log__d7 if (drive_log > panel_decayed) else panel_prev__d7)
-                panel__d0_0 = (drive_log__d0_0 if (drive_log > panel_decayed) else panel_prev__d0_0)
-                panel__d0_1 = (drive_log__d0_1 if (drive_log > panel_decayed) else panel_prev__d0_1)
-                panel__d0_2 = (drive_log__d0_2 if (drive_log > panel_decayed) else panel_prev__d0_2)
-                panel__d0_3 = (drive_log__d0_3 if (drive_log > panel_decayed) else panel_prev__d0_3)
-                panel__d0_4 = (drive_log__d0_4 if (drive_log > panel_decayed) else panel_prev__d0_4)
-                panel__d0_5 = (drive_log__d0_5 if (drive_log > panel_decayed) else panel_prev__d0_5)
-                panel__d0_6 = (drive_log__d0_6 if (drive_log > panel_decayed) else panel_prev__d0_6)
-                panel__d0_7 = (drive_log__d0_7 if (drive_log > panel_decayed) else panel_prev__d0_7)
-                panel__d1_1 = (drive_log__d1_1 if (drive_log > panel_decayed) else panel_prev__d1_1)
-                panel__d1_2 = (drive_log__d1_2 if (drive_log > panel_decayed) else panel_prev__d1_2)
-                panel__d1_3 = (drive_log__d1_3 if (drive_log > panel_decayed) else panel_prev__d1_3)
-                panel__d1_4 = (drive_log__d1_4 if (drive_log > panel_decayed) else panel_prev__d1_4)
-                panel__d1_5 = (drive_log__d1_5 if (drive_log > panel_decayed) else panel_prev__d1_5)
-                panel__d1_6 = (drive_log__d1_6 if (drive_log > panel_decayed) else panel_prev__d1_6)
-                panel__d1_7 = (drive_log__d1_7 if (drive_log > panel_decayed) else panel_prev__d1_7)
-                panel__d2_2 = (drive_log__d2_2 if (drive_log > panel_decayed) else panel_prev__d2_2)
-                panel__d2_3 = (drive_log__d2_3 if (drive_log > panel_decayed) else panel_prev__d2_3)
-                panel__d2_4 = (drive_log__d2_4 if (drive_log > panel_decayed) else panel_prev__d2_4)
-                panel__d2_5 = (drive_log__d2_5 if (drive_log > panel_decayed) else panel_prev__d2_5)
-                panel__d2_6 = (drive_log__d2_6 if (drive_log > panel_decayed) else panel_prev__d2_6)
-                panel__d2_7 = (drive_log__d2_7 if (drive_log > panel_decayed) else panel_prev__d2_7)
-                panel__d3_3 = (drive_log__d3_3 if (drive_log > panel_decayed) else panel_prev__d3_3)
-                panel__d3_4 = (drive_log__d3_4 if (drive_log > panel_decayed) else panel_prev__d3_4)
-                panel__d3_5 = (drive_log__d3_5 if (drive_log > panel_decayed) else panel_prev__d3_5)
-                panel__d3_6 = (drive_log__d3_6 if (drive_log > panel_decayed) else panel_prev__d3_6)
-                panel__d3_7 = (drive_log__d3_7 if (drive_log > panel_decayed) else panel_prev__d3_7)
-                panel__d4_4 = (drive_log__d4_4 if (drive_log > panel_decayed) else panel_decayed__d4_4)
-                panel__d4_5 = (drive_log__d4_5 if (drive_log > panel_decayed) else panel_prev__d4_5)
-                panel__d4_6 = (drive_log__d4_6 if (drive_log > panel_decayed) else panel_prev__d4_6)
-                panel__d4_7 = (drive_log__d4_7 if (drive_log > panel_decayed) else panel_prev__d4_7)
-                panel__d5_5 = (drive_log__d5_5 if (drive_log > panel_decayed) else panel_prev__d5_5)
-                panel__d5_6 = (drive_log__d5_6 if (drive_log > panel_decayed) else panel_prev__d5_6)
-                panel__d5_7 = (drive_log__d5_7 if (drive_log > panel_decayed) else panel_prev__d5_7)
-                panel__d6_6 = (drive_log__d6_6 if (drive_log > panel_decayed) else panel_prev__d6_6)
-                panel__d6_7 = (drive_log__d6_7 if (drive_log > panel_decayed) else panel_prev__d6_7)
-                panel__d7_7 = (drive_log__d7_7 if (drive_log > panel_decayed) else panel_prev__d7_7)
+                panel = select((drive_log > panel_decayed), drive_log, panel_decayed)
+                panel__d0 = select((drive_log > panel_decayed), drive_log__d0, panel_prev__d0)
+                panel__d1 = select((drive_log > panel_decayed), drive_log__d1, panel_prev__d1)
+                panel__d2 = select((drive_log > panel_decayed), drive_log__d2, panel_prev__d2)
+                panel__d3 = select((drive_log > panel_decayed), drive_log__d3, panel_prev__d3)
+                panel__d4 = select((drive_log > panel_decayed), drive_log__d4, panel_decayed__d4)
+                panel__d5 = select((drive_log > panel_decayed), drive_log__d5, panel_prev__d5)
+                panel__d6 = select((drive_log > panel_decayed), drive_log__d6, panel_prev__d6)
+                panel__d7 = select((drive_log > panel_decayed), drive_log__d7, panel_prev__d7)
+                panel__d0_0 = select((drive_log > panel_decayed), drive_log__d0_0, panel_prev__d0_0)
+                panel__d0_1 = select((drive_log > panel_decayed), drive_log__d0_1, panel_prev__d0_1)
+                panel__d0_2 = select((drive_log > panel_decayed), drive_log__d0_2, panel_prev__d0_2)
+                panel__d0_3 = select((drive_log > panel_decayed), drive_log__d0_3, panel_prev__d0_3)
+                panel__d0_4 = select((drive_log > panel_decayed), drive_log__d0_4, panel_prev__d0_4)
+                panel__d0_5 = select((drive_log > panel_decayed), drive_log__d0_5, panel_prev__d0_5)
+                panel__d0_6 = select((drive_log > panel_decayed), drive_log__d0_6, panel_prev__d0_6)
+                panel__d0_7 = select((drive_log > panel_decayed), drive_log__d0_7, panel_prev__d0_7)
+                panel__d1_1 = select((drive_log > panel_decayed), drive_log__d1_1, panel_prev__d1_1)
+                panel__d1_2 = select((drive_log > panel_decayed), drive_log__d1_2, panel_prev__d1_2)
+                panel__d1_3 = select((drive_log > panel_decayed), drive_log__d1_3, panel_prev__d1_3)
+                panel__d1_4 = select((drive_log > panel_decayed), drive_log__d1_4, panel_prev__d1_4)
+                panel__d1_5 = select((drive_log > panel_decayed), drive_log__d1_5, panel_prev__d1_5)
+                panel__d1_6 = select((drive_log > panel_decayed), drive_log__d1_6, panel_prev__d1_6)
+                panel__d1_7 = select((drive_log > panel_decayed), drive_log__d1_7, panel_prev__d1_7)
+                panel__d2_2 = select((drive_log > panel_decayed), drive_log__d2_2, panel_prev__d2_2)
+                panel__d2_3 = select((drive_log > panel_decayed), drive_log__d2_3, panel_prev__d2_3)
+                panel__d2_4 = select((drive_log > panel_decayed), drive_log__d2_4, panel_prev__d2_4)
+                panel__d2_5 = select((drive_log > panel_decayed), drive_log__d2_5, panel_prev__d2_5)
+                panel__d2_6 = select((drive_log > panel_decayed), drive_log__d2_6, panel_prev__d2_6)
+                panel__d2_7 = select((drive_log > panel_decayed), drive_log__d2_7, panel_prev__d2_7)
+                panel__d3_3 = select((drive_log > panel_decayed), drive_log__d3_3, panel_prev__d3_3)
+                panel__d3_4 = select((drive_log > panel_decayed), drive_log__d3_4, panel_prev__d3_4)
+                panel__d3_5 = select((drive_log > panel_decayed), drive_log__d3_5, panel_prev__d3_5)
+                panel__d3_6 = select((drive_log > panel_decayed), drive_log__d3_6, panel_prev__d3_6)
+                panel__d3_7 = select((drive_log > panel_decayed), drive_log__d3_7, panel_prev__d3_7)
+                panel__d4_4 = select((drive_log > panel_decayed), drive_log__d4_4, panel_decayed__d4_4)
+                panel__d4_5 = select((drive_log > panel_decayed), drive_log__d4_5, panel_prev__d4_5)
+                panel__d4_6 = select((drive_log > panel_decayed), drive_log__d4_6, panel_prev__d4_6)
+                panel__d4_7 = select((drive_log > panel_decayed), drive_log__d4_7, panel_prev__d4_7)
+                panel__d5_5 = select((drive_log > panel_decayed), drive_log__d5_5, panel_prev__d5_5)
+                panel__d5_6 = select((drive_log > panel_decayed), drive_log__d5_6, panel_prev__d5_6)
+                panel__d5_7 = select((drive_log > panel_decayed), drive_log__d5_7, panel_prev__d5_7)
+                panel__d6_6 = select((drive_log > panel_decayed), drive_log__d6_6, panel_prev__d6_6)
+                panel__d6_7 = select((drive_log > panel_decayed), drive_log__d6_7, panel_prev__d6_7)
+                panel__d7_7 = select((drive_log > panel_decayed), drive_log__d7_7, panel_prev__d7_7)
                 over = (panel - 0.11512925464970229*threshold_db)*(ratio - 1.0)
                 over__d0 = panel__d0*(ratio - 1.0) - 0.11512925464970229*ratio + 0.11512925464970229
                 over__d1 = panel + panel__d1*(ratio - 1.0) - 0.11512925464970229*threshold_db
@@ -4538,96 +4183,96 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 over__d6_6 = panel__d6_6*(ratio - 1.0)
                 over__d6_7 = panel__d6_7*(ratio - 1.0)
                 over__d7_7 = panel__d7_7*(ratio - 1.0)
-                over_capped = (30.0 if (over > 30.0) else over)
-                over_capped__d0 = (0.0 if (over > 30.0) else over__d0)
-                over_capped__d1 = (0.0 if (over > 30.0) else over__d1)
-                over_capped__d2 = (0.0 if (over > 30.0) else over__d2)
-                over_capped__d3 = (0.0 if (over > 30.0) else over__d3)
-                over_capped__d4 = (0.0 if (over > 30.0) else over__d4)
-                over_capped__d5 = (0.0 if (over > 30.0) else over__d5)
-                over_capped__d6 = (0.0 if (over > 30.0) else over__d6)
-                over_capped__d7 = (0.0 if (over > 30.0) else over__d7)
-                over_capped__d0_0 = (0.0 if (over > 30.0) else over__d0_0)
-                over_capped__d0_1 = (0.0 if (over > 30.0) else over__d0_1)
-                over_capped__d0_2 = (0.0 if (over > 30.0) else over__d0_2)
-                over_capped__d0_3 = (0.0 if (over > 30.0) else over__d0_3)
-                over_capped__d0_4 = (0.0 if (over > 30.0) else over__d0_4)
-                over_capped__d0_5 = (0.0 if (over > 30.0) else over__d0_5)
-                over_capped__d0_6 = (0.0 if (over > 30.0) else over__d0_6)
-                over_capped__d0_7 = (0.0 if (over > 30.0) else over__d0_7)
-                over_capped__d1_1 = (0.0 if (over > 30.0) else over__d1_1)
-                over_capped__d1_2 = (0.0 if (over > 30.0) else over__d1_2)
-                over_capped__d1_3 = (0.0 if (over > 30.0) else over__d1_3)
-                over_capped__d1_4 = (0.0 if (over > 30.0) else over__d1_4)
-                over_capped__d1_5 = (0.0 if (over > 30.0) else over__d1_5)
-                over_capped__d1_6 = (0.0 if (over > 30.0) else over__d1_6)
-                over_capped__d1_7 = (0.0 if (over > 30.0) else over__d1_7)
-                over_capped__d2_2 = (0.0 if (over > 30.0) else over__d2_2)
-                over_capped__d2_3 = (0.0 if (over > 30.0) else over__d2_3)
-                over_capped__d2_4 = (0.0 if (over > 30.0) else over__d2_4)
-                over_capped__d2_5 = (0.0 if (over > 30.0) else over__d2_5)
-                over_capped__d2_6 = (0.0 if (over > 30.0) else over__d2_6)
-                over_capped__d2_7 = (0.0 if (over > 30.0) else over__d2_7)
-                over_capped__d3_3 = (0.0 if (over > 30.0) else over__d3_3)
-                over_capped__d3_4 = (0.0 if (over > 30.0) else over__d3_4)
-                over_capped__d3_5 = (0.0 if (over > 30.0) else over__d3_5)
-                over_capped__d3_6 = (0.0 if (over > 30.0) else over__d3_6)
-                over_capped__d3_7 = (0.0 if (over > 30.0) else over__d3_7)
-                over_capped__d4_4 = (0.0 if (over > 30.0) else over__d4_4)
-                over_capped__d4_5 = (0.0 if (over > 30.0) else over__d4_5)
-                over_capped__d4_6 = (0.0 if (over > 30.0) else over__d4_6)
-                over_capped__d4_7 = (0.0 if (over > 30.0) else over__d4_7)
-                over_capped__d5_5 = (0.0 if (over > 30.0) else over__d5_5)
-                over_capped__d5_6 = (0.0 if (over > 30.0) else over__d5_6)
-                over_capped__d5_7 = (0.0 if (over > 30.0) else over__d5_7)
-                over_capped__d6_6 = (0.0 if (over > 30.0) else over__d6_6)
-                over_capped__d6_7 = (0.0 if (over > 30.0) else over__d6_7)
-                over_capped__d7_7 = (0.0 if (over > 30.0) else over__d7_7)
-                cell = (over if (over > 30.0) else log(exp(over_capped) + 1.0))
-                cell__d0 = (over__d0 if (over > 30.0) else over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1 = (over__d1 if (over > 30.0) else over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2 = (over__d2 if (over > 30.0) else over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3 = (over__d3 if (over > 30.0) else over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4 = (over__d4 if (over > 30.0) else over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d5 = (over__d5 if (over > 30.0) else over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d6 = (over__d6 if (over > 30.0) else over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d7 = (over__d7 if (over > 30.0) else over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_0 = (over__d0_0 if (over > 30.0) else (over_capped__d0*over_capped__d0)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_0*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_1 = (over__d0_1 if (over > 30.0) else over_capped__d0*over_capped__d1*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_1*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_2 = (over__d0_2 if (over > 30.0) else over_capped__d0*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_2*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_3 = (over__d0_3 if (over > 30.0) else over_capped__d0*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_4 = (over__d0_4 if (over > 30.0) else over_capped__d0*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_5 = (over__d0_5 if (over > 30.0) else over_capped__d0*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_6 = (over__d0_6 if (over > 30.0) else over_capped__d0*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d0_7 = (over__d0_7 if (over > 30.0) else over_capped__d0*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_1 = (over__d1_1 if (over > 30.0) else (over_capped__d1*over_capped__d1)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_1*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_2 = (over__d1_2 if (over > 30.0) else over_capped__d1*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_2*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_3 = (over__d1_3 if (over > 30.0) else over_capped__d1*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_4 = (over__d1_4 if (over > 30.0) else over_capped__d1*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_5 = (over__d1_5 if (over > 30.0) else over_capped__d1*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_6 = (over__d1_6 if (over > 30.0) else over_capped__d1*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d1_7 = (over__d1_7 if (over > 30.0) else over_capped__d1*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_2 = (over__d2_2 if (over > 30.0) else (over_capped__d2*over_capped__d2)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_2*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_3 = (over__d2_3 if (over > 30.0) else over_capped__d2*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_4 = (over__d2_4 if (over > 30.0) else over_capped__d2*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_5 = (over__d2_5 if (over > 30.0) else over_capped__d2*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_6 = (over__d2_6 if (over > 30.0) else over_capped__d2*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d2_7 = (over__d2_7 if (over > 30.0) else over_capped__d2*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3_3 = (over__d3_3 if (over > 30.0) else (over_capped__d3*over_capped__d3)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_3*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3_4 = (over__d3_4 if (over > 30.0) else over_capped__d3*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3_5 = (over__d3_5 if (over > 30.0) else over_capped__d3*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3_6 = (over__d3_6 if (over > 30.0) else over_capped__d3*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d3_7 = (over__d3_7 if (over > 30.0) else over_capped__d3*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4_4 = (over__d4_4 if (over > 30.0) else (over_capped__d4*over_capped__d4)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_4*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4_5 = (over__d4_5 if (over > 30.0) else over_capped__d4*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4_6 = (over__d4_6 if (over > 30.0) else over_capped__d4*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d4_7 = (over__d4_7 if (over > 30.0) else over_capped__d4*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d5_5 = (over__d5_5 if (over > 30.0) else (over_capped__d5*over_capped__d5)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_5*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d5_6 = (over__d5_6 if (over > 30.0) else over_capped__d5*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d5_7 = (over__d5_7 if (over > 30.0) else over_capped__d5*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d6_6 = (over__d6_6 if (over > 30.0) else (over_capped__d6*over_capped__d6)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_6*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d6_7 = (over__d6_7 if (over > 30.0) else over_capped__d6*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_7*exp(over_capped)/(exp(over_capped) + 1.0))
-                cell__d7_7 = (over__d7_7 if (over > 30.0) else (over_capped__d7*over_capped__d7)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d7_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                over_capped = select((over > 30.0), 30.0, over)
+                over_capped__d0 = select((over > 30.0), 0.0, over__d0)
+                over_capped__d1 = select((over > 30.0), 0.0, over__d1)
+                over_capped__d2 = select((over > 30.0), 0.0, over__d2)
+                over_capped__d3 = select((over > 30.0), 0.0, over__d3)
+                over_capped__d4 = select((over > 30.0), 0.0, over__d4)
+                over_capped__d5 = select((over > 30.0), 0.0, over__d5)
+                over_capped__d6 = select((over > 30.0), 0.0, over__d6)
+                over_capped__d7 = select((over > 30.0), 0.0, over__d7)
+                over_capped__d0_0 = select((over > 30.0), 0.0, over__d0_0)
+                over_capped__d0_1 = select((over > 30.0), 0.0, over__d0_1)
+                over_capped__d0_2 = select((over > 30.0), 0.0, over__d0_2)
+                over_capped__d0_3 = select((over > 30.0), 0.0, over__d0_3)
+                over_capped__d0_4 = select((over > 30.0), 0.0, over__d0_4)
+                over_capped__d0_5 = select((over > 30.0), 0.0, over__d0_5)
+                over_capped__d0_6 = select((over > 30.0), 0.0, over__d0_6)
+                over_capped__d0_7 = select((over > 30.0), 0.0, over__d0_7)
+                over_capped__d1_1 = select((over > 30.0), 0.0, over__d1_1)
+                over_capped__d1_2 = select((over > 30.0), 0.0, over__d1_2)
+                over_capped__d1_3 = select((over > 30.0), 0.0, over__d1_3)
+                over_capped__d1_4 = select((over > 30.0), 0.0, over__d1_4)
+                over_capped__d1_5 = select((over > 30.0), 0.0, over__d1_5)
+                over_capped__d1_6 = select((over > 30.0), 0.0, over__d1_6)
+                over_capped__d1_7 = select((over > 30.0), 0.0, over__d1_7)
+                over_capped__d2_2 = select((over > 30.0), 0.0, over__d2_2)
+                over_capped__d2_3 = select((over > 30.0), 0.0, over__d2_3)
+                over_capped__d2_4 = select((over > 30.0), 0.0, over__d2_4)
+                over_capped__d2_5 = select((over > 30.0), 0.0, over__d2_5)
+                over_capped__d2_6 = select((over > 30.0), 0.0, over__d2_6)
+                over_capped__d2_7 = select((over > 30.0), 0.0, over__d2_7)
+                over_capped__d3_3 = select((over > 30.0), 0.0, over__d3_3)
+                over_capped__d3_4 = select((over > 30.0), 0.0, over__d3_4)
+                over_capped__d3_5 = select((over > 30.0), 0.0, over__d3_5)
+                over_capped__d3_6 = select((over > 30.0), 0.0, over__d3_6)
+                over_capped__d3_7 = select((over > 30.0), 0.0, over__d3_7)
+                over_capped__d4_4 = select((over > 30.0), 0.0, over__d4_4)
+                over_capped__d4_5 = select((over > 30.0), 0.0, over__d4_5)
+                over_capped__d4_6 = select((over > 30.0), 0.0, over__d4_6)
+                over_capped__d4_7 = select((over > 30.0), 0.0, over__d4_7)
+                over_capped__d5_5 = select((over > 30.0), 0.0, over__d5_5)
+                over_capped__d5_6 = select((over > 30.0), 0.0, over__d5_6)
+                over_capped__d5_7 = select((over > 30.0), 0.0, over__d5_7)
+                over_capped__d6_6 = select((over > 30.0), 0.0, over__d6_6)
+                over_capped__d6_7 = select((over > 30.0), 0.0, over__d6_7)
+                over_capped__d7_7 = select((over > 30.0), 0.0, over__d7_7)
+                cell = select((over > 30.0), over, log(exp(over_capped) + 1.0))
+                cell__d0 = select((over > 30.0), over__d0, over_capped__d0*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1 = select((over > 30.0), over__d1, over_capped__d1*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2 = select((over > 30.0), over__d2, over_capped__d2*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3 = select((over > 30.0), over__d3, over_capped__d3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4 = select((over > 30.0), over__d4, over_capped__d4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d5 = select((over > 30.0), over__d5, over_capped__d5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d6 = select((over > 30.0), over__d6, over_capped__d6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d7 = select((over > 30.0), over__d7, over_capped__d7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_0 = select((over > 30.0), over__d0_0, (over_capped__d0*over_capped__d0)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_0*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_1 = select((over > 30.0), over__d0_1, over_capped__d0*over_capped__d1*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_1*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_2 = select((over > 30.0), over__d0_2, over_capped__d0*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_2*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_3 = select((over > 30.0), over__d0_3, over_capped__d0*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_4 = select((over > 30.0), over__d0_4, over_capped__d0*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_5 = select((over > 30.0), over__d0_5, over_capped__d0*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_6 = select((over > 30.0), over__d0_6, over_capped__d0*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d0_7 = select((over > 30.0), over__d0_7, over_capped__d0*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d0_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_1 = select((over > 30.0), over__d1_1, (over_capped__d1*over_capped__d1)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_1*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_2 = select((over > 30.0), over__d1_2, over_capped__d1*over_capped__d2*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_2*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_3 = select((over > 30.0), over__d1_3, over_capped__d1*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_4 = select((over > 30.0), over__d1_4, over_capped__d1*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_5 = select((over > 30.0), over__d1_5, over_capped__d1*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_6 = select((over > 30.0), over__d1_6, over_capped__d1*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d1_7 = select((over > 30.0), over__d1_7, over_capped__d1*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d1_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_2 = select((over > 30.0), over__d2_2, (over_capped__d2*over_capped__d2)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_2*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_3 = select((over > 30.0), over__d2_3, over_capped__d2*over_capped__d3*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_4 = select((over > 30.0), over__d2_4, over_capped__d2*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_5 = select((over > 30.0), over__d2_5, over_capped__d2*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_6 = select((over > 30.0), over__d2_6, over_capped__d2*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d2_7 = select((over > 30.0), over__d2_7, over_capped__d2*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d2_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3_3 = select((over > 30.0), over__d3_3, (over_capped__d3*over_capped__d3)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_3*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3_4 = select((over > 30.0), over__d3_4, over_capped__d3*over_capped__d4*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3_5 = select((over > 30.0), over__d3_5, over_capped__d3*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3_6 = select((over > 30.0), over__d3_6, over_capped__d3*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d3_7 = select((over > 30.0), over__d3_7, over_capped__d3*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d3_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4_4 = select((over > 30.0), over__d4_4, (over_capped__d4*over_capped__d4)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_4*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4_5 = select((over > 30.0), over__d4_5, over_capped__d4*over_capped__d5*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4_6 = select((over > 30.0), over__d4_6, over_capped__d4*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d4_7 = select((over > 30.0), over__d4_7, over_capped__d4*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d4_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d5_5 = select((over > 30.0), over__d5_5, (over_capped__d5*over_capped__d5)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_5*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d5_6 = select((over > 30.0), over__d5_6, over_capped__d5*over_capped__d6*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d5_7 = select((over > 30.0), over__d5_7, over_capped__d5*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d5_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d6_6 = select((over > 30.0), over__d6_6, (over_capped__d6*over_capped__d6)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_6*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d6_7 = select((over > 30.0), over__d6_7, over_capped__d6*over_capped__d7*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d6_7*exp(over_capped)/(exp(over_capped) + 1.0))
+                cell__d7_7 = select((over > 30.0), over__d7_7, (over_capped__d7*over_capped__d7)*(1.0 - exp(over_capped)/(exp(over_capped) + 1.0))*exp(over_capped)/(exp(over_capped) + 1.0) + over_capped__d7_7*exp(over_capped)/(exp(over_capped) + 1.0))
                 slow_target = cell*slow_share
                 slow_target__d0 = cell__d0*slow_share
                 slow_target__d1 = cell__d1*slow_share
@@ -4673,9 +4318,9 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 slow_target__d6_6 = cell__d6_6*slow_share
                 slow_target__d6_7 = cell__d6 + cell__d6_7*slow_share
                 slow_target__d7_7 = 2.0*cell__d7 + cell__d7_7*slow_share
-                slow_alpha = (alpha_slow_attack if (slow_prev < slow_target) else alpha_release_slow)
-                slow_alpha__d5 = (1.0 if (slow_prev < slow_target) else 0.0)
-                slow_alpha__d6 = (0.0 if (slow_prev < slow_target) else 1.0)
+                slow_alpha = select((slow_prev < slow_target), alpha_slow_attack, alpha_release_slow)
+                slow_alpha__d5 = select((slow_prev < slow_target), 1.0, 0.0)
+                slow_alpha__d6 = select((slow_prev < slow_target), 0.0, 1.0)
                 slow = slow_alpha*slow_target + slow_prev*(1.0 - slow_alpha)
                 slow__d0 = slow_alpha*slow_target__d0 + slow_prev__d0*(1.0 - slow_alpha)
                 slow__d1 = slow_alpha*slow_target__d1 + slow_prev__d1*(1.0 - slow_alpha)
@@ -4721,54 +4366,54 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 slow__d6_6 = slow_alpha*slow_target__d6_6 - 2.0*slow_alpha__d6*slow_prev__d6 + 2.0*slow_alpha__d6*slow_target__d6 + slow_prev__d6_6*(1.0 - slow_alpha)
                 slow__d6_7 = slow_alpha*slow_target__d6_7 - slow_alpha__d6*slow_prev__d7 + slow_alpha__d6*slow_target__d7 + slow_prev__d6_7*(1.0 - slow_alpha)
                 slow__d7_7 = slow_alpha*slow_target__d7_7 + slow_prev__d7_7*(1.0 - slow_alpha)
-                fast_target = (cell - slow if (cell > slow) else 0.0)
-                fast_target__d0 = (cell__d0 - slow__d0 if (cell > slow) else 0.0)
-                fast_target__d1 = (cell__d1 - slow__d1 if (cell > slow) else 0.0)
-                fast_target__d2 = (cell__d2 - slow__d2 if (cell > slow) else 0.0)
-                fast_target__d3 = (cell__d3 - slow__d3 if (cell > slow) else 0.0)
-                fast_target__d4 = (cell__d4 - slow__d4 if (cell > slow) else 0.0)
-                fast_target__d5 = (cell__d5 - slow__d5 if (cell > slow) else 0.0)
-                fast_target__d6 = (cell__d6 - slow__d6 if (cell > slow) else 0.0)
-                fast_target__d7 = (cell__d7 - slow__d7 if (cell > slow) else 0.0)
-                fast_target__d0_0 = (cell__d0_0 - slow__d0_0 if (cell > slow) else 0.0)
-                fast_target__d0_1 = (cell__d0_1 - slow__d0_1 if (cell > slow) else 0.0)
-                fast_target__d0_2 = (cell__d0_2 - slow__d0_2 if (cell > slow) else 0.0)
-                fast_target__d0_3 = (cell__d0_3 - slow__d0_3 if (cell > slow) else 0.0)
-                fast_target__d0_4 = (cell__d0_4 - slow__d0_4 if (cell > slow) else 0.0)
-                fast_target__d0_5 = (cell__d0_5 - slow__d0_5 if (cell > slow) else 0.0)
-                fast_target__d0_6 = (cell__d0_6 - slow__d0_6 if (cell > slow) else 0.0)
-                fast_target__d0_7 = (cell__d0_7 - slow__d0_7 if (cell > slow) else 0.0)
-                fast_target__d1_1 = (cell__d1_1 - slow__d1_1 if (cell > slow) else 0.0)
-                fast_target__d1_2 = (cell__d1_2 - slow__d1_2 if (cell > slow) else 0.0)
-                fast_target__d1_3 = (cell__d1_3 - slow__d1_3 if (cell > slow) else 0.0)
-                fast_target__d1_4 = (cell__d1_4 - slow__d1_4 if (cell > slow) else 0.0)
-                fast_target__d1_5 = (cell__d1_5 - slow__d1_5 if (cell > slow) else 0.0)
-                fast_target__d1_6 = (cell__d1_6 - slow__d1_6 if (cell > slow) else 0.0)
-                fast_target__d1_7 = (cell__d1_7 - slow__d1_7 if (cell > slow) else 0.0)
-                fast_target__d2_2 = (cell__d2_2 - slow__d2_2 if (cell > slow) else 0.0)
-                fast_target__d2_3 = (cell__d2_3 - slow__d2_3 if (cell > slow) else 0.0)
-                fast_target__d2_4 = (cell__d2_4 - slow__d2_4 if (cell > slow) else 0.0)
-                fast_target__d2_5 = (cell__d2_5 - slow__d2_5 if (cell > slow) else 0.0)
-                fast_target__d2_6 = (cell__d2_6 - slow__d2_6 if (cell > slow) else 0.0)
-                fast_target__d2_7 = (cell__d2_7 - slow__d2_7 if (cell > slow) else 0.0)
-                fast_target__d3_3 = (cell__d3_3 - slow__d3_3 if (cell > slow) else 0.0)
-                fast_target__d3_4 = (cell__d3_4 - slow__d3_4 if (cell > slow) else 0.0)
-                fast_target__d3_5 = (cell__d3_5 - slow__d3_5 if (cell > slow) else 0.0)
-                fast_target__d3_6 = (cell__d3_6 - slow__d3_6 if (cell > slow) else 0.0)
-                fast_target__d3_7 = (cell__d3_7 - slow__d3_7 if (cell > slow) else 0.0)
-                fast_target__d4_4 = (cell__d4_4 - slow__d4_4 if (cell > slow) else 0.0)
-                fast_target__d4_5 = (cell__d4_5 - slow__d4_5 if (cell > slow) else 0.0)
-                fast_target__d4_6 = (cell__d4_6 - slow__d4_6 if (cell > slow) else 0.0)
-                fast_target__d4_7 = (cell__d4_7 - slow__d4_7 if (cell > slow) else 0.0)
-                fast_target__d5_5 = (cell__d5_5 - slow__d5_5 if (cell > slow) else 0.0)
-                fast_target__d5_6 = (cell__d5_6 - slow__d5_6 if (cell > slow) else 0.0)
-                fast_target__d5_7 = (cell__d5_7 - slow__d5_7 if (cell > slow) else 0.0)
-                fast_target__d6_6 = (cell__d6_6 - slow__d6_6 if (cell > slow) else 0.0)
-                fast_target__d6_7 = (cell__d6_7 - slow__d6_7 if (cell > slow) else 0.0)
-                fast_target__d7_7 = (cell__d7_7 - slow__d7_7 if (cell > slow) else 0.0)
-                fast_alpha = (alpha_attack if (fast_prev < fast_target) else alpha_release)
-                fast_alpha__d2 = (1.0 if (fast_prev < fast_target) else 0.0)
-                fast_alpha__d3 = (0.0 if (fast_prev < fast_target) else 1.0)
+                fast_target = select((cell > slow), cell - slow, 0.0)
+                fast_target__d0 = select((cell > slow), cell__d0 - slow__d0, 0.0)
+                fast_target__d1 = select((cell > slow), cell__d1 - slow__d1, 0.0)
+                fast_target__d2 = select((cell > slow), cell__d2 - slow__d2, 0.0)
+                fast_target__d3 = select((cell > slow), cell__d3 - slow__d3, 0.0)
+                fast_target__d4 = select((cell > slow), cell__d4 - slow__d4, 0.0)
+                fast_target__d5 = select((cell > slow), cell__d5 - slow__d5, 0.0)
+                fast_target__d6 = select((cell > slow), cell__d6 - slow__d6, 0.0)
+                fast_target__d7 = select((cell > slow), cell__d7 - slow__d7, 0.0)
+                fast_target__d0_0 = select((cell > slow), cell__d0_0 - slow__d0_0, 0.0)
+                fast_target__d0_1 = select((cell > slow), cell__d0_1 - slow__d0_1, 0.0)
+                fast_target__d0_2 = select((cell > slow), cell__d0_2 - slow__d0_2, 0.0)
+                fast_target__d0_3 = select((cell > slow), cell__d0_3 - slow__d0_3, 0.0)
+                fast_target__d0_4 = select((cell > slow), cell__d0_4 - slow__d0_4, 0.0)
+                fast_target__d0_5 = select((cell > slow), cell__d0_5 - slow__d0_5, 0.0)
+                fast_target__d0_6 = select((cell > slow), cell__d0_6 - slow__d0_6, 0.0)
+                fast_target__d0_7 = select((cell > slow), cell__d0_7 - slow__d0_7, 0.0)
+                fast_target__d1_1 = select((cell > slow), cell__d1_1 - slow__d1_1, 0.0)
+                fast_target__d1_2 = select((cell > slow), cell__d1_2 - slow__d1_2, 0.0)
+                fast_target__d1_3 = select((cell > slow), cell__d1_3 - slow__d1_3, 0.0)
+                fast_target__d1_4 = select((cell > slow), cell__d1_4 - slow__d1_4, 0.0)
+                fast_target__d1_5 = select((cell > slow), cell__d1_5 - slow__d1_5, 0.0)
+                fast_target__d1_6 = select((cell > slow), cell__d1_6 - slow__d1_6, 0.0)
+                fast_target__d1_7 = select((cell > slow), cell__d1_7 - slow__d1_7, 0.0)
+                fast_target__d2_2 = select((cell > slow), cell__d2_2 - slow__d2_2, 0.0)
+                fast_target__d2_3 = select((cell > slow), cell__d2_3 - slow__d2_3, 0.0)
+                fast_target__d2_4 = select((cell > slow), cell__d2_4 - slow__d2_4, 0.0)
+                fast_target__d2_5 = select((cell > slow), cell__d2_5 - slow__d2_5, 0.0)
+                fast_target__d2_6 = select((cell > slow), cell__d2_6 - slow__d2_6, 0.0)
+                fast_target__d2_7 = select((cell > slow), cell__d2_7 - slow__d2_7, 0.0)
+                fast_target__d3_3 = select((cell > slow), cell__d3_3 - slow__d3_3, 0.0)
+                fast_target__d3_4 = select((cell > slow), cell__d3_4 - slow__d3_4, 0.0)
+                fast_target__d3_5 = select((cell > slow), cell__d3_5 - slow__d3_5, 0.0)
+                fast_target__d3_6 = select((cell > slow), cell__d3_6 - slow__d3_6, 0.0)
+                fast_target__d3_7 = select((cell > slow), cell__d3_7 - slow__d3_7, 0.0)
+                fast_target__d4_4 = select((cell > slow), cell__d4_4 - slow__d4_4, 0.0)
+                fast_target__d4_5 = select((cell > slow), cell__d4_5 - slow__d4_5, 0.0)
+                fast_target__d4_6 = select((cell > slow), cell__d4_6 - slow__d4_6, 0.0)
+                fast_target__d4_7 = select((cell > slow), cell__d4_7 - slow__d4_7, 0.0)
+                fast_target__d5_5 = select((cell > slow), cell__d5_5 - slow__d5_5, 0.0)
+                fast_target__d5_6 = select((cell > slow), cell__d5_6 - slow__d5_6, 0.0)
+                fast_target__d5_7 = select((cell > slow), cell__d5_7 - slow__d5_7, 0.0)
+                fast_target__d6_6 = select((cell > slow), cell__d6_6 - slow__d6_6, 0.0)
+                fast_target__d6_7 = select((cell > slow), cell__d6_7 - slow__d6_7, 0.0)
+                fast_target__d7_7 = select((cell > slow), cell__d7_7 - slow__d7_7, 0.0)
+                fast_alpha = select((fast_prev < fast_target), alpha_attack, alpha_release)
+                fast_alpha__d2 = select((fast_prev < fast_target), 1.0, 0.0)
+                fast_alpha__d3 = select((fast_prev < fast_target), 0.0, 1.0)
                 fast = fast_alpha*fast_target + fast_prev*(1.0 - fast_alpha)
                 fast__d0 = fast_alpha*fast_target__d0 + fast_prev__d0*(1.0 - fast_alpha)
                 fast__d1 = fast_alpha*fast_target__d1 + fast_prev__d1*(1.0 - fast_alpha)

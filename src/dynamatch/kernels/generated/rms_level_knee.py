@@ -24,6 +24,7 @@ import numpy as np
 
 from .._numba import kernel
 from ..chunks import chunk_bounds, chunk_count, lane_groups, sum_rows
+from ..scalar import flushed, select
 
 MODEL = 'rms-level-knee'
 KERNEL_PARAMETERS = ('threshold_db', 'ratio', 'alpha_attack', 'alpha_release', 'alpha_detector', 'knee_db')
@@ -51,7 +52,7 @@ def render(x, q, state, output_state, out, out_gain):
     knee_db = q[5]
     slope = 1.0 - 1.0/ratio
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
     envelope_prev = state[0]
     power_prev = state[1]
     channels = x.shape[0]
@@ -61,14 +62,14 @@ def render(x, q, state, output_state, out, out_gain):
             if abs(x[c, n]) > abs(x_n):
                 x_n = x[c, n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        rms = (sqrt(power) if (power > 1.0000000000000001e-20) else 1e-10)
-        envelope_alpha = (alpha_attack if (envelope_prev < rms) else alpha_release)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        rms = select((power > 1.0000000000000001e-20), sqrt(power), 1e-10)
+        envelope_alpha = select((envelope_prev < rms), alpha_attack, alpha_release)
         envelope = envelope_alpha*rms + envelope_prev*(1.0 - envelope_alpha)
-        level_log_3 = log((envelope if (envelope > 1e-10) else 1e-10))
+        level_log_3 = log(select((envelope > 1e-10), envelope, 1e-10))
         over = level_log_3 - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
-        target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
+        target = select((knee_half > -over), select((knee_half <= over), exp(-over*slope), knee_inside), 1.0)
         gain_n = target
         out_gain[n] = gain_n
         envelope_prev = envelope
@@ -78,10 +79,8 @@ def render(x, q, state, output_state, out, out_gain):
             prediction = target*x_n
             out[c, n] = prediction
         if (n & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
+            envelope_prev = flushed(envelope_prev)
+            power_prev = flushed(power_prev)
     state[0] = envelope_prev
     state[1] = power_prev
 
@@ -96,7 +95,7 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
     knee_db = q[5]
     slope = 1.0 - 1.0/ratio
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
     envelope_prev = 0.0
     power_prev = 0.0
     w = 0.0
@@ -109,14 +108,14 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
     for n in range(start, stop):
         x_n = x[n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        rms = (sqrt(power) if (power > 1.0000000000000001e-20) else 1e-10)
-        envelope_alpha = (alpha_attack if (envelope_prev < rms) else alpha_release)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        rms = select((power > 1.0000000000000001e-20), sqrt(power), 1e-10)
+        envelope_alpha = select((envelope_prev < rms), alpha_attack, alpha_release)
         envelope = envelope_alpha*rms + envelope_prev*(1.0 - envelope_alpha)
-        level_log_3 = log((envelope if (envelope > 1e-10) else 1e-10))
+        level_log_3 = log(select((envelope > 1e-10), envelope, 1e-10))
         over = level_log_3 - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
-        target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
+        target = select((knee_half > -over), select((knee_half <= over), exp(-over*slope), knee_inside), 1.0)
         prediction = target*x_n
         u = prediction
         z = u + w
@@ -133,12 +132,9 @@ def _loss_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero, po
         envelope_prev = envelope
         power_prev = power
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
+            envelope_prev = flushed(envelope_prev)
+            power_prev = flushed(power_prev)
+            w = flushed(w)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -156,8 +152,8 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
     slope = 1.0 - 1.0/ratio
     slope__d1 = 1.0/(ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d5 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d5 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
     envelope_prev = 0.0
     envelope_prev__d2 = 0.0
     envelope_prev__d3 = 0.0
@@ -193,21 +189,21 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         x_n = x[n]
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-        rms = (sqrt(power) if (power > 1.0000000000000001e-20) else 1e-10)
-        rms__d4 = ((0.5)*power__d4/rms if (power > 1.0000000000000001e-20) else 0.0)
-        envelope_alpha = (alpha_attack if (envelope_prev < rms) else alpha_release)
-        envelope_alpha__d2 = (1.0 if (envelope_prev < rms) else 0.0)
-        envelope_alpha__d3 = (0.0 if (envelope_prev < rms) else 1.0)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+        rms = select((power > 1.0000000000000001e-20), sqrt(power), 1e-10)
+        rms__d4 = select((power > 1.0000000000000001e-20), (0.5)*power__d4/rms, 0.0)
+        envelope_alpha = select((envelope_prev < rms), alpha_attack, alpha_release)
+        envelope_alpha__d2 = select((envelope_prev < rms), 1.0, 0.0)
+        envelope_alpha__d3 = select((envelope_prev < rms), 0.0, 1.0)
         envelope = envelope_alpha*rms + envelope_prev*(1.0 - envelope_alpha)
         envelope__d2 = envelope_alpha__d2*(-envelope_prev + rms) + envelope_prev__d2*(1.0 - envelope_alpha)
         envelope__d3 = envelope_alpha__d3*(-envelope_prev + rms) + envelope_prev__d3*(1.0 - envelope_alpha)
         envelope__d4 = envelope_alpha*rms__d4 + envelope_prev__d4*(1.0 - envelope_alpha)
-        level_log_3 = log((envelope if (envelope > 1e-10) else 1e-10))
-        level_log_3__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d4 = envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+        level_log_3 = log(select((envelope > 1e-10), envelope, 1e-10))
+        level_log_3__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d4 = envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
         over = level_log_3 - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
         knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -216,13 +212,13 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         knee_inside__d3 = -knee_inside*knee_quarter*level_log_3__d3*slope*(2.0*knee_half + 2.0*over)
         knee_inside__d4 = -knee_inside*knee_quarter*level_log_3__d4*slope*(2.0*knee_half + 2.0*over)
         knee_inside__d5 = -0.057564627324851146*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over) - knee_inside*knee_quarter__d5*slope*((knee_half + over)*(knee_half + over))
-        target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
-        target__d0 = ((0.11512925464970229*slope*target if (knee_half <= over) else knee_inside__d0) if (knee_half > -over) else 0.0)
-        target__d1 = ((-over*slope__d1*target if (knee_half <= over) else knee_inside__d1) if (knee_half > -over) else 0.0)
-        target__d2 = ((-level_log_3__d2*slope*target if (knee_half <= over) else knee_inside__d2) if (knee_half > -over) else 0.0)
-        target__d3 = ((-level_log_3__d3*slope*target if (knee_half <= over) else knee_inside__d3) if (knee_half > -over) else 0.0)
-        target__d4 = ((-level_log_3__d4*slope*target if (knee_half <= over) else knee_inside__d4) if (knee_half > -over) else 0.0)
-        target__d5 = ((0.0 if (knee_half <= over) else knee_inside__d5) if (knee_half > -over) else 0.0)
+        target = select((knee_half > -over), select((knee_half <= over), exp(-over*slope), knee_inside), 1.0)
+        target__d0 = select((knee_half > -over), select((knee_half <= over), 0.11512925464970229*slope*target, knee_inside__d0), 0.0)
+        target__d1 = select((knee_half > -over), select((knee_half <= over), -over*slope__d1*target, knee_inside__d1), 0.0)
+        target__d2 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d2*slope*target, knee_inside__d2), 0.0)
+        target__d3 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d3*slope*target, knee_inside__d3), 0.0)
+        target__d4 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d4*slope*target, knee_inside__d4), 0.0)
+        target__d5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d5), 0.0)
         prediction = target*x_n
         prediction__d0 = target__d0*x_n
         prediction__d1 = target__d1*x_n
@@ -279,32 +275,19 @@ def _gradient_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero
         envelope_prev__d4 = envelope__d4
         power_prev__d4 = power__d4
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(envelope_prev__d2) < 1e-100:
-                envelope_prev__d2 = 0.0
-            if abs(envelope_prev__d3) < 1e-100:
-                envelope_prev__d3 = 0.0
-            if abs(envelope_prev__d4) < 1e-100:
-                envelope_prev__d4 = 0.0
-            if abs(power_prev__d4) < 1e-100:
-                power_prev__d4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
+            envelope_prev = flushed(envelope_prev)
+            power_prev = flushed(power_prev)
+            envelope_prev__d2 = flushed(envelope_prev__d2)
+            envelope_prev__d3 = flushed(envelope_prev__d3)
+            envelope_prev__d4 = flushed(envelope_prev__d4)
+            power_prev__d4 = flushed(power_prev__d4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -335,9 +318,9 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
     slope__d1 = 1.0/(ratio*ratio)
     slope__d1_1 = -2.0/(ratio*ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d5 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
-    knee_quarter__d5_5 = 0.0008284215797622498*(2.0/(knee_half*knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d5 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
+    knee_quarter__d5_5 = 0.0008284215797622498*select((knee_half > 1e-12), 2.0/(knee_half*knee_half*knee_half), 0.0)
     envelope_prev = 0.0
     envelope_prev__d2 = 0.0
     envelope_prev__d3 = 0.0
@@ -444,15 +427,15 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
         power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
         power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
-        level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-        level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-        level_log_2__d4_4 = 0.5*(power__d4*power__d4)*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*(-1.0/(power*power) if (power > 1.0000000000000001e-20) else 0.0) + 0.5*power__d4_4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-        rms = (sqrt(power) if (power > 1.0000000000000001e-20) else 1e-10)
-        rms__d4 = ((0.5)*power__d4/rms if (power > 1.0000000000000001e-20) else 0.0)
-        rms__d4_4 = (-0.25*(power__d4*power__d4)/(rms*rms*rms) + (0.5)*power__d4_4/rms if (power > 1.0000000000000001e-20) else 0.0)
-        envelope_alpha = (alpha_attack if (envelope_prev < rms) else alpha_release)
-        envelope_alpha__d2 = (1.0 if (envelope_prev < rms) else 0.0)
-        envelope_alpha__d3 = (0.0 if (envelope_prev < rms) else 1.0)
+        level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+        level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+        level_log_2__d4_4 = 0.5*(power__d4*power__d4)*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0) + 0.5*power__d4_4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+        rms = select((power > 1.0000000000000001e-20), sqrt(power), 1e-10)
+        rms__d4 = select((power > 1.0000000000000001e-20), (0.5)*power__d4/rms, 0.0)
+        rms__d4_4 = select((power > 1.0000000000000001e-20), -0.25*(power__d4*power__d4)/(rms*rms*rms) + (0.5)*power__d4_4/rms, 0.0)
+        envelope_alpha = select((envelope_prev < rms), alpha_attack, alpha_release)
+        envelope_alpha__d2 = select((envelope_prev < rms), 1.0, 0.0)
+        envelope_alpha__d3 = select((envelope_prev < rms), 0.0, 1.0)
         envelope = envelope_alpha*rms + envelope_prev*(1.0 - envelope_alpha)
         envelope__d2 = envelope_alpha__d2*(-envelope_prev + rms) + envelope_prev__d2*(1.0 - envelope_alpha)
         envelope__d3 = envelope_alpha__d3*(-envelope_prev + rms) + envelope_prev__d3*(1.0 - envelope_alpha)
@@ -463,16 +446,16 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         envelope__d3_3 = -2.0*envelope_alpha__d3*envelope_prev__d3 + envelope_prev__d3_3*(1.0 - envelope_alpha)
         envelope__d3_4 = -envelope_alpha__d3*envelope_prev__d4 + envelope_alpha__d3*rms__d4 + envelope_prev__d3_4*(1.0 - envelope_alpha)
         envelope__d4_4 = envelope_alpha*rms__d4_4 + envelope_prev__d4_4*(1.0 - envelope_alpha)
-        level_log_3 = log((envelope if (envelope > 1e-10) else 1e-10))
-        level_log_3__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d4 = envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d2_2 = (envelope__d2*envelope__d2)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d2_3 = envelope__d2*envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d2_4 = envelope__d2*envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d3_3 = (envelope__d3*envelope__d3)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d3_4 = envelope__d3*envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-        level_log_3__d4_4 = (envelope__d4*envelope__d4)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d4_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+        level_log_3 = log(select((envelope > 1e-10), envelope, 1e-10))
+        level_log_3__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d4 = envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d2_2 = (envelope__d2*envelope__d2)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d2_3 = envelope__d2*envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d2_4 = envelope__d2*envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d3_3 = (envelope__d3*envelope__d3)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d3_4 = envelope__d3*envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+        level_log_3__d4_4 = (envelope__d4*envelope__d4)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d4_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
         over = level_log_3 - 0.11512925464970229*threshold_db
         knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
         knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -502,34 +485,34 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         knee_inside__d4_4 = 2.0*knee_inside*knee_quarter*(level_log_3__d4*level_log_3__d4)*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) - knee_inside*knee_quarter*level_log_3__d4_4*slope*(2.0*knee_half + 2.0*over)
         knee_inside__d4_5 = 0.11512925464970229*knee_inside*knee_quarter*level_log_3__d4*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) + 2.0*knee_inside*knee_quarter__d5*level_log_3__d4*slope*(knee_half + over)*(knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0)
         knee_inside__d5_5 = 0.006627372638097998*knee_inside*knee_quarter*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) + knee_inside*(knee_quarter__d5*knee_quarter__d5)*(slope*slope)*(knee_half + over)**4.0 + 0.23025850929940458*knee_inside*knee_quarter__d5*slope*(knee_half + over)*(knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) - knee_inside*knee_quarter__d5_5*slope*((knee_half + over)*(knee_half + over))
-        target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
-        target__d0 = ((0.11512925464970229*slope*target if (knee_half <= over) else knee_inside__d0) if (knee_half > -over) else 0.0)
-        target__d1 = ((-over*slope__d1*target if (knee_half <= over) else knee_inside__d1) if (knee_half > -over) else 0.0)
-        target__d2 = ((-level_log_3__d2*slope*target if (knee_half <= over) else knee_inside__d2) if (knee_half > -over) else 0.0)
-        target__d3 = ((-level_log_3__d3*slope*target if (knee_half <= over) else knee_inside__d3) if (knee_half > -over) else 0.0)
-        target__d4 = ((-level_log_3__d4*slope*target if (knee_half <= over) else knee_inside__d4) if (knee_half > -over) else 0.0)
-        target__d5 = ((0.0 if (knee_half <= over) else knee_inside__d5) if (knee_half > -over) else 0.0)
-        target__d0_0 = ((0.013254745276195997*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_0) if (knee_half > -over) else 0.0)
-        target__d0_1 = ((-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d0_1) if (knee_half > -over) else 0.0)
-        target__d0_2 = ((-0.11512925464970229*level_log_3__d2*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_2) if (knee_half > -over) else 0.0)
-        target__d0_3 = ((-0.11512925464970229*level_log_3__d3*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_3) if (knee_half > -over) else 0.0)
-        target__d0_4 = ((-0.11512925464970229*level_log_3__d4*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_4) if (knee_half > -over) else 0.0)
-        target__d0_5 = ((0.0 if (knee_half <= over) else knee_inside__d0_5) if (knee_half > -over) else 0.0)
-        target__d1_1 = (((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (knee_half <= over) else knee_inside__d1_1) if (knee_half > -over) else 0.0)
-        target__d1_2 = ((level_log_3__d2*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_2) if (knee_half > -over) else 0.0)
-        target__d1_3 = ((level_log_3__d3*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_3) if (knee_half > -over) else 0.0)
-        target__d1_4 = ((level_log_3__d4*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_4) if (knee_half > -over) else 0.0)
-        target__d1_5 = ((0.0 if (knee_half <= over) else knee_inside__d1_5) if (knee_half > -over) else 0.0)
-        target__d2_2 = (((level_log_3__d2*level_log_3__d2)*(slope*slope)*target - level_log_3__d2_2*slope*target if (knee_half <= over) else knee_inside__d2_2) if (knee_half > -over) else 0.0)
-        target__d2_3 = ((level_log_3__d2*level_log_3__d3*(slope*slope)*target - level_log_3__d2_3*slope*target if (knee_half <= over) else knee_inside__d2_3) if (knee_half > -over) else 0.0)
-        target__d2_4 = ((level_log_3__d2*level_log_3__d4*(slope*slope)*target - level_log_3__d2_4*slope*target if (knee_half <= over) else knee_inside__d2_4) if (knee_half > -over) else 0.0)
-        target__d2_5 = ((0.0 if (knee_half <= over) else knee_inside__d2_5) if (knee_half > -over) else 0.0)
-        target__d3_3 = (((level_log_3__d3*level_log_3__d3)*(slope*slope)*target - level_log_3__d3_3*slope*target if (knee_half <= over) else knee_inside__d3_3) if (knee_half > -over) else 0.0)
-        target__d3_4 = ((level_log_3__d3*level_log_3__d4*(slope*slope)*target - level_log_3__d3_4*slope*target if (knee_half <= over) else knee_inside__d3_4) if (knee_half > -over) else 0.0)
-        target__d3_5 = ((0.0 if (knee_half <= over) else knee_inside__d3_5) if (knee_half > -over) else 0.0)
-        target__d4_4 = (((level_log_3__d4*level_log_3__d4)*(slope*slope)*target - level_log_3__d4_4*slope*target if (knee_half <= over) else knee_inside__d4_4) if (knee_half > -over) else 0.0)
-        target__d4_5 = ((0.0 if (knee_half <= over) else knee_inside__d4_5) if (knee_half > -over) else 0.0)
-        target__d5_5 = ((0.0 if (knee_half <= over) else knee_inside__d5_5) if (knee_half > -over) else 0.0)
+        target = select((knee_half > -over), select((knee_half <= over), exp(-over*slope), knee_inside), 1.0)
+        target__d0 = select((knee_half > -over), select((knee_half <= over), 0.11512925464970229*slope*target, knee_inside__d0), 0.0)
+        target__d1 = select((knee_half > -over), select((knee_half <= over), -over*slope__d1*target, knee_inside__d1), 0.0)
+        target__d2 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d2*slope*target, knee_inside__d2), 0.0)
+        target__d3 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d3*slope*target, knee_inside__d3), 0.0)
+        target__d4 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d4*slope*target, knee_inside__d4), 0.0)
+        target__d5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d5), 0.0)
+        target__d0_0 = select((knee_half > -over), select((knee_half <= over), 0.013254745276195997*(slope*slope)*target, knee_inside__d0_0), 0.0)
+        target__d0_1 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), knee_inside__d0_1), 0.0)
+        target__d0_2 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d2*(slope*slope)*target, knee_inside__d0_2), 0.0)
+        target__d0_3 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d3*(slope*slope)*target, knee_inside__d0_3), 0.0)
+        target__d0_4 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d4*(slope*slope)*target, knee_inside__d0_4), 0.0)
+        target__d0_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d0_5), 0.0)
+        target__d1_1 = select((knee_half > -over), select((knee_half <= over), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, knee_inside__d1_1), 0.0)
+        target__d1_2 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*slope__d1*target*(over*slope - 1.0), knee_inside__d1_2), 0.0)
+        target__d1_3 = select((knee_half > -over), select((knee_half <= over), level_log_3__d3*slope__d1*target*(over*slope - 1.0), knee_inside__d1_3), 0.0)
+        target__d1_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d4*slope__d1*target*(over*slope - 1.0), knee_inside__d1_4), 0.0)
+        target__d1_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d1_5), 0.0)
+        target__d2_2 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d2*level_log_3__d2)*(slope*slope)*target - level_log_3__d2_2*slope*target, knee_inside__d2_2), 0.0)
+        target__d2_3 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*level_log_3__d3*(slope*slope)*target - level_log_3__d2_3*slope*target, knee_inside__d2_3), 0.0)
+        target__d2_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*level_log_3__d4*(slope*slope)*target - level_log_3__d2_4*slope*target, knee_inside__d2_4), 0.0)
+        target__d2_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d2_5), 0.0)
+        target__d3_3 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d3*level_log_3__d3)*(slope*slope)*target - level_log_3__d3_3*slope*target, knee_inside__d3_3), 0.0)
+        target__d3_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d3*level_log_3__d4*(slope*slope)*target - level_log_3__d3_4*slope*target, knee_inside__d3_4), 0.0)
+        target__d3_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d3_5), 0.0)
+        target__d4_4 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d4*level_log_3__d4)*(slope*slope)*target - level_log_3__d4_4*slope*target, knee_inside__d4_4), 0.0)
+        target__d4_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d4_5), 0.0)
+        target__d5_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d5_5), 0.0)
         prediction = target*x_n
         prediction__d0 = target__d0*x_n
         prediction__d1 = target__d1*x_n
@@ -719,88 +702,47 @@ def _hessian_chunk(x, t, t_state, start, stop, count_from, q, makeup_gain, zero,
         envelope_prev__d4_4 = envelope__d4_4
         power_prev__d4_4 = power__d4_4
         if ((n - start) & 63) == 0:
-            if abs(envelope_prev) < 1e-100:
-                envelope_prev = 0.0
-            if abs(power_prev) < 1e-100:
-                power_prev = 0.0
-            if abs(envelope_prev__d2) < 1e-100:
-                envelope_prev__d2 = 0.0
-            if abs(envelope_prev__d3) < 1e-100:
-                envelope_prev__d3 = 0.0
-            if abs(envelope_prev__d4) < 1e-100:
-                envelope_prev__d4 = 0.0
-            if abs(power_prev__d4) < 1e-100:
-                power_prev__d4 = 0.0
-            if abs(envelope_prev__d2_2) < 1e-100:
-                envelope_prev__d2_2 = 0.0
-            if abs(envelope_prev__d2_3) < 1e-100:
-                envelope_prev__d2_3 = 0.0
-            if abs(envelope_prev__d2_4) < 1e-100:
-                envelope_prev__d2_4 = 0.0
-            if abs(envelope_prev__d3_3) < 1e-100:
-                envelope_prev__d3_3 = 0.0
-            if abs(envelope_prev__d3_4) < 1e-100:
-                envelope_prev__d3_4 = 0.0
-            if abs(envelope_prev__d4_4) < 1e-100:
-                envelope_prev__d4_4 = 0.0
-            if abs(power_prev__d4_4) < 1e-100:
-                power_prev__d4_4 = 0.0
-            if abs(w) < 1e-100:
-                w = 0.0
-            if abs(w__d0) < 1e-100:
-                w__d0 = 0.0
-            if abs(w__d1) < 1e-100:
-                w__d1 = 0.0
-            if abs(w__d2) < 1e-100:
-                w__d2 = 0.0
-            if abs(w__d3) < 1e-100:
-                w__d3 = 0.0
-            if abs(w__d4) < 1e-100:
-                w__d4 = 0.0
-            if abs(w__d5) < 1e-100:
-                w__d5 = 0.0
-            if abs(w__d0_0) < 1e-100:
-                w__d0_0 = 0.0
-            if abs(w__d0_1) < 1e-100:
-                w__d0_1 = 0.0
-            if abs(w__d0_2) < 1e-100:
-                w__d0_2 = 0.0
-            if abs(w__d0_3) < 1e-100:
-                w__d0_3 = 0.0
-            if abs(w__d0_4) < 1e-100:
-                w__d0_4 = 0.0
-            if abs(w__d0_5) < 1e-100:
-                w__d0_5 = 0.0
-            if abs(w__d1_1) < 1e-100:
-                w__d1_1 = 0.0
-            if abs(w__d1_2) < 1e-100:
-                w__d1_2 = 0.0
-            if abs(w__d1_3) < 1e-100:
-                w__d1_3 = 0.0
-            if abs(w__d1_4) < 1e-100:
-                w__d1_4 = 0.0
-            if abs(w__d1_5) < 1e-100:
-                w__d1_5 = 0.0
-            if abs(w__d2_2) < 1e-100:
-                w__d2_2 = 0.0
-            if abs(w__d2_3) < 1e-100:
-                w__d2_3 = 0.0
-            if abs(w__d2_4) < 1e-100:
-                w__d2_4 = 0.0
-            if abs(w__d2_5) < 1e-100:
-                w__d2_5 = 0.0
-            if abs(w__d3_3) < 1e-100:
-                w__d3_3 = 0.0
-            if abs(w__d3_4) < 1e-100:
-                w__d3_4 = 0.0
-            if abs(w__d3_5) < 1e-100:
-                w__d3_5 = 0.0
-            if abs(w__d4_4) < 1e-100:
-                w__d4_4 = 0.0
-            if abs(w__d4_5) < 1e-100:
-                w__d4_5 = 0.0
-            if abs(w__d5_5) < 1e-100:
-                w__d5_5 = 0.0
+            envelope_prev = flushed(envelope_prev)
+            power_prev = flushed(power_prev)
+            envelope_prev__d2 = flushed(envelope_prev__d2)
+            envelope_prev__d3 = flushed(envelope_prev__d3)
+            envelope_prev__d4 = flushed(envelope_prev__d4)
+            power_prev__d4 = flushed(power_prev__d4)
+            envelope_prev__d2_2 = flushed(envelope_prev__d2_2)
+            envelope_prev__d2_3 = flushed(envelope_prev__d2_3)
+            envelope_prev__d2_4 = flushed(envelope_prev__d2_4)
+            envelope_prev__d3_3 = flushed(envelope_prev__d3_3)
+            envelope_prev__d3_4 = flushed(envelope_prev__d3_4)
+            envelope_prev__d4_4 = flushed(envelope_prev__d4_4)
+            power_prev__d4_4 = flushed(power_prev__d4_4)
+            w = flushed(w)
+            w__d0 = flushed(w__d0)
+            w__d1 = flushed(w__d1)
+            w__d2 = flushed(w__d2)
+            w__d3 = flushed(w__d3)
+            w__d4 = flushed(w__d4)
+            w__d5 = flushed(w__d5)
+            w__d0_0 = flushed(w__d0_0)
+            w__d0_1 = flushed(w__d0_1)
+            w__d0_2 = flushed(w__d0_2)
+            w__d0_3 = flushed(w__d0_3)
+            w__d0_4 = flushed(w__d0_4)
+            w__d0_5 = flushed(w__d0_5)
+            w__d1_1 = flushed(w__d1_1)
+            w__d1_2 = flushed(w__d1_2)
+            w__d1_3 = flushed(w__d1_3)
+            w__d1_4 = flushed(w__d1_4)
+            w__d1_5 = flushed(w__d1_5)
+            w__d2_2 = flushed(w__d2_2)
+            w__d2_3 = flushed(w__d2_3)
+            w__d2_4 = flushed(w__d2_4)
+            w__d2_5 = flushed(w__d2_5)
+            w__d3_3 = flushed(w__d3_3)
+            w__d3_4 = flushed(w__d3_4)
+            w__d3_5 = flushed(w__d3_5)
+            w__d4_4 = flushed(w__d4_4)
+            w__d4_5 = flushed(w__d4_5)
+            w__d5_5 = flushed(w__d5_5)
     out[0] = sum_rr
     out[1] = sum_zz
     out[2] = sum_zt
@@ -874,9 +816,9 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
     slope__d1 = 1.0/(ratio*ratio)
     slope__d1_1 = -2.0/(ratio*ratio*ratio)
     knee_half = 0.057564627324851146*knee_db
-    knee_quarter = 0.25*((1.0/knee_half) if (knee_half > 1e-12) else 1000000000000.0)
-    knee_quarter__d5 = 0.014391156831212787*(-1.0/(knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
-    knee_quarter__d5_5 = 0.0008284215797622498*(2.0/(knee_half*knee_half*knee_half) if (knee_half > 1e-12) else 0.0)
+    knee_quarter = 0.25*select((knee_half > 1e-12), (1.0/knee_half), 1000000000000.0)
+    knee_quarter__d5 = 0.014391156831212787*select((knee_half > 1e-12), -1.0/(knee_half*knee_half), 0.0)
+    knee_quarter__d5_5 = 0.0008284215797622498*select((knee_half > 1e-12), 2.0/(knee_half*knee_half*knee_half), 0.0)
     work = np.empty(172)
     totals = np.zeros(232)
     staged = np.empty((768, 4))
@@ -1035,15 +977,15 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 power = alpha_detector*(-power_prev + (x_n*x_n)) + power_prev
                 power__d4 = -power_prev + power_prev__d4*(1.0 - alpha_detector) + (x_n*x_n)
                 power__d4_4 = -2.0*power_prev__d4 + power_prev__d4_4*(1.0 - alpha_detector)
-                level_log_2 = 0.5*log((power if (power > 1.0000000000000001e-20) else 1.0000000000000001e-20))
-                level_log_2__d4 = 0.5*power__d4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-                level_log_2__d4_4 = 0.5*(power__d4*power__d4)*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*(-1.0/(power*power) if (power > 1.0000000000000001e-20) else 0.0) + 0.5*power__d4_4*(1.0 if (power > 1.0000000000000001e-20) else 0.0)*((1.0/power) if (power > 1.0000000000000001e-20) else 9.999999999999998e+19)
-                rms = (sqrt(power) if (power > 1.0000000000000001e-20) else 1e-10)
-                rms__d4 = ((0.5)*power__d4/rms if (power > 1.0000000000000001e-20) else 0.0)
-                rms__d4_4 = (-0.25*(power__d4*power__d4)/(rms*rms*rms) + (0.5)*power__d4_4/rms if (power > 1.0000000000000001e-20) else 0.0)
-                envelope_alpha = (alpha_attack if (envelope_prev < rms) else alpha_release)
-                envelope_alpha__d2 = (1.0 if (envelope_prev < rms) else 0.0)
-                envelope_alpha__d3 = (0.0 if (envelope_prev < rms) else 1.0)
+                level_log_2 = 0.5*log(select((power > 1.0000000000000001e-20), power, 1.0000000000000001e-20))
+                level_log_2__d4 = 0.5*power__d4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+                level_log_2__d4_4 = 0.5*(power__d4*power__d4)*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), -1.0/(power*power), 0.0) + 0.5*power__d4_4*select((power > 1.0000000000000001e-20), 1.0, 0.0)*select((power > 1.0000000000000001e-20), (1.0/power), 9.999999999999998e+19)
+                rms = select((power > 1.0000000000000001e-20), sqrt(power), 1e-10)
+                rms__d4 = select((power > 1.0000000000000001e-20), (0.5)*power__d4/rms, 0.0)
+                rms__d4_4 = select((power > 1.0000000000000001e-20), -0.25*(power__d4*power__d4)/(rms*rms*rms) + (0.5)*power__d4_4/rms, 0.0)
+                envelope_alpha = select((envelope_prev < rms), alpha_attack, alpha_release)
+                envelope_alpha__d2 = select((envelope_prev < rms), 1.0, 0.0)
+                envelope_alpha__d3 = select((envelope_prev < rms), 0.0, 1.0)
                 envelope = envelope_alpha*rms + envelope_prev*(1.0 - envelope_alpha)
                 envelope__d2 = envelope_alpha__d2*(-envelope_prev + rms) + envelope_prev__d2*(1.0 - envelope_alpha)
                 envelope__d3 = envelope_alpha__d3*(-envelope_prev + rms) + envelope_prev__d3*(1.0 - envelope_alpha)
@@ -1054,16 +996,16 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 envelope__d3_3 = -2.0*envelope_alpha__d3*envelope_prev__d3 + envelope_prev__d3_3*(1.0 - envelope_alpha)
                 envelope__d3_4 = -envelope_alpha__d3*envelope_prev__d4 + envelope_alpha__d3*rms__d4 + envelope_prev__d3_4*(1.0 - envelope_alpha)
                 envelope__d4_4 = envelope_alpha*rms__d4_4 + envelope_prev__d4_4*(1.0 - envelope_alpha)
-                level_log_3 = log((envelope if (envelope > 1e-10) else 1e-10))
-                level_log_3__d2 = envelope__d2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d3 = envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d4 = envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d2_2 = (envelope__d2*envelope__d2)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_2*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d2_3 = envelope__d2*envelope__d3*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d2_4 = envelope__d2*envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d2_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d3_3 = (envelope__d3*envelope__d3)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_3*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d3_4 = envelope__d3*envelope__d4*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d3_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
-                level_log_3__d4_4 = (envelope__d4*envelope__d4)*(1.0 if (envelope > 1e-10) else 0.0)*(-1.0/(envelope*envelope) if (envelope > 1e-10) else 0.0) + envelope__d4_4*(1.0 if (envelope > 1e-10) else 0.0)*((1.0/envelope) if (envelope > 1e-10) else 10000000000.0)
+                level_log_3 = log(select((envelope > 1e-10), envelope, 1e-10))
+                level_log_3__d2 = envelope__d2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d3 = envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d4 = envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d2_2 = (envelope__d2*envelope__d2)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_2*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d2_3 = envelope__d2*envelope__d3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d2_4 = envelope__d2*envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d2_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d3_3 = (envelope__d3*envelope__d3)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_3*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d3_4 = envelope__d3*envelope__d4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d3_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
+                level_log_3__d4_4 = (envelope__d4*envelope__d4)*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), -1.0/(envelope*envelope), 0.0) + envelope__d4_4*select((envelope > 1e-10), 1.0, 0.0)*select((envelope > 1e-10), (1.0/envelope), 10000000000.0)
                 over = level_log_3 - 0.11512925464970229*threshold_db
                 knee_inside = exp(-knee_quarter*slope*((knee_half + over)*(knee_half + over)))
                 knee_inside__d0 = 0.11512925464970229*knee_inside*knee_quarter*slope*(2.0*knee_half + 2.0*over)
@@ -1093,34 +1035,34 @@ def _hessian_lanes(x, t, t_states, k0, lanes, chunk_samples, warmup_samples, q, 
                 knee_inside__d4_4 = 2.0*knee_inside*knee_quarter*(level_log_3__d4*level_log_3__d4)*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) - knee_inside*knee_quarter*level_log_3__d4_4*slope*(2.0*knee_half + 2.0*over)
                 knee_inside__d4_5 = 0.11512925464970229*knee_inside*knee_quarter*level_log_3__d4*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) + 2.0*knee_inside*knee_quarter__d5*level_log_3__d4*slope*(knee_half + over)*(knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0)
                 knee_inside__d5_5 = 0.006627372638097998*knee_inside*knee_quarter*slope*(2.0*knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) + knee_inside*(knee_quarter__d5*knee_quarter__d5)*(slope*slope)*(knee_half + over)**4.0 + 0.23025850929940458*knee_inside*knee_quarter__d5*slope*(knee_half + over)*(knee_quarter*slope*((knee_half + over)*(knee_half + over)) - 1.0) - knee_inside*knee_quarter__d5_5*slope*((knee_half + over)*(knee_half + over))
-                target = ((exp(-over*slope) if (knee_half <= over) else knee_inside) if (knee_half > -over) else 1.0)
-                target__d0 = ((0.11512925464970229*slope*target if (knee_half <= over) else knee_inside__d0) if (knee_half > -over) else 0.0)
-                target__d1 = ((-over*slope__d1*target if (knee_half <= over) else knee_inside__d1) if (knee_half > -over) else 0.0)
-                target__d2 = ((-level_log_3__d2*slope*target if (knee_half <= over) else knee_inside__d2) if (knee_half > -over) else 0.0)
-                target__d3 = ((-level_log_3__d3*slope*target if (knee_half <= over) else knee_inside__d3) if (knee_half > -over) else 0.0)
-                target__d4 = ((-level_log_3__d4*slope*target if (knee_half <= over) else knee_inside__d4) if (knee_half > -over) else 0.0)
-                target__d5 = ((0.0 if (knee_half <= over) else knee_inside__d5) if (knee_half > -over) else 0.0)
-                target__d0_0 = ((0.013254745276195997*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_0) if (knee_half > -over) else 0.0)
-                target__d0_1 = ((-0.11512925464970229*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d0_1) if (knee_half > -over) else 0.0)
-                target__d0_2 = ((-0.11512925464970229*level_log_3__d2*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_2) if (knee_half > -over) else 0.0)
-                target__d0_3 = ((-0.11512925464970229*level_log_3__d3*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_3) if (knee_half > -over) else 0.0)
-                target__d0_4 = ((-0.11512925464970229*level_log_3__d4*(slope*slope)*target if (knee_half <= over) else knee_inside__d0_4) if (knee_half > -over) else 0.0)
-                target__d0_5 = ((0.0 if (knee_half <= over) else knee_inside__d0_5) if (knee_half > -over) else 0.0)
-                target__d1_1 = (((over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target if (knee_half <= over) else knee_inside__d1_1) if (knee_half > -over) else 0.0)
-                target__d1_2 = ((level_log_3__d2*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_2) if (knee_half > -over) else 0.0)
-                target__d1_3 = ((level_log_3__d3*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_3) if (knee_half > -over) else 0.0)
-                target__d1_4 = ((level_log_3__d4*slope__d1*target*(over*slope - 1.0) if (knee_half <= over) else knee_inside__d1_4) if (knee_half > -over) else 0.0)
-                target__d1_5 = ((0.0 if (knee_half <= over) else knee_inside__d1_5) if (knee_half > -over) else 0.0)
-                target__d2_2 = (((level_log_3__d2*level_log_3__d2)*(slope*slope)*target - level_log_3__d2_2*slope*target if (knee_half <= over) else knee_inside__d2_2) if (knee_half > -over) else 0.0)
-                target__d2_3 = ((level_log_3__d2*level_log_3__d3*(slope*slope)*target - level_log_3__d2_3*slope*target if (knee_half <= over) else knee_inside__d2_3) if (knee_half > -over) else 0.0)
-                target__d2_4 = ((level_log_3__d2*level_log_3__d4*(slope*slope)*target - level_log_3__d2_4*slope*target if (knee_half <= over) else knee_inside__d2_4) if (knee_half > -over) else 0.0)
-                target__d2_5 = ((0.0 if (knee_half <= over) else knee_inside__d2_5) if (knee_half > -over) else 0.0)
-                target__d3_3 = (((level_log_3__d3*level_log_3__d3)*(slope*slope)*target - level_log_3__d3_3*slope*target if (knee_half <= over) else knee_inside__d3_3) if (knee_half > -over) else 0.0)
-                target__d3_4 = ((level_log_3__d3*level_log_3__d4*(slope*slope)*target - level_log_3__d3_4*slope*target if (knee_half <= over) else knee_inside__d3_4) if (knee_half > -over) else 0.0)
-                target__d3_5 = ((0.0 if (knee_half <= over) else knee_inside__d3_5) if (knee_half > -over) else 0.0)
-                target__d4_4 = (((level_log_3__d4*level_log_3__d4)*(slope*slope)*target - level_log_3__d4_4*slope*target if (knee_half <= over) else knee_inside__d4_4) if (knee_half > -over) else 0.0)
-                target__d4_5 = ((0.0 if (knee_half <= over) else knee_inside__d4_5) if (knee_half > -over) else 0.0)
-                target__d5_5 = ((0.0 if (knee_half <= over) else knee_inside__d5_5) if (knee_half > -over) else 0.0)
+                target = select((knee_half > -over), select((knee_half <= over), exp(-over*slope), knee_inside), 1.0)
+                target__d0 = select((knee_half > -over), select((knee_half <= over), 0.11512925464970229*slope*target, knee_inside__d0), 0.0)
+                target__d1 = select((knee_half > -over), select((knee_half <= over), -over*slope__d1*target, knee_inside__d1), 0.0)
+                target__d2 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d2*slope*target, knee_inside__d2), 0.0)
+                target__d3 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d3*slope*target, knee_inside__d3), 0.0)
+                target__d4 = select((knee_half > -over), select((knee_half <= over), -level_log_3__d4*slope*target, knee_inside__d4), 0.0)
+                target__d5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d5), 0.0)
+                target__d0_0 = select((knee_half > -over), select((knee_half <= over), 0.013254745276195997*(slope*slope)*target, knee_inside__d0_0), 0.0)
+                target__d0_1 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*slope__d1*target*(over*slope - 1.0), knee_inside__d0_1), 0.0)
+                target__d0_2 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d2*(slope*slope)*target, knee_inside__d0_2), 0.0)
+                target__d0_3 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d3*(slope*slope)*target, knee_inside__d0_3), 0.0)
+                target__d0_4 = select((knee_half > -over), select((knee_half <= over), -0.11512925464970229*level_log_3__d4*(slope*slope)*target, knee_inside__d0_4), 0.0)
+                target__d0_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d0_5), 0.0)
+                target__d1_1 = select((knee_half > -over), select((knee_half <= over), (over*over)*(slope__d1*slope__d1)*target - over*slope__d1_1*target, knee_inside__d1_1), 0.0)
+                target__d1_2 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*slope__d1*target*(over*slope - 1.0), knee_inside__d1_2), 0.0)
+                target__d1_3 = select((knee_half > -over), select((knee_half <= over), level_log_3__d3*slope__d1*target*(over*slope - 1.0), knee_inside__d1_3), 0.0)
+                target__d1_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d4*slope__d1*target*(over*slope - 1.0), knee_inside__d1_4), 0.0)
+                target__d1_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d1_5), 0.0)
+                target__d2_2 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d2*level_log_3__d2)*(slope*slope)*target - level_log_3__d2_2*slope*target, knee_inside__d2_2), 0.0)
+                target__d2_3 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*level_log_3__d3*(slope*slope)*target - level_log_3__d2_3*slope*target, knee_inside__d2_3), 0.0)
+                target__d2_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d2*level_log_3__d4*(slope*slope)*target - level_log_3__d2_4*slope*target, knee_inside__d2_4), 0.0)
+                target__d2_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d2_5), 0.0)
+                target__d3_3 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d3*level_log_3__d3)*(slope*slope)*target - level_log_3__d3_3*slope*target, knee_inside__d3_3), 0.0)
+                target__d3_4 = select((knee_half > -over), select((knee_half <= over), level_log_3__d3*level_log_3__d4*(slope*slope)*target - level_log_3__d3_4*slope*target, knee_inside__d3_4), 0.0)
+                target__d3_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d3_5), 0.0)
+                target__d4_4 = select((knee_half > -over), select((knee_half <= over), (level_log_3__d4*level_log_3__d4)*(slope*slope)*target - level_log_3__d4_4*slope*target, knee_inside__d4_4), 0.0)
+                target__d4_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d4_5), 0.0)
+                target__d5_5 = select((knee_half > -over), select((knee_half <= over), 0.0, knee_inside__d5_5), 0.0)
                 prediction = target*x_n
                 prediction__d0 = target__d0*x_n
                 prediction__d1 = target__d1*x_n
