@@ -46,22 +46,24 @@ class PythonPrinter(PythonCodePrinter):
 
     def _print_Piecewise(self, expression) -> str:
         *branches, (last, condition) = expression.args
-        text = self._print(last)
+        text = self._branch(last)
         for value, cond in reversed(branches):
-            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+            text = self._choice(self._print(cond), self._branch(value), text)
         return text
+
+    def _branch(self, value) -> str:
+        return self._print(value)
+
+    def _choice(self, condition: str, value: str, otherwise: str) -> str:
+        return f"({value} if {condition} else {otherwise})"
 
 
 class NumbaPrinter(PythonPrinter):
     """:class:`PythonPrinter` with branches as calls of :func:`dynamatch.kernels.scalar.select` (one basic
     block of numba's IR each instead of three: see that module)."""
 
-    def _print_Piecewise(self, expression) -> str:
-        *branches, (last, condition) = expression.args
-        text = self._print(last)
-        for value, cond in reversed(branches):
-            text = f"select({self._print(cond)}, {self._print(value)}, {text})"
-        return text
+    def _choice(self, condition: str, value: str, otherwise: str) -> str:
+        return f"select({condition}, {value}, {otherwise})"
 
 
 class CppPrinter(C99CodePrinter):

@@ -43,12 +43,8 @@ INDENT = "    "
 class TorchPrinter(PythonPrinter):
     """:class:`PythonPrinter` for tensors: branches as ``where``, logic as ``& | ~``."""
 
-    def _print_Piecewise(self, expression) -> str:
-        *branches, (last, condition) = expression.args
-        text = self._branch(last)
-        for value, cond in reversed(branches):
-            text = f"where({self._print(cond)}, {self._branch(value)}, {text})"
-        return text
+    def _choice(self, condition: str, value: str, otherwise: str) -> str:
+        return f"where({condition}, {value}, {otherwise})"
 
     def _branch(self, value) -> str:
         """A branch value; a number as a 0-d tensor of the working dtype (``one``), so that ``where`` of two

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..kernels.scalar import FLUSH_BELOW
 from ..models.blocks import EPSILON
 from .forward import Derived
-from .numba_module import FLUSH_BELOW, FLUSH_PERIOD, split_prologue
+from .numba_module import FLUSH_PERIOD, split_prologue
 from .printing import PythonPrinter
 
 INDENT = "    "
